@@ -1,0 +1,259 @@
+//! The group slab and the ready ring.
+//!
+//! A group is one key's state. Groups live in a grow-only slab of slots
+//! (a freed slot is reused, with its generation bumped so old leases can be
+//! told apart). Groups with `active < target` are linked into the *ready
+//! ring*, a circular doubly-linked list with a cursor: any-key grants take the
+//! group under the cursor and move it on, which is round-robin in O(1).
+
+use alloc::vec::Vec;
+
+use crate::waiters::{List, NIL};
+
+pub(crate) struct Group<K> {
+    pub(crate) key: K,
+    /// The key's hash, cached so that rehashing never calls user code.
+    pub(crate) hash: u64,
+    pub(crate) target: u64,
+    pub(crate) active: u64,
+    /// Key waiters of this group, oldest first.
+    pub(crate) queue: List,
+    /// Length of `queue`.
+    pub(crate) waiting: u32,
+    ring_prev: u32,
+    ring_next: u32,
+}
+
+impl<K> Group<K> {
+    pub(crate) fn has_room(&self) -> bool {
+        self.active < self.target
+    }
+
+    pub(crate) fn in_ring(&self) -> bool {
+        self.ring_next != NIL
+    }
+
+    /// True when nothing refers to the group any more: it may be forgotten.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.target == 0 && self.active == 0 && self.waiting == 0
+    }
+}
+
+enum Entry<K> {
+    Occupied(Group<K>),
+    Vacant { next_free: u32 },
+}
+
+struct Slot<K> {
+    generation: u32,
+    entry: Entry<K>,
+}
+
+pub(crate) struct Groups<K> {
+    slots: Vec<Slot<K>>,
+    free: u32,
+    len: usize,
+    /// The ready ring's cursor: the group the next any-key grant comes from.
+    cursor: u32,
+}
+
+impl<K> Groups<K> {
+    pub(crate) const fn new() -> Self {
+        Self {
+            slots: Vec::new(),
+            free: NIL,
+            len: 0,
+            cursor: NIL,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Stores a new group with target 0 and returns its slot.
+    pub(crate) fn insert(&mut self, key: K, hash: u64) -> u32 {
+        let group = Group {
+            key,
+            hash,
+            target: 0,
+            active: 0,
+            queue: List::EMPTY,
+            waiting: 0,
+            ring_prev: NIL,
+            ring_next: NIL,
+        };
+        self.len += 1;
+        if self.free == NIL {
+            let index = u32::try_from(self.slots.len())
+                .ok()
+                .filter(|&i| i != NIL)
+                .expect("more than u32::MAX - 1 groups at once");
+            self.slots.push(Slot {
+                generation: 0,
+                entry: Entry::Occupied(group),
+            });
+            index
+        } else {
+            let index = self.free;
+            let slot = &mut self.slots[index as usize];
+            if let Entry::Vacant { next_free } = slot.entry {
+                self.free = next_free;
+            }
+            slot.entry = Entry::Occupied(group);
+            index
+        }
+    }
+
+    /// Frees an idle group's slot (it must be out of the ring).
+    pub(crate) fn remove(&mut self, index: u32) {
+        let free = self.free;
+        let slot = &mut self.slots[index as usize];
+        debug_assert!(matches!(&slot.entry, Entry::Occupied(g) if !g.in_ring()));
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.entry = Entry::Vacant { next_free: free };
+        self.free = index;
+        self.len -= 1;
+    }
+
+    /// The group in slot `index`, if that slot is occupied.
+    pub(crate) fn get(&self, index: u32) -> Option<&Group<K>> {
+        match self.slots.get(index as usize) {
+            Some(Slot {
+                entry: Entry::Occupied(g),
+                ..
+            }) => Some(g),
+            _ => None,
+        }
+    }
+
+    /// The group in slot `index` if it is occupied with `generation`.
+    pub(crate) fn get_checked(&self, index: u32, generation: u32) -> Option<&Group<K>> {
+        match self.slots.get(index as usize) {
+            Some(Slot {
+                generation: g,
+                entry: Entry::Occupied(group),
+            }) if *g == generation => Some(group),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn generation(&self, index: u32) -> u32 {
+        self.slots[index as usize].generation
+    }
+
+    /// The occupied group in slot `index`.
+    ///
+    /// # Panics
+    ///
+    /// If the slot is vacant: the pool's own bookkeeping is broken.
+    pub(crate) fn at(&self, index: u32) -> &Group<K> {
+        self.get(index).expect("group slot is occupied")
+    }
+
+    /// Mutable access to the occupied group in slot `index`.
+    pub(crate) fn at_mut(&mut self, index: u32) -> &mut Group<K> {
+        match &mut self.slots[index as usize].entry {
+            Entry::Occupied(g) => g,
+            Entry::Vacant { .. } => unreachable!("group slot is occupied"),
+        }
+    }
+
+    /// Every occupied slot's group, in slot order.
+    pub(crate) fn iter(&self) -> GroupIter<'_, K> {
+        GroupIter {
+            slots: self.slots.iter(),
+        }
+    }
+
+    /// How many slots the slab has (occupied or not).
+    pub(crate) fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    // ---- the ready ring ----
+
+    /// The group the next any-key grant should come from.
+    pub(crate) fn cursor(&self) -> u32 {
+        self.cursor
+    }
+
+    /// Moves the cursor one group on.
+    pub(crate) fn advance(&mut self) {
+        if self.cursor != NIL {
+            self.cursor = self.at(self.cursor).ring_next;
+        }
+    }
+
+    /// Links group `index` into the ring just before the cursor, so it is
+    /// served last in the current round. No-op if it is already linked.
+    pub(crate) fn ring_insert(&mut self, index: u32) {
+        if self.at(index).in_ring() {
+            return;
+        }
+        if self.cursor == NIL {
+            let g = self.at_mut(index);
+            g.ring_prev = index;
+            g.ring_next = index;
+            self.cursor = index;
+            return;
+        }
+        let next = self.cursor;
+        let prev = self.at(next).ring_prev;
+        {
+            let g = self.at_mut(index);
+            g.ring_prev = prev;
+            g.ring_next = next;
+        }
+        self.at_mut(prev).ring_next = index;
+        self.at_mut(next).ring_prev = index;
+    }
+
+    /// Unlinks group `index` from the ring. No-op if it is not linked.
+    pub(crate) fn ring_remove(&mut self, index: u32) {
+        let (prev, next) = {
+            let g = self.at_mut(index);
+            if !g.in_ring() {
+                return;
+            }
+            let links = (g.ring_prev, g.ring_next);
+            g.ring_prev = NIL;
+            g.ring_next = NIL;
+            links
+        };
+        if next == index {
+            self.cursor = NIL;
+            return;
+        }
+        self.at_mut(prev).ring_next = next;
+        self.at_mut(next).ring_prev = prev;
+        if self.cursor == index {
+            self.cursor = next;
+        }
+    }
+
+    /// Puts group `index` in the ring iff it has room.
+    pub(crate) fn ring_update(&mut self, index: u32) {
+        if self.at(index).has_room() {
+            self.ring_insert(index);
+        } else {
+            self.ring_remove(index);
+        }
+    }
+}
+
+/// Iterator over the occupied groups of a slab.
+pub(crate) struct GroupIter<'a, K> {
+    slots: core::slice::Iter<'a, Slot<K>>,
+}
+
+impl<'a, K> Iterator for GroupIter<'a, K> {
+    type Item = &'a Group<K>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.slots.find_map(|slot| match &slot.entry {
+            Entry::Occupied(g) => Some(g),
+            Entry::Vacant { .. } => None,
+        })
+    }
+}

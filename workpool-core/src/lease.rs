@@ -1,0 +1,128 @@
+//! The values the core hands out: leases, waiter handles, claims and counts.
+
+use core::fmt;
+
+/// The visible state of one key: its target and how many leases are live.
+///
+/// A key the pool does not track reads as `Counts { target: 0, active: 0 }`.
+/// `active` may exceed `target` after the target was lowered: lowering a
+/// target never revokes a lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Counts {
+    /// How many leases the key should have at most.
+    pub target: u64,
+    /// How many leases of the key are live.
+    pub active: u64,
+}
+
+/// A lease granted by a [`Pool`](crate::Pool): one unit of a key's capacity.
+///
+/// Give it back with [`Pool::release`](crate::Pool::release). It is not
+/// `Clone`, so a lease can be released at most once; the core has no `Drop`
+/// logic, so a lease that is simply dropped keeps its capacity taken forever.
+/// Adapters (such as `workpool-std`) wrap it in an RAII guard.
+pub struct Lease<K> {
+    pub(crate) pool: usize,
+    pub(crate) group: u32,
+    pub(crate) generation: u32,
+    pub(crate) id: u64,
+    pub(crate) key: K,
+}
+
+impl<K> Lease<K> {
+    /// The lease id: unique within its pool, strictly increasing in grant
+    /// order, starting at 1 and never 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::new();
+    /// pool.set("a", 2);
+    /// let first = pool.try_acquire().unwrap();
+    /// let second = pool.try_acquire().unwrap();
+    /// assert_eq!((first.id(), second.id()), (1, 2));
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The key whose capacity this lease holds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::new();
+    /// pool.set("a", 1);
+    /// assert_eq!(*pool.try_acquire().unwrap().key(), "a");
+    /// ```
+    pub fn key(&self) -> &K {
+        &self.key
+    }
+}
+
+impl<K: fmt::Debug> fmt::Debug for Lease<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lease")
+            .field("id", &self.id)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A handle to a waiter registered with [`Pool::enqueue`](crate::Pool::enqueue)
+/// or [`Pool::enqueue_key`](crate::Pool::enqueue_key).
+///
+/// Handles are only meaningful to the pool that issued them. A handle goes
+/// stale once [`Pool::claim`](crate::Pool::claim) returned a final answer or
+/// [`Pool::cancel`](crate::Pool::cancel) removed the waiter; using it later
+/// returns [`UnknownWaiter`](crate::UnknownWaiter).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WaiterId {
+    pub(crate) index: u32,
+    pub(crate) generation: u32,
+}
+
+impl WaiterId {
+    /// The waiter's slot: a dense index, smaller than the largest number of
+    /// waiters ever registered at once. Adapters use it to keep per-waiter
+    /// data (a wake-up handle, say) in a plain `Vec` beside the core. Two
+    /// waiters that are registered at the same time never share a slot.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::<&str>::new();
+    /// let w = pool.enqueue().unwrap();
+    /// assert_eq!(w.index(), 0);
+    /// ```
+    pub fn index(self) -> usize {
+        self.index as usize
+    }
+}
+
+impl fmt::Debug for WaiterId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WaiterId({}v{})", self.index, self.generation)
+    }
+}
+
+/// What [`Pool::claim`](crate::Pool::claim) found for a waiter.
+#[must_use = "a granted lease must be released or its capacity stays taken"]
+pub enum Claim<K> {
+    /// The pool was closed while the waiter waited; the waiter is removed.
+    Closed,
+    /// The waiter was granted this lease; the waiter is removed.
+    Granted(Lease<K>),
+    /// The waiter is still waiting; its handle stays valid.
+    Waiting,
+}
+
+impl<K: fmt::Debug> fmt::Debug for Claim<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Closed => f.write_str("Closed"),
+            Self::Granted(lease) => f.debug_tuple("Granted").field(lease).finish(),
+            Self::Waiting => f.write_str("Waiting"),
+        }
+    }
+}

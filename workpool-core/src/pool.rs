@@ -1,0 +1,769 @@
+//! The pool: groups, waiters and the rules that connect them.
+
+use core::fmt;
+use core::hash::{BuildHasher, Hash};
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+use crate::error::{Closed, ReleaseError, TryAcquireError, UnknownWaiter};
+use crate::groups::Groups;
+use crate::lease::{Claim, Counts, Lease, WaiterId};
+use crate::waiters::{List, State, Waiters, NIL};
+
+/// The keyed counting state machine: a target and an active count per key,
+/// round-robin any-key selection and a FIFO waiter queue.
+///
+/// The pool never blocks, never sleeps and knows no waker: it is told what
+/// happened and answers who gets which lease. See the [crate docs](crate) for
+/// the method groups and a complete walk-through.
+///
+/// # Fairness
+///
+/// Waiters are served strictly oldest first among those that capacity can
+/// serve: capacity freed or added at key `k` goes to the oldest waiter that
+/// asked for `k` or for any key. A `try_acquire*` call or a new waiter never
+/// takes capacity an earlier waiter could use (no barging). Any-key grants
+/// that find capacity at once rotate round-robin over the keys with room.
+///
+/// # Shrinking a target
+///
+/// [`set`](Self::set) with a lower target revokes nothing: live leases stay
+/// valid and keep counting, and grants for that key resume only once
+/// `active < target`. Waiters stay queued. With target 0 the key grants
+/// nothing; it is forgotten once it has no live lease and no waiter, and a
+/// key that is set again later still counts the leases it had.
+pub struct Pool<K, S = DefaultHashBuilder> {
+    id: usize,
+    hasher: S,
+    /// Group slots, found by the key's cached hash.
+    table: HashTable<u32>,
+    groups: Groups<K>,
+    waiters: Waiters<K>,
+    /// Any-key waiters, oldest first.
+    any_queue: List,
+    /// Waiters whose outcome is decided and not yet reported by `poll_wake`.
+    wake: List,
+    next_lease: u64,
+    next_seq: u64,
+    closed: bool,
+}
+
+impl<K: Hash + Eq + Clone> Pool<K> {
+    /// Creates an empty, open pool with the default hasher.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_core::Pool::<&str>::new();
+    /// assert!(pool.is_empty());
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        Self::with_hasher(DefaultHashBuilder::default())
+    }
+}
+
+impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
+    /// Creates an empty, open pool that hashes keys with `hasher`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hashbrown::DefaultHashBuilder;
+    /// let pool = workpool_core::Pool::<u32, _>::with_hasher(DefaultHashBuilder::default());
+    /// assert!(!pool.is_closed());
+    /// ```
+    #[must_use]
+    pub fn with_hasher(hasher: S) -> Self {
+        Self {
+            id: next_pool_id(),
+            hasher,
+            table: HashTable::new(),
+            groups: Groups::new(),
+            waiters: Waiters::new(),
+            any_queue: List::EMPTY,
+            wake: List::EMPTY,
+            next_lease: 1,
+            next_seq: 0,
+            closed: false,
+        }
+    }
+
+    // ---------------------------------------------------------------- queries
+
+    /// The target and active count of `key`; `Counts::default()` for a key
+    /// the pool does not track.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::{Counts, Pool};
+    /// let mut pool = Pool::new();
+    /// pool.set("a", 2);
+    /// let _lease = pool.try_acquire_key(&"a").unwrap();
+    /// assert_eq!(pool.counts(&"a"), Counts { target: 2, active: 1 });
+    /// assert_eq!(pool.counts(&"b"), Counts { target: 0, active: 0 });
+    /// ```
+    pub fn counts(&self, key: &K) -> Counts {
+        self.find(key).map_or_else(Counts::default, |g| {
+            let g = self.groups.at(g);
+            Counts {
+                target: g.target,
+                active: g.active,
+            }
+        })
+    }
+
+    /// How many waiters are waiting for `key` specifically (any-key waiters
+    /// are not counted; see [`waiters`](Self::waiters)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::new();
+    /// let _w = pool.enqueue_key(&"a").unwrap();
+    /// assert_eq!(pool.waiting(&"a"), 1);
+    /// ```
+    pub fn waiting(&self, key: &K) -> usize {
+        self.find(key)
+            .map_or(0, |g| self.groups.at(g).waiting as usize)
+    }
+
+    /// How many waiters of either kind are still waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::<&str>::new();
+    /// let _w = pool.enqueue().unwrap();
+    /// assert_eq!(pool.waiters(), 1);
+    /// ```
+    pub fn waiters(&self) -> usize {
+        self.waiters.waiting
+    }
+
+    /// How many keys the pool tracks: keys with a non-zero target, a live
+    /// lease or a waiter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::new();
+    /// pool.set("a", 1);
+    /// pool.set("b", 0);
+    /// assert_eq!(pool.len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// True when the pool tracks no key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(workpool_core::Pool::<u8>::new().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.groups.len() == 0
+    }
+
+    /// True once [`close`](Self::close) was called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::<u8>::new();
+    /// pool.close();
+    /// assert!(pool.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// A snapshot of every tracked key with its counts, in no particular
+    /// order. It borrows the pool, so the pool cannot change while it runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::new();
+    /// pool.set("a", 1);
+    /// pool.set("b", 2);
+    /// let mut all: Vec<_> = pool.iter().map(|(k, c)| (*k, c.target)).collect();
+    /// all.sort();
+    /// assert_eq!(all, [("a", 1), ("b", 2)]);
+    /// ```
+    pub fn iter(&self) -> Iter<'_, K> {
+        Iter {
+            inner: self.groups.iter(),
+        }
+    }
+
+    // ----------------------------------------------------------------- inputs
+
+    /// Sets the target of `key`, at once.
+    ///
+    /// Raising it serves waiters (oldest first) with the new room, then puts
+    /// the rest of the room up for any-key grants. Lowering it revokes no
+    /// lease. Setting 0 stops grants for the key and forgets it once it has
+    /// no live lease and no waiter. `set` works after [`close`](Self::close)
+    /// too. Any waiter it serves is reported by [`poll_wake`](Self::poll_wake).
+    ///
+    /// # Panics
+    ///
+    /// If a new key would make the pool track more than `u32::MAX - 1` keys,
+    /// or if `K`'s `Hash` or `Eq` panics (then the pool is unchanged).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::new();
+    /// pool.set("a", 1);
+    /// let lease = pool.try_acquire().unwrap();
+    /// pool.set("a", 0); // the lease stays valid
+    /// assert_eq!(pool.counts(&"a").active, 1);
+    /// pool.release(lease).unwrap();
+    /// assert!(pool.is_empty());
+    /// ```
+    pub fn set(&mut self, key: K, target: u64) {
+        let hash = self.hasher.hash_one(&key);
+        let g = match self.find_hashed(hash, &key) {
+            Some(g) => g,
+            None if target == 0 => return,
+            None => self.insert_group(key, hash),
+        };
+        let group = self.groups.at_mut(g);
+        let old = core::mem::replace(&mut group.target, target);
+        if target > old {
+            self.serve(g);
+        } else {
+            self.groups.ring_update(g);
+            self.forget_if_idle(g);
+        }
+    }
+
+    /// Takes a lease from any key with room, round-robin over those keys.
+    ///
+    /// # Errors
+    ///
+    /// [`TryAcquireError::Closed`] once the pool is closed;
+    /// [`TryAcquireError::NoCapacity`] when no key has room (a key with room
+    /// never has an eligible waiter, so this never barges).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::{Pool, TryAcquireError};
+    /// let mut pool = Pool::new();
+    /// pool.set("a", 1);
+    /// pool.set("b", 1);
+    /// let one = pool.try_acquire().unwrap();
+    /// let two = pool.try_acquire().unwrap();
+    /// assert_ne!(one.key(), two.key());
+    /// assert_eq!(pool.try_acquire().unwrap_err(), TryAcquireError::NoCapacity);
+    /// ```
+    pub fn try_acquire(&mut self) -> Result<Lease<K>, TryAcquireError> {
+        if self.closed {
+            return Err(TryAcquireError::Closed);
+        }
+        self.take_any().ok_or(TryAcquireError::NoCapacity)
+    }
+
+    /// Takes a lease from `key` if it has room.
+    ///
+    /// # Errors
+    ///
+    /// [`TryAcquireError::Closed`] once the pool is closed;
+    /// [`TryAcquireError::NoCapacity`] when `active >= target` for `key`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::new();
+    /// pool.set("a", 1);
+    /// let lease = pool.try_acquire_key(&"a").unwrap();
+    /// assert!(pool.try_acquire_key(&"a").is_err());
+    /// assert!(pool.try_acquire_key(&"b").is_err());
+    /// # pool.release(lease).unwrap();
+    /// ```
+    pub fn try_acquire_key(&mut self, key: &K) -> Result<Lease<K>, TryAcquireError> {
+        if self.closed {
+            return Err(TryAcquireError::Closed);
+        }
+        self.find(key)
+            .and_then(|g| self.take_from(g))
+            .ok_or(TryAcquireError::NoCapacity)
+    }
+
+    /// Registers a waiter for a lease from any key.
+    ///
+    /// If a key has room the waiter is granted at once (its
+    /// [`claim`](Self::claim) returns the lease; it is not reported by
+    /// `poll_wake`); otherwise it joins the back of the queue.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] once the pool is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::{Claim, Pool};
+    /// let mut pool = Pool::new();
+    /// let waiter = pool.enqueue().unwrap();
+    /// assert!(matches!(pool.claim(waiter), Ok(Claim::Waiting)));
+    /// pool.set("a", 1);
+    /// assert_eq!(pool.poll_wake(), Some(waiter));
+    /// assert!(matches!(pool.claim(waiter), Ok(Claim::Granted(_))));
+    /// ```
+    pub fn enqueue(&mut self) -> Result<WaiterId, Closed> {
+        if self.closed {
+            return Err(Closed);
+        }
+        let seq = self.bump_seq();
+        Ok(match self.take_any() {
+            Some(lease) => self.waiters.insert(NIL, seq, State::Granted(lease)),
+            None => {
+                let w = self.waiters.insert(NIL, seq, State::Waiting);
+                self.waiters.push_back(&mut self.any_queue, w.index);
+                w
+            }
+        })
+    }
+
+    /// Registers a waiter for a lease from `key`.
+    ///
+    /// If `key` has room the waiter is granted at once; otherwise it joins
+    /// the back of the key's queue (an untracked key starts being tracked,
+    /// with target 0, while someone waits for it).
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] once the pool is closed.
+    ///
+    /// # Panics
+    ///
+    /// If `K`'s `Hash` or `Eq` panics (then the pool is unchanged).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::{Claim, Pool};
+    /// let mut pool = Pool::new();
+    /// let waiter = pool.enqueue_key(&"a").unwrap();
+    /// pool.set("b", 1); // cannot serve a waiter for "a"
+    /// assert_eq!(pool.poll_wake(), None);
+    /// pool.set("a", 1);
+    /// assert_eq!(pool.poll_wake(), Some(waiter));
+    /// ```
+    pub fn enqueue_key(&mut self, key: &K) -> Result<WaiterId, Closed> {
+        if self.closed {
+            return Err(Closed);
+        }
+        let hash = self.hasher.hash_one(key);
+        let g = match self.find_hashed(hash, key) {
+            Some(g) => g,
+            None => self.insert_group(key.clone(), hash),
+        };
+        let seq = self.bump_seq();
+        Ok(match self.take_from(g) {
+            Some(lease) => self.waiters.insert(g, seq, State::Granted(lease)),
+            None => {
+                let w = self.waiters.insert(g, seq, State::Waiting);
+                let group = self.groups.at_mut(g);
+                let mut queue = group.queue;
+                group.waiting += 1;
+                self.waiters.push_back(&mut queue, w.index);
+                self.groups.at_mut(g).queue = queue;
+                w
+            }
+        })
+    }
+
+    /// Removes a waiter that gave up. If it had already been granted a lease,
+    /// that lease is released: it goes to the next eligible waiter or back
+    /// to its key. O(1).
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownWaiter`] if `waiter` was already claimed or cancelled, or
+    /// belongs to another pool; nothing changes then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::new();
+    /// pool.set("a", 1);
+    /// let first = pool.enqueue().unwrap(); // granted at once
+    /// let second = pool.enqueue().unwrap(); // waits
+    /// pool.cancel(first).unwrap(); // its lease passes on
+    /// assert_eq!(pool.poll_wake(), Some(second));
+    /// ```
+    pub fn cancel(&mut self, waiter: WaiterId) -> Result<(), UnknownWaiter> {
+        let w = self.waiters.lookup(waiter).ok_or(UnknownWaiter)?;
+        let (index, group) = (waiter.index, w.group);
+        if matches!(w.state, State::Waiting) {
+            self.waiters.waiting -= 1;
+            if group == NIL {
+                self.waiters.unlink(&mut self.any_queue, index);
+            } else {
+                let g = self.groups.at_mut(group);
+                let mut queue = g.queue;
+                g.waiting -= 1;
+                self.waiters.unlink(&mut queue, index);
+                self.groups.at_mut(group).queue = queue;
+            }
+            self.waiters.remove(index);
+            if group != NIL {
+                self.forget_if_idle(group);
+            }
+        } else if let State::Granted(lease) = self.finish(index) {
+            self.give_back(lease.group);
+        }
+        Ok(())
+    }
+
+    /// Gives a lease back. Its capacity goes at once to the oldest eligible
+    /// waiter (reported by [`poll_wake`](Self::poll_wake)) or back to its key.
+    /// Works after [`close`](Self::close) too.
+    ///
+    /// # Errors
+    ///
+    /// [`ReleaseError::ForeignPool`] for a lease of another pool,
+    /// [`ReleaseError::Stale`] for one that is not live here; nothing
+    /// changes then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::{Pool, ReleaseError};
+    /// let (mut a, mut b) = (Pool::new(), Pool::new());
+    /// a.set("k", 1);
+    /// b.set("k", 1);
+    /// let lease = a.try_acquire().unwrap();
+    /// assert_eq!(b.release(lease), Err(ReleaseError::ForeignPool));
+    /// assert_eq!(b.counts(&"k").active, 0);
+    /// ```
+    pub fn release(&mut self, lease: Lease<K>) -> Result<(), ReleaseError> {
+        if lease.pool != self.id {
+            return Err(ReleaseError::ForeignPool);
+        }
+        match self.groups.get_checked(lease.group, lease.generation) {
+            Some(g) if g.active > 0 && lease.id < self.next_lease => {
+                self.give_back(lease.group);
+                Ok(())
+            }
+            _ => Err(ReleaseError::Stale),
+        }
+    }
+
+    /// Closes the pool: every waiting waiter is told [`Closed`] (reported by
+    /// [`poll_wake`](Self::poll_wake), answered by [`claim`](Self::claim)),
+    /// and later requests fail. `set`, queries and releases keep working;
+    /// leases already out stay valid. Closing twice does nothing.
+    ///
+    /// Unlike every other input this is O(keys + waiters), once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::{Claim, Pool};
+    /// let mut pool = Pool::<&str>::new();
+    /// let waiter = pool.enqueue().unwrap();
+    /// pool.close();
+    /// assert_eq!(pool.poll_wake(), Some(waiter));
+    /// assert!(matches!(pool.claim(waiter), Ok(Claim::Closed)));
+    /// assert!(pool.enqueue().is_err());
+    /// ```
+    pub fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let mut queue = core::mem::replace(&mut self.any_queue, List::EMPTY);
+        self.close_queue(&mut queue);
+        for g in 0..self.groups.capacity() as u32 {
+            let Some(group) = self.groups.get(g) else {
+                continue;
+            };
+            if group.waiting == 0 {
+                continue;
+            }
+            let mut queue = group.queue;
+            self.close_queue(&mut queue);
+            let group = self.groups.at_mut(g);
+            group.queue = queue;
+            group.waiting = 0;
+            self.forget_if_idle(g);
+        }
+    }
+
+    // ---------------------------------------------------------------- outputs
+
+    /// The next waiter whose outcome was decided (granted a lease, or told
+    /// the pool closed) since it last waited, oldest decision first; `None`
+    /// when there is nothing new.
+    ///
+    /// New entries appear only during [`set`](Self::set),
+    /// [`release`](Self::release), [`cancel`](Self::cancel) and
+    /// [`close`](Self::close); drain this after each of those and wake the
+    /// waiters it names. A waiter that is claimed or cancelled before it is
+    /// reported is not reported.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::new();
+    /// let waiter = pool.enqueue_key(&"a").unwrap();
+    /// assert_eq!(pool.poll_wake(), None);
+    /// pool.set("a", 1);
+    /// assert_eq!(pool.poll_wake(), Some(waiter));
+    /// assert_eq!(pool.poll_wake(), None);
+    /// ```
+    #[must_use = "every waiter it names must be woken"]
+    pub fn poll_wake(&mut self) -> Option<WaiterId> {
+        let index = self.waiters.pop_front(&mut self.wake)?;
+        let w = self.waiters.slot_mut(index);
+        w.in_wake = false;
+        Some(WaiterId {
+            index,
+            generation: w.generation,
+        })
+    }
+
+    /// Asks where a waiter stands. [`Claim::Granted`] hands over its lease
+    /// and [`Claim::Closed`] reports the close; both remove the waiter, so
+    /// its handle goes stale. [`Claim::Waiting`] leaves it queued.
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownWaiter`] if `waiter` was already claimed or cancelled, or
+    /// belongs to another pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::{Claim, Pool};
+    /// let mut pool = Pool::new();
+    /// pool.set("a", 1);
+    /// let waiter = pool.enqueue().unwrap();
+    /// let Ok(Claim::Granted(lease)) = pool.claim(waiter) else { panic!() };
+    /// assert_eq!(lease.id(), 1);
+    /// assert!(pool.claim(waiter).is_err());
+    /// ```
+    pub fn claim(&mut self, waiter: WaiterId) -> Result<Claim<K>, UnknownWaiter> {
+        let w = self.waiters.lookup(waiter).ok_or(UnknownWaiter)?;
+        if matches!(w.state, State::Waiting) {
+            return Ok(Claim::Waiting);
+        }
+        Ok(match self.finish(waiter.index) {
+            State::Granted(lease) => Claim::Granted(lease),
+            _ => Claim::Closed,
+        })
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    fn bump_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
+    fn find(&self, key: &K) -> Option<u32> {
+        self.find_hashed(self.hasher.hash_one(key), key)
+    }
+
+    fn find_hashed(&self, hash: u64, key: &K) -> Option<u32> {
+        let groups = &self.groups;
+        self.table
+            .find(hash, |&g| {
+                let group = groups.at(g);
+                group.hash == hash && group.key == *key
+            })
+            .copied()
+    }
+
+    fn insert_group(&mut self, key: K, hash: u64) -> u32 {
+        let g = self.groups.insert(key, hash);
+        let groups = &self.groups;
+        self.table.insert_unique(hash, g, |&i| groups.at(i).hash);
+        g
+    }
+
+    /// Forgets group `g` if nothing refers to it any more.
+    fn forget_if_idle(&mut self, g: u32) {
+        let group = self.groups.at(g);
+        if !group.is_idle() {
+            return;
+        }
+        if let Ok(entry) = self.table.find_entry(group.hash, |&i| i == g) {
+            entry.remove();
+        }
+        self.groups.ring_remove(g);
+        self.groups.remove(g);
+    }
+
+    /// Grants one lease from group `g`, which must have room.
+    fn grant(&mut self, g: u32) -> Lease<K> {
+        let generation = self.groups.generation(g);
+        let group = self.groups.at_mut(g);
+        debug_assert!(group.has_room());
+        group.active += 1;
+        let id = self.next_lease;
+        self.next_lease += 1;
+        let lease = Lease {
+            pool: self.id,
+            group: g,
+            generation,
+            id,
+            key: group.key.clone(),
+        };
+        self.groups.ring_update(g);
+        lease
+    }
+
+    /// A lease from the group under the ring's cursor, moving the cursor on.
+    fn take_any(&mut self) -> Option<Lease<K>> {
+        let g = self.groups.cursor();
+        if g == NIL {
+            return None;
+        }
+        debug_assert_eq!(self.any_queue, List::EMPTY, "waiter left behind room");
+        self.groups.advance();
+        Some(self.grant(g))
+    }
+
+    /// A lease from group `g` if it has room.
+    fn take_from(&mut self, g: u32) -> Option<Lease<K>> {
+        let group = self.groups.at(g);
+        if !group.has_room() {
+            return None;
+        }
+        debug_assert_eq!(group.queue, List::EMPTY, "waiter left behind room");
+        Some(self.grant(g))
+    }
+
+    /// Returns one unit of capacity to group `g` and passes it on.
+    fn give_back(&mut self, g: u32) {
+        self.groups.at_mut(g).active -= 1;
+        self.serve(g);
+        self.forget_if_idle(g);
+    }
+
+    /// Hands group `g`'s room to waiters, oldest eligible first, then leaves
+    /// what is left for any-key grants.
+    fn serve(&mut self, g: u32) {
+        while self.groups.at(g).has_room() {
+            let key_head = self.groups.at(g).queue.head;
+            let any_head = self.any_queue.head;
+            let from_key = match (key_head, any_head) {
+                (NIL, NIL) => break,
+                (_, NIL) => true,
+                (NIL, _) => false,
+                (k, a) => self.waiters.slot(k).seq < self.waiters.slot(a).seq,
+            };
+            let index = if from_key {
+                let group = self.groups.at_mut(g);
+                let mut queue = group.queue;
+                group.waiting -= 1;
+                self.waiters.unlink(&mut queue, key_head);
+                self.groups.at_mut(g).queue = queue;
+                key_head
+            } else {
+                self.waiters.unlink(&mut self.any_queue, any_head);
+                any_head
+            };
+            self.waiters.waiting -= 1;
+            let lease = self.grant(g);
+            self.decide(index, State::Granted(lease));
+        }
+        self.groups.ring_update(g);
+    }
+
+    /// Records a waiter's outcome and queues it for `poll_wake`.
+    fn decide(&mut self, index: u32, state: State<K>) {
+        let w = self.waiters.slot_mut(index);
+        w.state = state;
+        w.in_wake = true;
+        self.waiters.push_back(&mut self.wake, index);
+    }
+
+    /// Tells every waiter of `queue` that the pool closed, emptying it.
+    fn close_queue(&mut self, queue: &mut List) {
+        while let Some(index) = self.waiters.pop_front(queue) {
+            self.waiters.waiting -= 1;
+            self.decide(index, State::Closed);
+        }
+    }
+
+    /// Removes a decided waiter (granted or closed) and returns its state.
+    fn finish(&mut self, index: u32) -> State<K> {
+        if self.waiters.slot(index).in_wake {
+            self.waiters.unlink(&mut self.wake, index);
+            self.waiters.slot_mut(index).in_wake = false;
+        }
+        self.waiters.remove(index)
+    }
+}
+
+impl<K: Hash + Eq + Clone> Default for Pool<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, S> fmt::Debug for Pool<K, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("keys", &self.groups.len())
+            .field("waiters", &self.waiters.waiting)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The iterator returned by [`Pool::iter`]: every tracked key with its counts.
+pub struct Iter<'a, K> {
+    inner: crate::groups::GroupIter<'a, K>,
+}
+
+impl<'a, K> Iterator for Iter<'a, K> {
+    type Item = (&'a K, Counts);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner.next().map(|g| {
+            (
+                &g.key,
+                Counts {
+                    target: g.target,
+                    active: g.active,
+                },
+            )
+        })
+    }
+}
+
+impl<K> fmt::Debug for Iter<'_, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iter").finish_non_exhaustive()
+    }
+}
+
+/// A process-unique id, so that a lease of one pool is told apart from the
+/// leases of another.
+fn next_pool_id() -> usize {
+    #[cfg(target_has_atomic = "ptr")]
+    {
+        use core::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+    #[cfg(not(target_has_atomic = "ptr"))]
+    {
+        // Without atomics every pool shares id 0: foreign leases are then
+        // caught only when their group slot does not match (`Stale`).
+        0
+    }
+}

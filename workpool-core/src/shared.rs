@@ -1,0 +1,207 @@
+//! A spin-locked pool for no_std code shared between contexts.
+
+use core::fmt;
+use core::hash::{BuildHasher, Hash};
+
+use hashbrown::DefaultHashBuilder;
+
+use crate::error::{ReleaseError, TryAcquireError};
+use crate::lease::{Counts, Lease};
+use crate::pool::Pool;
+
+/// A [`Pool`] behind a spin lock, usable through `&self` from several
+/// contexts (threads, interrupt handlers with care, executors without std).
+///
+/// Access is closure-scoped ([`with`](Self::with)), so no guard can be held
+/// across an `.await`; the lock is released by a drop guard, so a panic inside
+/// the closure still unlocks it. Spinning burns the CPU the lock holder may
+/// need: on an OS with threads, prefer `workpool-std`, which uses a real mutex.
+///
+/// # Examples
+///
+/// ```
+/// use workpool_core::SharedPool;
+/// let pool = SharedPool::new();
+/// pool.set("a", 1);
+/// let lease = pool.try_acquire().unwrap();
+/// assert_eq!(pool.counts(&"a").active, 1);
+/// pool.release(lease).unwrap();
+/// ```
+pub struct SharedPool<K, S = DefaultHashBuilder> {
+    inner: spin::Mutex<Pool<K, S>>,
+}
+
+impl<K: Hash + Eq + Clone> SharedPool<K> {
+    /// Creates an empty, open shared pool with the default hasher.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_core::SharedPool::<u32>::new();
+    /// assert!(!pool.is_closed());
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        Self::from_pool(Pool::new())
+    }
+}
+
+impl<K: Hash + Eq + Clone, S: BuildHasher> SharedPool<K, S> {
+    /// Wraps an existing pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::{Pool, SharedPool};
+    /// let mut pool = Pool::new();
+    /// pool.set(1u8, 2);
+    /// let shared = SharedPool::from_pool(pool);
+    /// assert_eq!(shared.counts(&1).target, 2);
+    /// ```
+    #[must_use]
+    pub fn from_pool(pool: Pool<K, S>) -> Self {
+        Self {
+            inner: spin::Mutex::new(pool),
+        }
+    }
+
+    /// Runs `f` with exclusive access to the pool and returns its result.
+    /// Every [`Pool`] operation is available inside; the lock is held only
+    /// for the call.
+    ///
+    /// # Panics
+    ///
+    /// Only if `f` panics; the lock is released all the same.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_core::SharedPool::new();
+    /// let waiter = pool.with(|p| {
+    ///     p.set("a", 1);
+    ///     p.enqueue().unwrap()
+    /// });
+    /// assert!(matches!(pool.with(|p| p.claim(waiter)), Ok(workpool_core::Claim::Granted(_))));
+    /// ```
+    pub fn with<R>(&self, f: impl FnOnce(&mut Pool<K, S>) -> R) -> R {
+        let mut guard = self.inner.lock();
+        f(&mut guard)
+    }
+
+    /// [`Pool::set`] under the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_core::SharedPool::new();
+    /// pool.set("a", 3);
+    /// assert_eq!(pool.counts(&"a").target, 3);
+    /// ```
+    pub fn set(&self, key: K, target: u64) {
+        self.with(|p| p.set(key, target));
+    }
+
+    /// [`Pool::counts`] under the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_core::SharedPool::<&str>::new();
+    /// assert_eq!(pool.counts(&"a"), workpool_core::Counts::default());
+    /// ```
+    pub fn counts(&self, key: &K) -> Counts {
+        self.with(|p| p.counts(key))
+    }
+
+    /// [`Pool::try_acquire`] under the lock.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::try_acquire`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_core::SharedPool::<&str>::new();
+    /// assert!(pool.try_acquire().is_err());
+    /// ```
+    pub fn try_acquire(&self) -> Result<Lease<K>, TryAcquireError> {
+        self.with(Pool::try_acquire)
+    }
+
+    /// [`Pool::try_acquire_key`] under the lock.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::try_acquire_key`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_core::SharedPool::new();
+    /// pool.set("a", 1);
+    /// assert!(pool.try_acquire_key(&"a").is_ok());
+    /// ```
+    pub fn try_acquire_key(&self, key: &K) -> Result<Lease<K>, TryAcquireError> {
+        self.with(|p| p.try_acquire_key(key))
+    }
+
+    /// [`Pool::release`] under the lock. Waiters it serves are reported by
+    /// [`Pool::poll_wake`] (reach it through [`with`](Self::with)).
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::release`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_core::SharedPool::new();
+    /// pool.set("a", 1);
+    /// let lease = pool.try_acquire().unwrap();
+    /// pool.release(lease).unwrap();
+    /// assert_eq!(pool.counts(&"a").active, 0);
+    /// ```
+    pub fn release(&self, lease: Lease<K>) -> Result<(), ReleaseError> {
+        self.with(|p| p.release(lease))
+    }
+
+    /// [`Pool::close`] under the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_core::SharedPool::<u8>::new();
+    /// pool.close();
+    /// assert!(pool.is_closed());
+    /// ```
+    pub fn close(&self) {
+        self.with(Pool::close);
+    }
+
+    /// [`Pool::is_closed`] under the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!workpool_core::SharedPool::<u8>::new().is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.with(|p| p.is_closed())
+    }
+}
+
+impl<K: Hash + Eq + Clone> Default for SharedPool<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, S> fmt::Debug for SharedPool<K, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.inner.try_lock() {
+            Some(pool) => f.debug_tuple("SharedPool").field(&*pool).finish(),
+            None => f.write_str("SharedPool(<locked>)"),
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The waiter slab and the intrusive FIFO lists threaded through it.
+//!
+//! Every registered waiter lives in one slot of a grow-only `Vec`. A waiting
+//! waiter is linked into exactly one queue (the any-key queue or its group's
+//! queue); a waiter whose outcome is decided but not yet reported is linked
+//! into the wake list. Vacant slots form a free list through `next`. All
+//! operations are O(1) and allocate only when the slab grows.
+
+use alloc::vec::Vec;
+
+use crate::lease::{Lease, WaiterId};
+
+/// The "no slot" link value.
+pub(crate) const NIL: u32 = u32::MAX;
+
+/// Head and tail of an intrusive doubly-linked FIFO of waiter slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct List {
+    pub(crate) head: u32,
+    pub(crate) tail: u32,
+}
+
+impl List {
+    pub(crate) const EMPTY: Self = Self {
+        head: NIL,
+        tail: NIL,
+    };
+}
+
+/// Where a waiter stands.
+pub(crate) enum State<K> {
+    Vacant,
+    Waiting,
+    Granted(Lease<K>),
+    Closed,
+}
+
+pub(crate) struct Waiter<K> {
+    pub(crate) generation: u32,
+    pub(crate) state: State<K>,
+    /// The group slot a key waiter asks for, or `NIL` for an any-key waiter.
+    pub(crate) group: u32,
+    /// Arrival order: lower is older.
+    pub(crate) seq: u64,
+    pub(crate) in_wake: bool,
+    prev: u32,
+    next: u32,
+}
+
+pub(crate) struct Waiters<K> {
+    slots: Vec<Waiter<K>>,
+    free: u32,
+    /// Waiters in the `Waiting` state.
+    pub(crate) waiting: usize,
+}
+
+impl<K> Waiters<K> {
+    pub(crate) const fn new() -> Self {
+        Self {
+            slots: Vec::new(),
+            free: NIL,
+            waiting: 0,
+        }
+    }
+
+    /// Registers a waiter in `state` (linked into no list) and returns its
+    /// handle.
+    pub(crate) fn insert(&mut self, group: u32, seq: u64, state: State<K>) -> WaiterId {
+        if matches!(state, State::Waiting) {
+            self.waiting += 1;
+        }
+        let index = if self.free == NIL {
+            let index = u32::try_from(self.slots.len())
+                .ok()
+                .filter(|&i| i != NIL)
+                .expect("more than u32::MAX - 1 waiters at once");
+            self.slots.push(Waiter {
+                generation: 0,
+                state: State::Vacant,
+                group,
+                seq,
+                in_wake: false,
+                prev: NIL,
+                next: NIL,
+            });
+            index
+        } else {
+            let index = self.free;
+            self.free = self.slots[index as usize].next;
+            index
+        };
+        let w = &mut self.slots[index as usize];
+        w.state = state;
+        w.group = group;
+        w.seq = seq;
+        w.in_wake = false;
+        w.prev = NIL;
+        w.next = NIL;
+        WaiterId {
+            index,
+            generation: w.generation,
+        }
+    }
+
+    /// The slot named by `id`, if it is a registered waiter.
+    pub(crate) fn lookup(&self, id: WaiterId) -> Option<&Waiter<K>> {
+        self.slots
+            .get(id.index as usize)
+            .filter(|w| w.generation == id.generation && !matches!(w.state, State::Vacant))
+    }
+
+    pub(crate) fn slot(&self, index: u32) -> &Waiter<K> {
+        &self.slots[index as usize]
+    }
+
+    pub(crate) fn slot_mut(&mut self, index: u32) -> &mut Waiter<K> {
+        &mut self.slots[index as usize]
+    }
+
+    /// Frees a slot that is linked into no list and returns its state.
+    pub(crate) fn remove(&mut self, index: u32) -> State<K> {
+        let free = self.free;
+        let w = &mut self.slots[index as usize];
+        debug_assert!(!w.in_wake);
+        w.generation = w.generation.wrapping_add(1);
+        w.next = free;
+        self.free = index;
+        core::mem::replace(&mut w.state, State::Vacant)
+    }
+
+    /// Appends slot `index` to `list`.
+    pub(crate) fn push_back(&mut self, list: &mut List, index: u32) {
+        let tail = list.tail;
+        {
+            let w = &mut self.slots[index as usize];
+            w.prev = tail;
+            w.next = NIL;
+        }
+        if tail == NIL {
+            list.head = index;
+        } else {
+            self.slots[tail as usize].next = index;
+        }
+        list.tail = index;
+    }
+
+    /// Unlinks slot `index` from `list`, which must contain it.
+    pub(crate) fn unlink(&mut self, list: &mut List, index: u32) {
+        let (prev, next) = {
+            let w = &mut self.slots[index as usize];
+            let links = (w.prev, w.next);
+            w.prev = NIL;
+            w.next = NIL;
+            links
+        };
+        if prev == NIL {
+            list.head = next;
+        } else {
+            self.slots[prev as usize].next = next;
+        }
+        if next == NIL {
+            list.tail = prev;
+        } else {
+            self.slots[next as usize].prev = prev;
+        }
+    }
+
+    /// Removes and returns the first slot of `list`.
+    pub(crate) fn pop_front(&mut self, list: &mut List) -> Option<u32> {
+        let head = list.head;
+        if head == NIL {
+            return None;
+        }
+        self.unlink(list, head);
+        Some(head)
+    }
+}

@@ -607,6 +607,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
 
     /// Grants one lease from group `g`, which must have room.
     fn grant(&mut self, g: u32) -> Lease<K> {
+        // Clone first: a panicking `K::clone` must leave the pool untouched.
+        let key = self.groups.at(g).key.clone();
         let generation = self.groups.generation(g);
         let group = self.groups.at_mut(g);
         debug_assert!(group.has_room());
@@ -618,7 +620,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
             group: g,
             generation,
             id,
-            key: group.key.clone(),
+            key,
         };
         self.groups.ring_update(g);
         lease
@@ -664,6 +666,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
                 (NIL, _) => false,
                 (k, a) => self.waiters.slot(k).seq < self.waiters.slot(a).seq,
             };
+            let lease = self.grant(g);
             let index = if from_key {
                 let group = self.groups.at_mut(g);
                 let mut queue = group.queue;
@@ -676,7 +679,6 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
                 any_head
             };
             self.waiters.waiting -= 1;
-            let lease = self.grant(g);
             self.decide(index, State::Granted(lease));
         }
         self.groups.ring_update(g);

@@ -1,0 +1,31 @@
+//! Errors of the std adapter (the rest are re-exported from the core).
+
+use std::fmt;
+
+pub use workpool_core::{Closed, TryAcquireError};
+
+/// Why a blocking acquisition with a time limit returned no lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AcquireTimeoutError {
+    /// The pool was closed before a lease could be granted.
+    Closed,
+    /// The time limit passed first.
+    Timeout,
+}
+
+impl fmt::Display for AcquireTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Closed => "pool closed",
+            Self::Timeout => "timed out",
+        })
+    }
+}
+
+impl std::error::Error for AcquireTimeoutError {}
+
+impl From<Closed> for AcquireTimeoutError {
+    fn from(_: Closed) -> Self {
+        Self::Closed
+    }
+}

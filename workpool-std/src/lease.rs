@@ -1,0 +1,111 @@
+//! The RAII lease guard.
+
+use std::fmt;
+use std::hash::Hash;
+
+use crate::shared::Shared;
+use crate::sync::Arc;
+
+/// One unit of a key's capacity, held until dropped.
+///
+/// Dropping the lease (or calling [`release`](Self::release)) gives the
+/// capacity back at once: the oldest waiter that can use it is granted it and
+/// woken. A worker that panics while holding a lease gives it back during
+/// unwinding. The lease owns a handle to its pool, so it is `'static` and can
+/// move into a spawned task; it is `Send` and `Sync` when `K` is.
+///
+/// # Examples
+///
+/// ```
+/// use workpool_std::Pool;
+///
+/// let pool = Pool::new();
+/// pool.set("spam", 1);
+/// let lease = pool.try_acquire().unwrap();
+/// assert_eq!((lease.id(), *lease.key()), (1, "spam"));
+/// let worker = std::thread::spawn(move || {
+///     // ... work while holding the lease ...
+///     drop(lease);
+/// });
+/// worker.join().unwrap();
+/// assert_eq!(pool.counts(&"spam").active, 0);
+/// ```
+pub struct Lease<K: Hash + Eq + Clone> {
+    shared: Arc<Shared<K>>,
+    /// Always `Some` until dropped.
+    inner: Option<workpool_core::Lease<K>>,
+}
+
+impl<K: Hash + Eq + Clone> Lease<K> {
+    pub(crate) fn new(shared: Arc<Shared<K>>, inner: workpool_core::Lease<K>) -> Self {
+        Self {
+            shared,
+            inner: Some(inner),
+        }
+    }
+
+    fn inner(&self) -> &workpool_core::Lease<K> {
+        self.inner.as_ref().expect("a lease is live until dropped")
+    }
+
+    /// The lease id: unique within its pool, strictly increasing in grant
+    /// order, starting at 1 and never 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_std::Pool::new();
+    /// pool.set(7u32, 2);
+    /// let a = pool.try_acquire().unwrap();
+    /// let b = pool.try_acquire().unwrap();
+    /// assert!(a.id() < b.id());
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.inner().id()
+    }
+
+    /// The key whose capacity this lease holds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_std::Pool::new();
+    /// pool.set("eggs", 1);
+    /// assert_eq!(*pool.try_acquire().unwrap().key(), "eggs");
+    /// ```
+    pub fn key(&self) -> &K {
+        self.inner().key()
+    }
+
+    /// Gives the capacity back now; the same as dropping the lease.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_std::Pool::new();
+    /// pool.set("eggs", 1);
+    /// let lease = pool.try_acquire().unwrap();
+    /// lease.release();
+    /// assert!(pool.try_acquire().is_ok());
+    /// ```
+    pub fn release(self) {
+        drop(self);
+    }
+}
+
+impl<K: Hash + Eq + Clone> Drop for Lease<K> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            self.shared.release(inner);
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone + fmt::Debug> fmt::Debug for Lease<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lease")
+            .field("id", &self.id())
+            .field("key", self.key())
+            .finish()
+    }
+}

@@ -232,6 +232,21 @@ impl<K> Groups<K> {
         }
     }
 
+    /// The ring's groups from the cursor on, checking its links both ways.
+    #[cfg(test)]
+    pub(crate) fn ring(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut g = self.cursor;
+        while g != NIL {
+            assert!(out.len() < self.len, "the ring does not close");
+            out.push(g);
+            let next = self.at(g).ring_next;
+            assert_eq!(self.at(next).ring_prev, g, "ring links disagree");
+            g = if next == self.cursor { NIL } else { next };
+        }
+        out
+    }
+
     /// Puts group `index` in the ring iff it has room.
     pub(crate) fn ring_update(&mut self, index: u32) {
         if self.at(index).has_room() {

@@ -72,12 +72,15 @@ impl<K: fmt::Debug> fmt::Debug for Lease<K> {
 /// A handle to a waiter registered with [`Pool::enqueue`](crate::Pool::enqueue)
 /// or [`Pool::enqueue_key`](crate::Pool::enqueue_key).
 ///
-/// Handles are only meaningful to the pool that issued them. A handle goes
+/// Handles are only meaningful to the pool that issued them; any other pool
+/// rejects them with [`UnknownWaiter`](crate::UnknownWaiter). A handle goes
 /// stale once [`Pool::claim`](crate::Pool::claim) returned a final answer or
 /// [`Pool::cancel`](crate::Pool::cancel) removed the waiter; using it later
 /// returns [`UnknownWaiter`](crate::UnknownWaiter).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct WaiterId {
+    /// The issuing pool's id, so that a handle of another pool is rejected.
+    pub(crate) pool: usize,
     pub(crate) index: u32,
     pub(crate) generation: u32,
 }

@@ -75,12 +75,13 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// ```
     #[must_use]
     pub fn with_hasher(hasher: S) -> Self {
+        let id = next_pool_id();
         Self {
-            id: next_pool_id(),
+            id,
             hasher,
             table: HashTable::new(),
             groups: Groups::new(),
-            waiters: Waiters::new(),
+            waiters: Waiters::new(id),
             any_queue: List::EMPTY,
             wake: List::EMPTY,
             next_lease: 1,
@@ -524,12 +525,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     #[must_use = "every waiter it names must be woken"]
     pub fn poll_wake(&mut self) -> Option<WaiterId> {
         let index = self.waiters.pop_front(&mut self.wake)?;
-        let w = self.waiters.slot_mut(index);
-        w.in_wake = false;
-        Some(WaiterId {
-            index,
-            generation: w.generation,
-        })
+        self.waiters.slot_mut(index).in_wake = false;
+        Some(self.waiters.id(index))
     }
 
     /// Asks where a waiter stands. [`Claim::Granted`] hands over its lease
@@ -769,3 +766,6 @@ fn next_pool_id() -> usize {
         0
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -48,6 +48,8 @@ pub(crate) struct Waiter<K> {
 }
 
 pub(crate) struct Waiters<K> {
+    /// The owning pool's id, stamped on every handle.
+    pool: usize,
     slots: Vec<Waiter<K>>,
     free: u32,
     /// Waiters in the `Waiting` state.
@@ -55,8 +57,9 @@ pub(crate) struct Waiters<K> {
 }
 
 impl<K> Waiters<K> {
-    pub(crate) const fn new() -> Self {
+    pub(crate) const fn new(pool: usize) -> Self {
         Self {
+            pool,
             slots: Vec::new(),
             free: NIL,
             waiting: 0,
@@ -96,14 +99,23 @@ impl<K> Waiters<K> {
         w.in_wake = false;
         w.prev = NIL;
         w.next = NIL;
+        self.id(index)
+    }
+
+    /// The handle of the waiter in slot `index`.
+    pub(crate) fn id(&self, index: u32) -> WaiterId {
         WaiterId {
+            pool: self.pool,
             index,
-            generation: w.generation,
+            generation: self.slots[index as usize].generation,
         }
     }
 
-    /// The slot named by `id`, if it is a registered waiter.
+    /// The slot named by `id`, if it is a registered waiter of this pool.
     pub(crate) fn lookup(&self, id: WaiterId) -> Option<&Waiter<K>> {
+        if id.pool != self.pool {
+            return None;
+        }
         self.slots
             .get(id.index as usize)
             .filter(|w| w.generation == id.generation && !matches!(w.state, State::Vacant))
@@ -163,6 +175,22 @@ impl<K> Waiters<K> {
         } else {
             self.slots[next as usize].prev = prev;
         }
+    }
+
+    /// The slots of `list`, head first, checking its links both ways.
+    #[cfg(test)]
+    pub(crate) fn list(&self, list: List) -> Vec<u32> {
+        let mut out = Vec::new();
+        let (mut prev, mut index) = (NIL, list.head);
+        while index != NIL {
+            assert!(out.len() < self.slots.len(), "the list does not end");
+            let w = &self.slots[index as usize];
+            assert_eq!(w.prev, prev, "list links disagree");
+            out.push(index);
+            (prev, index) = (index, w.next);
+        }
+        assert_eq!(list.tail, prev, "list tail is wrong");
+        out
     }
 
     /// Removes and returns the first slot of `list`.

@@ -1,0 +1,126 @@
+//! Unit tests for the pool, one sub-module per concern. They drive the core
+//! by hand, with no threads, and check its inner structure after each step.
+
+use alloc::vec::Vec;
+use core::hash::{BuildHasher, Hash};
+
+use super::Pool;
+use crate::lease::{Claim, Lease, WaiterId};
+use crate::waiters::State;
+use crate::UnknownWaiter;
+
+type P = Pool<&'static str>;
+
+/// Checks the pool's bookkeeping and the contract's invariants: the ready
+/// ring holds exactly the groups with room, every queue is linked both ways
+/// and counted right, no idle group lingers, and (while open) no waiter
+/// waits while a group that could serve it has room.
+fn check<K: Hash + Eq + Clone, S: BuildHasher>(pool: &Pool<K, S>) {
+    let ring = pool.groups.ring();
+    let any = pool.waiters.list(pool.any_queue);
+    let mut waiting = any.len();
+    let mut tracked = 0;
+    for g in 0..pool.groups.capacity() as u32 {
+        let Some(group) = pool.groups.get(g) else {
+            continue;
+        };
+        tracked += 1;
+        assert!(!group.is_idle(), "idle group {g} is still tracked");
+        assert_eq!(pool.find(&group.key), Some(g), "the table lost group {g}");
+        assert_eq!(ring.contains(&g), group.has_room(), "ring vs room, {g}");
+        let queue = pool.waiters.list(group.queue);
+        assert_eq!(queue.len(), group.waiting as usize);
+        assert_queue(pool, &queue, g);
+        waiting += queue.len();
+        if !pool.closed {
+            assert!(queue.is_empty() || !group.has_room(), "key waiter left");
+        }
+    }
+    assert_queue(pool, &any, super::NIL);
+    assert_eq!(tracked, pool.len());
+    assert_eq!(pool.table.len(), tracked);
+    assert_eq!(waiting, pool.waiters());
+    assert!(any.is_empty() || ring.is_empty(), "any-key waiter left");
+    if pool.closed {
+        assert_eq!(waiting, 0, "a waiter still waits after close");
+    }
+    for index in pool.waiters.list(pool.wake) {
+        let w = pool.waiters.slot(index);
+        assert!(w.in_wake);
+        assert!(matches!(w.state, State::Granted(_) | State::Closed));
+    }
+}
+
+/// Every waiter of `queue` waits for `group`, in arrival order.
+fn assert_queue<K: Hash + Eq + Clone, S: BuildHasher>(
+    pool: &Pool<K, S>,
+    queue: &[u32],
+    group: u32,
+) {
+    let mut last = None;
+    for &index in queue {
+        let w = pool.waiters.slot(index);
+        assert!(matches!(w.state, State::Waiting));
+        assert!(!w.in_wake);
+        assert_eq!(w.group, group);
+        assert!(last < Some(w.seq), "queue out of arrival order");
+        last = Some(w.seq);
+    }
+}
+
+/// The lease `waiter` was granted.
+#[track_caller]
+fn granted<K: Hash + Eq + Clone, S: BuildHasher>(
+    pool: &mut Pool<K, S>,
+    waiter: WaiterId,
+) -> Lease<K> {
+    match pool.claim(waiter) {
+        Ok(Claim::Granted(lease)) => lease,
+        other => panic!(
+            "expected a grant, got {:?}",
+            other.map(|c| matches!(c, Claim::Waiting))
+        ),
+    }
+}
+
+#[track_caller]
+fn assert_waiting(pool: &mut P, waiter: WaiterId) {
+    assert!(matches!(pool.claim(waiter), Ok(Claim::Waiting)));
+}
+
+mod waiter_ids {
+    use super::*;
+
+    #[test]
+    fn regression_a_handle_of_another_pool_is_unknown() {
+        let (mut a, mut b) = (P::new(), P::new());
+        a.set("k", 1);
+        b.set("k", 1);
+        let _held = b.try_acquire().unwrap();
+        let wa = a.enqueue().unwrap();
+        let wb = b.enqueue().unwrap();
+        assert_eq!((wa.index(), wb.index()), (0, 0), "same slot in both pools");
+        assert_eq!(b.claim(wa).unwrap_err(), UnknownWaiter);
+        assert_eq!(b.cancel(wa).unwrap_err(), UnknownWaiter);
+        assert_eq!(b.waiters(), 1, "b's own waiter is untouched");
+        assert_waiting(&mut b, wb);
+        assert_eq!(a.claim(wb).unwrap_err(), UnknownWaiter);
+        assert_eq!(granted(&mut a, wa).id(), 1);
+        check(&a);
+        check(&b);
+    }
+
+    #[test]
+    fn slots_are_dense_and_handles_go_stale() {
+        let mut pool = P::new();
+        let w: Vec<_> = (0..3).map(|_| pool.enqueue().unwrap()).collect();
+        assert_eq!(w.iter().map(|w| w.index()).collect::<Vec<_>>(), [0, 1, 2]);
+        pool.cancel(w[1]).unwrap();
+        let again = pool.enqueue().unwrap();
+        assert_eq!(again.index(), 1, "the freed slot is reused");
+        assert_ne!(again, w[1]);
+        assert_eq!(pool.claim(w[1]).unwrap_err(), UnknownWaiter);
+        assert_waiting(&mut pool, again);
+        check(&pool);
+    }
+}

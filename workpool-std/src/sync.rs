@@ -1,4 +1,8 @@
-//! The synchronisation types the crate uses, in one place, so that a model
-//! checker can swap them.
+//! The synchronisation types the crate uses, in one place, so that the loom
+//! model checker can swap them (`RUSTFLAGS="--cfg loom"`).
 
-pub(crate) use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+#[cfg(loom)]
+pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use std::sync::PoisonError;
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Arc, Mutex, MutexGuard};

@@ -1,0 +1,209 @@
+//! loom models of the std adapter's locking, hand-off and wake-up protocol.
+//!
+//! Run with `RUSTFLAGS="--cfg loom" cargo test -p workpool-std --test loom --release`
+//! (set `LOOM_MAX_PREEMPTIONS` to bound the search). Under `cfg(loom)` the
+//! crate's mutex and `Arc` and event-listener's internals are loom's, so every
+//! interleaving of the pool's lock, the listeners' registration and their
+//! notifications is explored.
+#![cfg(loom)]
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use futures_core::Stream;
+use loom::future::block_on;
+use loom::thread;
+use workpool_std::{Closed, Counts, Pool};
+
+/// Polls `fut` once with a waker that does nothing; the future stays queued
+/// and a later `block_on` re-polls it with a real waker.
+fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
+    let mut cx = Context::from_waker(Waker::noop());
+    std::pin::Pin::new(fut).poll(&mut cx)
+}
+
+/// Polls a stream once, the same way.
+fn poll_next_once<S: Stream + Unpin>(stream: &mut S) -> Poll<Option<S::Item>> {
+    let mut cx = Context::from_waker(Waker::noop());
+    std::pin::Pin::new(stream).poll_next(&mut cx)
+}
+
+/// A release racing a waiting thread: the waiter is always woken and served
+/// (no lost wake-up), and never two leases at once.
+#[test]
+fn release_wakes_blocked_waiter() {
+    loom::model(|| {
+        let pool = Pool::new();
+        pool.set("k", 1);
+        let held = pool.try_acquire().unwrap();
+        let waiter = {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                let lease = pool.acquire_blocking().unwrap();
+                assert_eq!(pool.counts(&"k").active, 1);
+                lease.id()
+            })
+        };
+        let releaser = thread::spawn(move || drop(held));
+        releaser.join().unwrap();
+        assert_eq!(waiter.join().unwrap(), 2);
+        assert_eq!(
+            pool.counts(&"k"),
+            Counts {
+                target: 1,
+                active: 0
+            }
+        );
+    });
+}
+
+/// A release racing a newcomer's `try_acquire` while an older waiter is
+/// queued: the newcomer never barges, the older waiter gets the lease.
+#[test]
+fn no_barging_past_a_queued_waiter() {
+    loom::model(|| {
+        let pool = Pool::new();
+        pool.set("k", 1);
+        let held = pool.try_acquire().unwrap();
+        let mut queued = Box::pin(pool.acquire());
+        assert!(poll_once(&mut queued).is_pending());
+
+        let releaser = thread::spawn(move || drop(held));
+        let newcomer = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.try_acquire().is_err())
+        };
+        releaser.join().unwrap();
+        assert!(
+            newcomer.join().unwrap(),
+            "a newcomer took a queued waiter's lease"
+        );
+        let lease = block_on(queued).unwrap();
+        assert_eq!(lease.id(), 2);
+    });
+}
+
+/// Cancelling a waiter races the grant of capacity to that same waiter: the
+/// lease always passes on to the next waiter, nothing leaks.
+#[test]
+fn cancel_racing_grant_passes_the_lease_on() {
+    loom::model(|| {
+        let pool = Pool::new();
+        pool.set("k", 1);
+        let held = pool.try_acquire().unwrap();
+        // An owned waiter (the lease stream) so another thread can drop it.
+        let mut first = pool.leases();
+        assert!(poll_next_once(&mut first).is_pending());
+        let second = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.acquire_blocking().map(|l| l.id()))
+        };
+        let canceller = thread::spawn(move || drop(first));
+        drop(held);
+        canceller.join().unwrap();
+        // Lease 2 went to `first`; if `second` queued in time it inherited
+        // it, otherwise it came back to the key and `second` took lease 3.
+        let second = second.join().unwrap();
+        assert!(matches!(second, Ok(2 | 3)), "{second:?}");
+        assert_eq!(
+            pool.counts(&"k"),
+            Counts {
+                target: 1,
+                active: 0
+            }
+        );
+        assert_eq!(pool.waiters(), 0);
+    });
+}
+
+/// `close` racing a blocked waiter and a release: the waiter always finishes,
+/// with a lease or `Closed`, and every count returns to zero.
+#[test]
+fn close_racing_waiters_and_releases() {
+    loom::model(|| {
+        let pool = Pool::new();
+        pool.set("k", 1);
+        let held = pool.try_acquire().unwrap();
+        let waiter = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.acquire_blocking().map(|l| l.id()))
+        };
+        let closer = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.close())
+        };
+        drop(held);
+        closer.join().unwrap();
+        let outcome = waiter.join().unwrap();
+        assert!(matches!(outcome, Ok(2) | Err(Closed)), "{outcome:?}");
+        assert!(pool.try_acquire().is_err());
+        assert_eq!(pool.counts(&"k").active, 0);
+    });
+}
+
+/// `set` raising and lowering a target races acquisitions: no grant ever
+/// exceeds the target in force when it was made.
+#[test]
+fn set_racing_acquires_respects_targets() {
+    loom::model(|| {
+        let pool = Pool::new();
+        pool.set("k", 1);
+        let setter = {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                pool.set("k", 2);
+                pool.set("k", 0);
+            })
+        };
+        let taker = {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                let mut held = Vec::new();
+                for _ in 0..2 {
+                    if let Ok(lease) = pool.try_acquire_key(&"k") {
+                        held.push(lease);
+                    }
+                }
+                held.len()
+            })
+        };
+        setter.join().unwrap();
+        let taken = taker.join().unwrap();
+        assert!(taken <= 2);
+        assert_eq!(
+            pool.counts(&"k"),
+            Counts {
+                target: 0,
+                active: 0
+            }
+        );
+        assert!(pool.is_empty());
+    });
+}
+
+/// An any-key waiter and an older one-key waiter compete for one freed unit:
+/// the older one always gets it, the other is served by the next release.
+#[test]
+fn any_and_key_waiters_compete_oldest_first() {
+    loom::model(|| {
+        let pool = Pool::new();
+        pool.set("k", 1);
+        let held = pool.try_acquire().unwrap();
+        let mut keyed = pin!(pool.acquire_key(&"k"));
+        assert!(poll_once(&mut keyed).is_pending());
+        let any = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.acquire_blocking().map(|l| l.id()))
+        };
+        let releaser = thread::spawn(move || drop(held));
+        releaser.join().unwrap();
+        let first = block_on(keyed.as_mut()).unwrap();
+        assert_eq!(first.id(), 2, "the older key waiter is served first");
+        drop(first);
+        let second = any.join().unwrap();
+        // The any-key waiter may have queued before or after the release,
+        // but it is always served, and only once the key waiter is done.
+        assert!(matches!(second, Ok(3)), "{second:?}");
+    });
+}

@@ -1,0 +1,667 @@
+//! Property tests: the core against a deliberately naive reference model.
+//!
+//! Each case is a random `Vec<Op>` over a handful of keys with small targets
+//! (and sometimes `u64::MAX`). Every op is applied to a real [`Pool`] and to
+//! [`Model`], which keeps plain maps and vectors and decides everything by
+//! linear scans over the waiters in arrival order. After every step all
+//! visible state is compared and the contract's invariants are checked.
+//! Each case ends by cancelling every waiter and releasing every lease, after
+//! which the pool must be empty: no capacity leaks.
+//!
+//! The case count is 256 by default; `WORKPOOL_PROPTEST_CASES` (or
+//! proptest's own `PROPTEST_CASES`) raises it.
+
+use std::collections::{BTreeMap, HashSet};
+
+use proptest::prelude::*;
+use workpool_core::{
+    Claim, Closed, Counts, Lease, Pool, ReleaseError, TryAcquireError, UnknownWaiter, WaiterId,
+};
+
+/// Keys are `0..KEYS`; key `KEYS` is never used, so it must read as empty.
+const KEYS: u8 = 4;
+
+/// One input to the pool. A `usize` picks among what exists, modulo its
+/// count; an op with nothing to pick from does nothing.
+#[derive(Debug, Clone)]
+enum Op {
+    Set(u8, u64),
+    TryAcquire,
+    TryAcquireKey(u8),
+    Enqueue,
+    EnqueueKey(u8),
+    /// Cancel one of the registered waiters.
+    Cancel(usize),
+    /// Claim one of the registered waiters.
+    Claim(usize),
+    /// Release one of the leases the test holds.
+    Release(usize),
+    /// Use a dead waiter handle, a handle and a lease of another pool.
+    Foreign(usize),
+    Close,
+    /// Drain `poll_wake`.
+    PollWake,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let target = prop_oneof![9 => 0..4u64, 1 => Just(u64::MAX)];
+    prop_oneof![
+        12 => (0..KEYS, target).prop_map(|(k, t)| Op::Set(k, t)),
+        6 => Just(Op::TryAcquire),
+        6 => (0..KEYS).prop_map(Op::TryAcquireKey),
+        8 => Just(Op::Enqueue),
+        10 => (0..KEYS).prop_map(Op::EnqueueKey),
+        6 => (0..32usize).prop_map(Op::Cancel),
+        10 => (0..32usize).prop_map(Op::Claim),
+        14 => (0..32usize).prop_map(Op::Release),
+        2 => (0..32usize).prop_map(Op::Foreign),
+        1 => Just(Op::Close),
+        8 => Just(Op::PollWake),
+    ]
+}
+
+fn config() -> ProptestConfig {
+    let cases = ["WORKPOOL_PROPTEST_CASES", "PROPTEST_CASES"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok()?.parse().ok())
+        .unwrap_or(if cfg!(miri) { 8 } else { 256 });
+    let mut config = ProptestConfig::with_cases(cases);
+    if cfg!(miri) {
+        config.failure_persistence = None;
+    }
+    config
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn core_matches_the_model(ops in prop::collection::vec(op(), 0..80)) {
+        run(&ops);
+    }
+}
+
+/// Shrunk by proptest: `claim` and `cancel` accepted a waiter handle of
+/// another pool and acted on this pool's waiter in the same slot.
+#[test]
+fn regression_foreign_waiter_handle() {
+    run(&[Op::Enqueue, Op::Foreign(0)]);
+}
+
+/// Sequences proptest shrank from deliberately broken cores (while checking
+/// that the model notices), kept so that every run covers them.
+#[test]
+fn pinned_sequences() {
+    use Op::*;
+    // A new key with room joins the ring just before the cursor.
+    run(&[Set(1, 2), Set(0, 1), TryAcquire, Enqueue]);
+    run(&[Set(1, 3), EnqueueKey(2), TryAcquire, Set(2, 0), Set(0, 1)]);
+    // Close forgets keys tracked only for their waiters, and fails any-key
+    // waiters too.
+    run(&[EnqueueKey(0), Close]);
+    run(&[TryAcquire, Enqueue, Close]);
+    // Freed room goes to the oldest eligible waiter, of either kind.
+    run(&[
+        Set(0, 1),
+        TryAcquire,
+        EnqueueKey(0),
+        Enqueue,
+        Release(0),
+        PollWake,
+    ]);
+    run(&[
+        Set(0, 1),
+        TryAcquire,
+        Enqueue,
+        EnqueueKey(0),
+        Release(0),
+        PollWake,
+    ]);
+    // A cancelled grant passes its lease on.
+    run(&[Set(0, 1), Enqueue, Enqueue, Cancel(0), PollWake, Claim(0)]);
+    run(&[Set(0, u64::MAX), TryAcquire, Set(0, 1), Enqueue, Release(0)]);
+}
+
+// ------------------------------------------------------------------ the model
+
+/// Where a model waiter stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Waiting,
+    /// Granted the lease with this id from this key.
+    Granted(u64, u8),
+    Closed,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    /// Arrival number: lower is older.
+    id: u64,
+    /// `None` for an any-key waiter.
+    key: Option<u8>,
+    state: State,
+}
+
+/// The contract, written as plainly as possible.
+#[derive(Debug)]
+struct Model {
+    /// Tracked keys.
+    groups: BTreeMap<u8, Counts>,
+    /// Every registered waiter, oldest first.
+    waiters: Vec<Waiter>,
+    /// Decided and unreported waiters: (waiter, decision), oldest first.
+    /// Waiters decided together (by `close`) share a decision number.
+    wake: Vec<(u64, u64)>,
+    /// The keys with room, in ring order, and the one the cursor is on: the
+    /// core's round robin, modelled exactly.
+    ring: Vec<u8>,
+    cursor: Option<u8>,
+    next_lease: u64,
+    next_waiter: u64,
+    decisions: u64,
+    closed: bool,
+}
+
+impl Model {
+    fn new() -> Self {
+        Self {
+            groups: BTreeMap::new(),
+            waiters: Vec::new(),
+            wake: Vec::new(),
+            ring: Vec::new(),
+            cursor: None,
+            next_lease: 1,
+            next_waiter: 0,
+            decisions: 0,
+            closed: false,
+        }
+    }
+
+    fn counts(&self, key: u8) -> Counts {
+        self.groups.get(&key).copied().unwrap_or_default()
+    }
+
+    fn room(&self, key: u8) -> bool {
+        let c = self.counts(key);
+        c.active < c.target
+    }
+
+    fn can_serve(waiter: &Waiter, key: u8) -> bool {
+        waiter.state == State::Waiting && waiter.key.is_none_or(|k| k == key)
+    }
+
+    /// The oldest waiting waiter that `key` could serve.
+    fn oldest_for(&self, key: u8) -> Option<usize> {
+        self.waiters.iter().position(|w| Self::can_serve(w, key))
+    }
+
+    /// Whether a newcomer may take a unit of `key` now: it has room and no
+    /// earlier waiter could use that room (no barging).
+    fn free_for_newcomer(&self, key: u8) -> bool {
+        self.room(key) && self.oldest_for(key).is_none()
+    }
+
+    fn waiting(&self, key: u8) -> usize {
+        self.waiters
+            .iter()
+            .filter(|w| w.state == State::Waiting && w.key == Some(key))
+            .count()
+    }
+
+    fn waiting_total(&self) -> usize {
+        self.waiters
+            .iter()
+            .filter(|w| w.state == State::Waiting)
+            .count()
+    }
+
+    fn waiter(&self, id: u64) -> usize {
+        self.waiters
+            .iter()
+            .position(|w| w.id == id)
+            .expect("a registered waiter")
+    }
+
+    fn grant(&mut self, key: u8) -> (u64, u8) {
+        let group = self.groups.get_mut(&key).expect("a tracked key");
+        assert!(group.active < group.target, "grant without room");
+        group.active += 1;
+        let id = self.next_lease;
+        self.next_lease += 1;
+        (id, key)
+    }
+
+    /// Puts `key` in the ring just before the cursor, or takes it out
+    /// (moving the cursor on), so that the ring holds the keys with room.
+    fn sync_ring(&mut self, key: u8) {
+        let at = self.ring.iter().position(|&k| k == key);
+        match (self.room(key), at) {
+            (true, None) => match self.cursor {
+                None => {
+                    self.ring.push(key);
+                    self.cursor = Some(key);
+                }
+                Some(cursor) => {
+                    let c = self.ring.iter().position(|&k| k == cursor).unwrap();
+                    self.ring.insert(c, key);
+                }
+            },
+            (false, Some(i)) => {
+                if self.ring.len() == 1 {
+                    self.cursor = None;
+                } else if self.cursor == Some(key) {
+                    self.cursor = Some(self.ring[(i + 1) % self.ring.len()]);
+                }
+                self.ring.remove(i);
+            }
+            _ => {}
+        }
+    }
+
+    /// A unit from the key under the cursor, moving the cursor on.
+    fn take_any(&mut self) -> Option<(u64, u8)> {
+        let available: Vec<u8> = (0..KEYS).filter(|&k| self.free_for_newcomer(k)).collect();
+        let Some(key) = self.cursor else {
+            assert!(available.is_empty(), "the ring misses {available:?}");
+            return None;
+        };
+        assert!(available.contains(&key), "the ring offers {key}");
+        let i = self.ring.iter().position(|&k| k == key).unwrap();
+        self.cursor = Some(self.ring[(i + 1) % self.ring.len()]);
+        let lease = self.grant(key);
+        self.sync_ring(key);
+        Some(lease)
+    }
+
+    fn take_key(&mut self, key: u8) -> Option<(u64, u8)> {
+        if !self.free_for_newcomer(key) {
+            return None;
+        }
+        let lease = self.grant(key);
+        self.sync_ring(key);
+        Some(lease)
+    }
+
+    /// Forgets every key with target 0, no lease and no waiter. The core
+    /// must do so as soon as a key becomes idle, so the model checks every
+    /// key after every op.
+    fn forget_idle(&mut self) {
+        let idle: Vec<u8> = (0..KEYS)
+            .filter(|&k| self.waiting(k) == 0 && self.counts(k) == Counts::default())
+            .collect();
+        for key in idle {
+            assert!(!self.ring.contains(&key));
+            self.groups.remove(&key);
+        }
+    }
+
+    /// Hands `key`'s room to the oldest waiters it can serve.
+    fn serve(&mut self, key: u8) {
+        while self.room(key) {
+            let Some(i) = self.oldest_for(key) else {
+                break;
+            };
+            let (id, key) = self.grant(key);
+            self.waiters[i].state = State::Granted(id, key);
+            self.decisions += 1;
+            self.wake.push((self.waiters[i].id, self.decisions));
+        }
+        self.sync_ring(key);
+    }
+
+    fn set(&mut self, key: u8, target: u64) {
+        if target == 0 && !self.groups.contains_key(&key) {
+            return;
+        }
+        let group = self.groups.entry(key).or_default();
+        let old = std::mem::replace(&mut group.target, target);
+        if target > old {
+            self.serve(key);
+        } else {
+            self.sync_ring(key);
+        }
+    }
+
+    fn try_acquire(&mut self) -> Result<(u64, u8), TryAcquireError> {
+        if self.closed {
+            return Err(TryAcquireError::Closed);
+        }
+        self.take_any().ok_or(TryAcquireError::NoCapacity)
+    }
+
+    fn try_acquire_key(&mut self, key: u8) -> Result<(u64, u8), TryAcquireError> {
+        if self.closed {
+            return Err(TryAcquireError::Closed);
+        }
+        self.take_key(key).ok_or(TryAcquireError::NoCapacity)
+    }
+
+    /// Registers a waiter; `Ok` holds its arrival number.
+    fn enqueue(&mut self, key: Option<u8>) -> Result<u64, Closed> {
+        if self.closed {
+            return Err(Closed);
+        }
+        let taken = match key {
+            None => self.take_any(),
+            Some(k) => {
+                self.groups.entry(k).or_default();
+                self.take_key(k)
+            }
+        };
+        let id = self.next_waiter;
+        self.next_waiter += 1;
+        let state = taken.map_or(State::Waiting, |(l, k)| State::Granted(l, k));
+        self.waiters.push(Waiter { id, key, state });
+        Ok(id)
+    }
+
+    /// Removes a waiter and returns what it was.
+    fn remove(&mut self, id: u64) -> State {
+        let w = self.waiters.remove(self.waiter(id));
+        self.wake.retain(|&(waiter, _)| waiter != id);
+        w.state
+    }
+
+    fn give_back(&mut self, key: u8) {
+        let group = self.groups.get_mut(&key).expect("a lease's key is tracked");
+        assert!(group.active > 0);
+        group.active -= 1;
+        self.serve(key);
+    }
+
+    fn cancel(&mut self, id: u64) {
+        if let State::Granted(_, key) = self.remove(id) {
+            self.give_back(key);
+        }
+    }
+
+    /// `None` while waiting; otherwise the final state (and the waiter is gone).
+    fn claim(&mut self, id: u64) -> Option<State> {
+        let state = self.waiters[self.waiter(id)].state;
+        if state == State::Waiting {
+            return None;
+        }
+        Some(self.remove(id))
+    }
+
+    fn release(&mut self, key: u8) {
+        self.give_back(key);
+    }
+
+    fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        self.decisions += 1;
+        for w in &mut self.waiters {
+            if w.state == State::Waiting {
+                w.state = State::Closed;
+                self.wake.push((w.id, self.decisions));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the harness
+
+struct Run {
+    pool: Pool<u8>,
+    model: Model,
+    /// Leases the test holds.
+    held: Vec<Lease<u8>>,
+    /// Registered waiters: the core's handle and the model's arrival number.
+    waiters: Vec<(WaiterId, u64)>,
+    /// Handles that were claimed or cancelled.
+    dead: Vec<WaiterId>,
+    /// Every lease id seen so far.
+    ids: HashSet<u64>,
+    /// Another pool, for foreign leases and handles.
+    other: Pool<u8>,
+    other_waiter: WaiterId,
+}
+
+fn run(ops: &[Op]) {
+    let mut other = Pool::new();
+    let other_waiter = other.enqueue_key(&0).unwrap();
+    other.set(0, u64::MAX);
+    let mut run = Run {
+        pool: Pool::new(),
+        model: Model::new(),
+        held: Vec::new(),
+        waiters: Vec::new(),
+        dead: Vec::new(),
+        ids: HashSet::new(),
+        other,
+        other_waiter,
+    };
+    for op in ops {
+        run.step(op);
+    }
+    run.wind_down();
+}
+
+impl Run {
+    fn step(&mut self, op: &Op) {
+        let before: Vec<Counts> = (0..=KEYS).map(|k| self.pool.counts(&k)).collect();
+        match *op {
+            Op::Set(key, target) => {
+                self.model.set(key, target);
+                self.pool.set(key, target);
+            }
+            Op::TryAcquire => {
+                let expected = self.model.try_acquire();
+                let got = self.pool.try_acquire();
+                self.compare_try(got, expected);
+            }
+            Op::TryAcquireKey(key) => {
+                let expected = self.model.try_acquire_key(key);
+                let got = self.pool.try_acquire_key(&key);
+                self.compare_try(got, expected);
+            }
+            Op::Enqueue | Op::EnqueueKey(_) => {
+                let key = match *op {
+                    Op::EnqueueKey(k) => Some(k),
+                    _ => None,
+                };
+                let expected = self.model.enqueue(key);
+                let got = match key {
+                    None => self.pool.enqueue(),
+                    Some(k) => self.pool.enqueue_key(&k),
+                };
+                match (got, expected) {
+                    (Ok(w), Ok(id)) => self.waiters.push((w, id)),
+                    (Err(Closed), Err(Closed)) => {}
+                    (got, expected) => panic!("enqueue: {got:?}, expected {expected:?}"),
+                }
+            }
+            Op::Cancel(i) => {
+                if self.waiters.is_empty() {
+                    return;
+                }
+                let (w, id) = self.waiters.remove(i % self.waiters.len());
+                self.model.cancel(id);
+                assert_eq!(self.pool.cancel(w), Ok(()));
+                self.dead.push(w);
+            }
+            Op::Claim(i) => {
+                if self.waiters.is_empty() {
+                    return;
+                }
+                let at = i % self.waiters.len();
+                let (w, id) = self.waiters[at];
+                let expected = self.model.claim(id);
+                match (self.pool.claim(w), expected) {
+                    (Ok(Claim::Waiting), None) => {}
+                    (Ok(Claim::Closed), Some(State::Closed)) => {}
+                    (Ok(Claim::Granted(lease)), Some(State::Granted(lid, key))) => {
+                        self.took(lease, (lid, key));
+                    }
+                    (got, expected) => panic!("claim: {got:?}, expected {expected:?}"),
+                }
+                if expected.is_some() {
+                    self.waiters.remove(at);
+                    self.dead.push(w);
+                }
+            }
+            Op::Release(i) => {
+                if self.held.is_empty() {
+                    return;
+                }
+                let lease = self.held.swap_remove(i % self.held.len());
+                self.model.release(*lease.key());
+                assert_eq!(self.pool.release(lease), Ok(()));
+            }
+            Op::Foreign(i) => {
+                let lease = self.other.try_acquire_key(&0).unwrap();
+                assert_eq!(self.pool.release(lease), Err(ReleaseError::ForeignPool));
+                let mut handles = vec![self.other_waiter];
+                if !self.dead.is_empty() {
+                    handles.push(self.dead[i % self.dead.len()]);
+                }
+                for w in handles {
+                    assert_eq!(self.pool.claim(w).map(|_| ()), Err(UnknownWaiter));
+                    assert_eq!(self.pool.cancel(w), Err(UnknownWaiter));
+                }
+            }
+            Op::Close => {
+                self.model.close();
+                self.pool.close();
+            }
+            Op::PollWake => self.poll_wake(),
+        }
+        self.model.forget_idle();
+        self.compare(&before);
+    }
+
+    fn compare_try(
+        &mut self,
+        got: Result<Lease<u8>, TryAcquireError>,
+        expected: Result<(u64, u8), TryAcquireError>,
+    ) {
+        match (got, expected) {
+            (Ok(lease), Ok(expected)) => self.took(lease, expected),
+            (Err(got), Err(expected)) => assert_eq!(got, expected),
+            (got, expected) => panic!("try: {got:?}, expected {expected:?}"),
+        }
+    }
+
+    /// A lease came out of the core: it must be the one the model granted.
+    fn took(&mut self, lease: Lease<u8>, (id, key): (u64, u8)) {
+        assert_eq!((lease.id(), *lease.key()), (id, key), "lease id and key");
+        assert_ne!(lease.id(), 0);
+        assert!(
+            self.ids.insert(lease.id()),
+            "lease id {} seen twice",
+            lease.id()
+        );
+        self.held.push(lease);
+    }
+
+    fn poll_wake(&mut self) {
+        let mut got = Vec::new();
+        while let Some(w) = self.pool.poll_wake() {
+            let &(_, id) = self
+                .waiters
+                .iter()
+                .find(|&&(handle, _)| handle == w)
+                .unwrap_or_else(|| panic!("poll_wake named {w:?}, not a registered waiter"));
+            let decision = self
+                .model
+                .wake
+                .iter()
+                .find(|&&(waiter, _)| waiter == id)
+                .unwrap_or_else(|| panic!("poll_wake named waiter {id}, undecided in the model"))
+                .1;
+            got.push((decision, id));
+        }
+        let mut expected: Vec<(u64, u64)> =
+            self.model.wake.drain(..).map(|(w, d)| (d, w)).collect();
+        // Decisions come out in order; those made together (by close) in
+        // any order.
+        assert!(
+            got.windows(2).all(|p| p[0].0 <= p[1].0),
+            "wake order {got:?}"
+        );
+        got.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(got, expected, "poll_wake reports (decision, waiter)");
+    }
+
+    /// Compares all visible state and checks the invariants.
+    fn compare(&mut self, before: &[Counts]) {
+        let (pool, model) = (&mut self.pool, &self.model);
+        let mut any_room = false;
+        for key in 0..=KEYS {
+            let c = pool.counts(&key);
+            assert_eq!(c, model.counts(key), "counts of key {key}");
+            assert_eq!(
+                pool.waiting(&key),
+                model.waiting(key),
+                "waiting for key {key}"
+            );
+            if c.active > before[key as usize].active {
+                assert!(
+                    c.active <= c.target,
+                    "key {key} granted past its target: {c:?}"
+                );
+            }
+            any_room |= c.active < c.target;
+            // Liveness: a key with room has no key waiter left waiting.
+            if !pool.is_closed() && c.active < c.target {
+                assert_eq!(
+                    pool.waiting(&key),
+                    0,
+                    "a waiter for {key} waits beside room"
+                );
+            }
+        }
+        assert_eq!(pool.waiters(), model.waiting_total(), "waiters()");
+        let key_waiters: usize = (0..KEYS).map(|k| pool.waiting(&k)).sum();
+        if !pool.is_closed() && any_room {
+            assert_eq!(
+                pool.waiters(),
+                key_waiters,
+                "an any-key waiter waits beside room"
+            );
+        }
+        assert_eq!(pool.len(), model.groups.len(), "len()");
+        assert_eq!(pool.is_empty(), model.groups.is_empty());
+        assert_eq!(pool.is_closed(), model.closed);
+        let mut all: Vec<(u8, Counts)> = pool.iter().map(|(&k, c)| (k, c)).collect();
+        all.sort_unstable_by_key(|&(k, _)| k);
+        let expected: Vec<(u8, Counts)> = model.groups.iter().map(|(&k, &c)| (k, c)).collect();
+        assert_eq!(all, expected, "iter()");
+        // The model's ring holds exactly the keys with room.
+        let mut ring = model.ring.clone();
+        ring.sort_unstable();
+        let room: Vec<u8> = (0..KEYS).filter(|&k| model.room(k)).collect();
+        assert_eq!(ring, room, "model ring");
+        // Waiters the model says wait are waiting in the core too (`claim`
+        // leaves a waiting waiter alone); with equal totals, the decided
+        // ones are decided in both.
+        for &(w, id) in &self.waiters {
+            if model.waiters[model.waiter(id)].state == State::Waiting {
+                assert!(matches!(pool.claim(w), Ok(Claim::Waiting)), "waiter {id}");
+            }
+        }
+    }
+
+    /// Cancels every waiter and releases every lease: the pool must be left
+    /// with nothing tracked.
+    fn wind_down(&mut self) {
+        while !self.waiters.is_empty() {
+            self.step(&Op::Cancel(0));
+        }
+        while !self.held.is_empty() {
+            self.step(&Op::Release(0));
+        }
+        for key in 0..KEYS {
+            self.step(&Op::Set(key, 0));
+        }
+        self.step(&Op::PollWake);
+        assert!(self.pool.is_empty(), "keys left: {:?}", self.pool);
+        assert_eq!(self.pool.waiters(), 0);
+        assert_eq!(self.pool.poll_wake(), None);
+    }
+}

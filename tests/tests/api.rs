@@ -1,0 +1,159 @@
+//! The public surface: compile-time `Send`/`Sync`/`Clone`/`'static`
+//! assertions for every type that should have them, and the errors'
+//! `std::error::Error` impls and short lowercase messages.
+
+use std::error::Error;
+use std::fmt::{Debug, Display};
+use std::hash::Hash;
+
+use futures_core::stream::{FusedStream, Stream};
+use workpool_std::futures::{Acquire, AcquireKey, Leases};
+use workpool_std::{AcquireTimeoutError, Closed, Counts, Lease, Pool, TryAcquireError};
+
+fn assert_send<T: Send>() {}
+fn assert_sync<T: Sync>() {}
+fn assert_clone<T: Clone>() {}
+fn assert_static<T: 'static>() {}
+fn assert_debug<T: Debug>() {}
+fn assert_unpin<T: Unpin>() {}
+fn assert_error<T: Error + Display + Debug + Send + Sync + Copy + Eq + Hash + 'static>() {}
+fn assert_lease_stream<K: Hash + Eq + Clone, S: Stream<Item = Lease<K>> + FusedStream>() {}
+
+/// The bounds every key type the tests name gets.
+fn assert_surface<K: Hash + Eq + Clone + Debug + Send + Sync + 'static>() {
+    assert_send::<Pool<K>>();
+    assert_sync::<Pool<K>>();
+    assert_clone::<Pool<K>>();
+    assert_debug::<Pool<K>>();
+    assert_static::<Pool<K>>();
+
+    assert_send::<Lease<K>>();
+    assert_sync::<Lease<K>>();
+    assert_debug::<Lease<K>>();
+    assert_static::<Lease<K>>();
+
+    assert_send::<Acquire<'_, K>>();
+    assert_send::<AcquireKey<'_, K>>();
+    assert_send::<Leases<K>>();
+    assert_static::<Leases<K>>();
+    assert_unpin::<Acquire<'_, K>>();
+    assert_unpin::<AcquireKey<'_, K>>();
+    assert_unpin::<Leases<K>>();
+    assert_debug::<Acquire<'_, K>>();
+    assert_debug::<AcquireKey<'_, K>>();
+    assert_debug::<Leases<K>>();
+    assert_lease_stream::<K, Leases<K>>();
+
+    assert_send::<workpool_core::Pool<K>>();
+    assert_sync::<workpool_core::Pool<K>>();
+    assert_send::<workpool_core::Lease<K>>();
+    assert_debug::<workpool_core::Lease<K>>();
+}
+
+#[test]
+fn types_have_the_auto_traits_users_rely_on() {
+    assert_surface::<&'static str>();
+    assert_surface::<String>();
+    assert_surface::<u64>();
+
+    assert_send::<Counts>();
+    assert_sync::<Counts>();
+    assert_clone::<Counts>();
+    assert_error::<Closed>();
+    assert_error::<TryAcquireError>();
+    assert_error::<AcquireTimeoutError>();
+    assert_error::<workpool_core::ReleaseError>();
+    assert_error::<workpool_core::UnknownWaiter>();
+}
+
+#[test]
+fn std_reexports_the_core_types_it_hands_out() {
+    // Same types, so a std user never needs to import the core.
+    let counts: workpool_core::Counts = Counts::default();
+    assert_eq!(
+        counts,
+        Counts {
+            target: 0,
+            active: 0
+        }
+    );
+    let closed: workpool_core::Closed = Closed;
+    let try_err: workpool_core::TryAcquireError = TryAcquireError::NoCapacity;
+    assert_eq!(closed, Closed);
+    assert_eq!(try_err, TryAcquireError::NoCapacity);
+}
+
+#[test]
+fn a_lease_is_static_and_moves_into_a_thread() {
+    let pool: Pool<String> = Pool::new();
+    pool.set("k".to_owned(), 1);
+    let lease = pool.try_acquire().unwrap();
+    let key = std::thread::spawn(move || lease.key().clone())
+        .join()
+        .unwrap();
+    assert_eq!(key, "k");
+    assert_eq!(pool.counts(&key).active, 0);
+}
+
+fn check_message(err: &dyn Error) {
+    let msg = err.to_string();
+    let first = msg.chars().next().expect("a message");
+    assert!(first.is_lowercase(), "lowercase: {msg:?}");
+    assert!(!msg.ends_with('.'), "no trailing period: {msg:?}");
+    assert!(msg.len() < 60, "short: {msg:?}");
+    assert!(err.source().is_none());
+}
+
+#[test]
+fn errors_have_short_lowercase_messages() {
+    let errors: [&dyn Error; 9] = [
+        &Closed,
+        &TryAcquireError::Closed,
+        &TryAcquireError::NoCapacity,
+        &AcquireTimeoutError::Closed,
+        &AcquireTimeoutError::Timeout,
+        &workpool_core::ReleaseError::ForeignPool,
+        &workpool_core::ReleaseError::Stale,
+        &workpool_core::UnknownWaiter,
+        &workpool_core::Closed,
+    ];
+    for err in errors {
+        check_message(err);
+    }
+    assert_ne!(
+        TryAcquireError::NoCapacity.to_string(),
+        TryAcquireError::Closed.to_string()
+    );
+    assert_ne!(
+        AcquireTimeoutError::Timeout.to_string(),
+        AcquireTimeoutError::Closed.to_string()
+    );
+}
+
+#[test]
+fn closed_converts_into_the_wider_errors() {
+    assert_eq!(TryAcquireError::from(Closed), TryAcquireError::Closed);
+    assert_eq!(
+        AcquireTimeoutError::from(Closed),
+        AcquireTimeoutError::Closed
+    );
+
+    // `?` works into boxed errors, which need `Send + Sync + 'static`.
+    fn fails() -> Result<(), Box<dyn Error + Send + Sync>> {
+        let pool: Pool<&'static str> = Pool::new();
+        pool.close();
+        pool.try_acquire()?;
+        Ok(())
+    }
+    assert_eq!(fails().unwrap_err().to_string(), Closed.to_string());
+}
+
+#[test]
+fn debug_output_names_the_lease() {
+    let pool: Pool<&'static str> = Pool::new();
+    pool.set("spam", 1);
+    let lease = pool.try_acquire().unwrap();
+    let text = format!("{lease:?}");
+    assert!(text.contains("spam") && text.contains('1'), "{text}");
+    assert!(!format!("{pool:?}").is_empty());
+}

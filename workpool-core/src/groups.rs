@@ -178,10 +178,11 @@ impl<K> Groups<K> {
         self.cursor
     }
 
-    /// Moves the cursor one group on.
-    pub(crate) fn advance(&mut self) {
-        if self.cursor != NIL {
-            self.cursor = self.at(self.cursor).ring_next;
+    /// Moves the cursor past group `index` after a grant from it. If the
+    /// grant filled it, it already left the ring and the cursor moved on.
+    pub(crate) fn advance_past(&mut self, index: u32) {
+        if self.cursor == index {
+            self.cursor = self.at(index).ring_next;
         }
     }
 

@@ -23,10 +23,17 @@ pub struct Counts {
 /// Adapters (such as `workpool-std`) wrap it in an RAII guard.
 pub struct Lease<K> {
     pub(crate) pool: usize,
+    pub(crate) grant: Grant,
+    pub(crate) key: K,
+}
+
+/// A granted unit of capacity, before the key is attached: what a waiter
+/// holds between the grant and its claim.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Grant {
     pub(crate) group: u32,
     pub(crate) generation: u32,
     pub(crate) id: u64,
-    pub(crate) key: K,
 }
 
 impl<K> Lease<K> {
@@ -43,7 +50,7 @@ impl<K> Lease<K> {
     /// assert_eq!((first.id(), second.id()), (1, 2));
     /// ```
     pub fn id(&self) -> u64 {
-        self.id
+        self.grant.id
     }
 
     /// The key whose capacity this lease holds.
@@ -63,7 +70,7 @@ impl<K> Lease<K> {
 impl<K: fmt::Debug> fmt::Debug for Lease<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lease")
-            .field("id", &self.id)
+            .field("id", &self.grant.id)
             .field("key", &self.key)
             .finish_non_exhaustive()
     }

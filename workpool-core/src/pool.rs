@@ -7,7 +7,7 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::error::{Closed, ReleaseError, TryAcquireError, UnknownWaiter};
 use crate::groups::Groups;
-use crate::lease::{Claim, Counts, Lease, WaiterId};
+use crate::lease::{Claim, Counts, Grant, Lease, WaiterId};
 use crate::waiters::{List, State, Waiters, NIL};
 
 /// The keyed counting state machine: a target and an active count per key,
@@ -38,7 +38,7 @@ pub struct Pool<K, S = DefaultHashBuilder> {
     /// Group slots, found by the key's cached hash.
     table: HashTable<u32>,
     groups: Groups<K>,
-    waiters: Waiters<K>,
+    waiters: Waiters,
     /// Any-key waiters, oldest first.
     any_queue: List,
     /// Waiters whose outcome is decided and not yet reported by `poll_wake`.
@@ -323,8 +323,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
             return Err(Closed);
         }
         let seq = self.bump_seq();
-        Ok(match self.take_any() {
-            Some(lease) => self.waiters.insert(NIL, seq, State::Granted(lease)),
+        Ok(match self.take_any_grant() {
+            Some(grant) => self.waiters.insert(NIL, seq, State::Granted(grant)),
             None => {
                 let w = self.waiters.insert(NIL, seq, State::Waiting);
                 self.waiters.push_back(&mut self.any_queue, w.index);
@@ -368,8 +368,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
             None => self.insert_group(key.clone(), hash),
         };
         let seq = self.bump_seq();
-        Ok(match self.take_from(g) {
-            Some(lease) => self.waiters.insert(g, seq, State::Granted(lease)),
+        Ok(match self.take_grant_from(g) {
+            Some(grant) => self.waiters.insert(g, seq, State::Granted(grant)),
             None => {
                 let w = self.waiters.insert(g, seq, State::Waiting);
                 let group = self.groups.at_mut(g);
@@ -419,8 +419,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
             if group != NIL {
                 self.forget_if_idle(group);
             }
-        } else if let State::Granted(lease) = self.finish(index) {
-            self.give_back(lease.group);
+        } else if let State::Granted(grant) = self.finish(index) {
+            self.give_back(grant.group);
         }
         Ok(())
     }
@@ -450,9 +450,14 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         if lease.pool != self.id {
             return Err(ReleaseError::ForeignPool);
         }
-        match self.groups.get_checked(lease.group, lease.generation) {
-            Some(g) if g.active > 0 && lease.id < self.next_lease => {
-                self.give_back(lease.group);
+        let Grant {
+            group,
+            generation,
+            id,
+        } = lease.grant;
+        match self.groups.get_checked(group, generation) {
+            Some(g) if g.active > 0 && id < self.next_lease => {
+                self.give_back(group);
                 Ok(())
             }
             _ => Err(ReleaseError::Stale),
@@ -551,11 +556,19 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// ```
     pub fn claim(&mut self, waiter: WaiterId) -> Result<Claim<K>, UnknownWaiter> {
         let w = self.waiters.lookup(waiter).ok_or(UnknownWaiter)?;
-        if matches!(w.state, State::Waiting) {
-            return Ok(Claim::Waiting);
-        }
-        Ok(match self.finish(waiter.index) {
-            State::Granted(lease) => Claim::Granted(lease),
+        let key = match &w.state {
+            State::Waiting => return Ok(Claim::Waiting),
+            // Clone before removing: if `K::clone` panics the waiter keeps
+            // its grant, and cancelling it later passes the grant on.
+            State::Granted(grant) => Some(self.groups.at(grant.group).key.clone()),
+            _ => None,
+        };
+        Ok(match (self.finish(waiter.index), key) {
+            (State::Granted(grant), Some(key)) => Claim::Granted(Lease {
+                pool: self.id,
+                grant,
+                key,
+            }),
             _ => Claim::Closed,
         })
     }
@@ -602,46 +615,76 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         self.groups.remove(g);
     }
 
-    /// Grants one lease from group `g`, which must have room.
-    fn grant(&mut self, g: u32) -> Lease<K> {
-        // Clone first: a panicking `K::clone` must leave the pool untouched.
-        let key = self.groups.at(g).key.clone();
+    /// Counts one grant from group `g`, which must have room. Runs no user
+    /// code, so it cannot panic half-way.
+    fn grant(&mut self, g: u32) -> Grant {
         let generation = self.groups.generation(g);
         let group = self.groups.at_mut(g);
         debug_assert!(group.has_room());
         group.active += 1;
         let id = self.next_lease;
         self.next_lease += 1;
-        let lease = Lease {
-            pool: self.id,
+        self.groups.ring_update(g);
+        Grant {
             group: g,
             generation,
             id,
+        }
+    }
+
+    /// Attaches a clone of the group's key, cloned *before* the grant is
+    /// counted so that a panicking `K::clone` leaves the pool untouched.
+    fn lease_from(&mut self, g: u32) -> Lease<K> {
+        let key = self.groups.at(g).key.clone();
+        Lease {
+            pool: self.id,
+            grant: self.grant(g),
             key,
-        };
-        self.groups.ring_update(g);
-        lease
+        }
     }
 
     /// A lease from the group under the ring's cursor, moving the cursor on.
     fn take_any(&mut self) -> Option<Lease<K>> {
+        let g = self.any_with_room()?;
+        let lease = self.lease_from(g);
+        self.groups.advance_past(g);
+        Some(lease)
+    }
+
+    /// A grant from the group under the ring's cursor, moving the cursor on.
+    fn take_any_grant(&mut self) -> Option<Grant> {
+        let g = self.any_with_room()?;
+        let grant = self.grant(g);
+        self.groups.advance_past(g);
+        Some(grant)
+    }
+
+    fn any_with_room(&self) -> Option<u32> {
         let g = self.groups.cursor();
-        if g == NIL {
-            return None;
-        }
-        debug_assert_eq!(self.any_queue, List::EMPTY, "waiter left behind room");
-        self.groups.advance();
-        Some(self.grant(g))
+        debug_assert!(
+            g == NIL || self.any_queue == List::EMPTY,
+            "waiter left behind room"
+        );
+        (g != NIL).then_some(g)
     }
 
     /// A lease from group `g` if it has room.
     fn take_from(&mut self, g: u32) -> Option<Lease<K>> {
+        self.has_room_for_newcomer(g).then(|| self.lease_from(g))
+    }
+
+    /// A grant from group `g` if it has room.
+    fn take_grant_from(&mut self, g: u32) -> Option<Grant> {
+        self.has_room_for_newcomer(g).then(|| self.grant(g))
+    }
+
+    fn has_room_for_newcomer(&self, g: u32) -> bool {
         let group = self.groups.at(g);
-        if !group.has_room() {
-            return None;
-        }
-        debug_assert_eq!(group.queue, List::EMPTY, "waiter left behind room");
-        Some(self.grant(g))
+        debug_assert!(
+            !group.has_room() || group.queue == List::EMPTY,
+            "waiter left behind room"
+        );
+        group.has_room()
     }
 
     /// Returns one unit of capacity to group `g` and passes it on.
@@ -663,7 +706,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
                 (NIL, _) => false,
                 (k, a) => self.waiters.slot(k).seq < self.waiters.slot(a).seq,
             };
-            let lease = self.grant(g);
+            let grant = self.grant(g);
             let index = if from_key {
                 let group = self.groups.at_mut(g);
                 let mut queue = group.queue;
@@ -676,13 +719,13 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
                 any_head
             };
             self.waiters.waiting -= 1;
-            self.decide(index, State::Granted(lease));
+            self.decide(index, State::Granted(grant));
         }
         self.groups.ring_update(g);
     }
 
     /// Records a waiter's outcome and queues it for `poll_wake`.
-    fn decide(&mut self, index: u32, state: State<K>) {
+    fn decide(&mut self, index: u32, state: State) {
         let w = self.waiters.slot_mut(index);
         w.state = state;
         w.in_wake = true;
@@ -698,7 +741,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     }
 
     /// Removes a decided waiter (granted or closed) and returns its state.
-    fn finish(&mut self, index: u32) -> State<K> {
+    fn finish(&mut self, index: u32) -> State {
         if self.waiters.slot(index).in_wake {
             self.waiters.unlink(&mut self.wake, index);
             self.waiters.slot_mut(index).in_wake = false;

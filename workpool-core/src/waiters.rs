@@ -8,7 +8,7 @@
 
 use alloc::vec::Vec;
 
-use crate::lease::{Lease, WaiterId};
+use crate::lease::{Grant, WaiterId};
 
 /// The "no slot" link value.
 pub(crate) const NIL: u32 = u32::MAX;
@@ -28,16 +28,18 @@ impl List {
 }
 
 /// Where a waiter stands.
-pub(crate) enum State<K> {
+pub(crate) enum State {
     Vacant,
     Waiting,
-    Granted(Lease<K>),
+    /// Granted; the key is cloned into the lease only when it is claimed,
+    /// so a hand-off never runs user code.
+    Granted(Grant),
     Closed,
 }
 
-pub(crate) struct Waiter<K> {
+pub(crate) struct Waiter {
     pub(crate) generation: u32,
-    pub(crate) state: State<K>,
+    pub(crate) state: State,
     /// The group slot a key waiter asks for, or `NIL` for an any-key waiter.
     pub(crate) group: u32,
     /// Arrival order: lower is older.
@@ -47,16 +49,16 @@ pub(crate) struct Waiter<K> {
     next: u32,
 }
 
-pub(crate) struct Waiters<K> {
+pub(crate) struct Waiters {
     /// The owning pool's id, stamped on every handle.
     pool: usize,
-    slots: Vec<Waiter<K>>,
+    slots: Vec<Waiter>,
     free: u32,
     /// Waiters in the `Waiting` state.
     pub(crate) waiting: usize,
 }
 
-impl<K> Waiters<K> {
+impl Waiters {
     pub(crate) const fn new(pool: usize) -> Self {
         Self {
             pool,
@@ -68,7 +70,7 @@ impl<K> Waiters<K> {
 
     /// Registers a waiter in `state` (linked into no list) and returns its
     /// handle.
-    pub(crate) fn insert(&mut self, group: u32, seq: u64, state: State<K>) -> WaiterId {
+    pub(crate) fn insert(&mut self, group: u32, seq: u64, state: State) -> WaiterId {
         if matches!(state, State::Waiting) {
             self.waiting += 1;
         }
@@ -112,7 +114,7 @@ impl<K> Waiters<K> {
     }
 
     /// The slot named by `id`, if it is a registered waiter of this pool.
-    pub(crate) fn lookup(&self, id: WaiterId) -> Option<&Waiter<K>> {
+    pub(crate) fn lookup(&self, id: WaiterId) -> Option<&Waiter> {
         if id.pool != self.pool {
             return None;
         }
@@ -121,16 +123,16 @@ impl<K> Waiters<K> {
             .filter(|w| w.generation == id.generation && !matches!(w.state, State::Vacant))
     }
 
-    pub(crate) fn slot(&self, index: u32) -> &Waiter<K> {
+    pub(crate) fn slot(&self, index: u32) -> &Waiter {
         &self.slots[index as usize]
     }
 
-    pub(crate) fn slot_mut(&mut self, index: u32) -> &mut Waiter<K> {
+    pub(crate) fn slot_mut(&mut self, index: u32) -> &mut Waiter {
         &mut self.slots[index as usize]
     }
 
     /// Frees a slot that is linked into no list and returns its state.
-    pub(crate) fn remove(&mut self, index: u32) -> State<K> {
+    pub(crate) fn remove(&mut self, index: u32) -> State {
         let free = self.free;
         let w = &mut self.slots[index as usize];
         debug_assert!(!w.in_wake);

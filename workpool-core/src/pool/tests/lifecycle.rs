@@ -22,8 +22,9 @@ mod release {
     /// A copy of `lease`, as a buggy adapter might forge one.
     fn forge(lease: &Lease<&'static str>) -> Lease<&'static str> {
         Lease {
+            pool: lease.pool,
+            grant: lease.grant,
             key: lease.key,
-            ..*lease
         }
     }
 
@@ -50,14 +51,10 @@ mod release {
         pool.set("a", 1);
         let lease = pool.try_acquire().unwrap();
         let copy = forge(&lease);
-        let other_slot = Lease {
-            group: 7,
-            ..forge(&lease)
-        };
-        let other_generation = Lease {
-            generation: lease.generation + 1,
-            ..forge(&lease)
-        };
+        let mut other_slot = forge(&lease);
+        other_slot.grant.group = 7;
+        let mut other_generation = forge(&lease);
+        other_generation.grant.generation += 1;
         assert_eq!(pool.release(other_slot), Err(ReleaseError::Stale));
         assert_eq!(pool.release(other_generation), Err(ReleaseError::Stale));
         pool.release(lease).unwrap();

@@ -111,9 +111,12 @@ impl<K> Groups<K> {
         let slot = &mut self.slots[index as usize];
         debug_assert!(matches!(&slot.entry, Entry::Occupied(g) if !g.in_ring()));
         slot.generation = slot.generation.wrapping_add(1);
-        slot.entry = Entry::Vacant { next_free: free };
+        let old = core::mem::replace(&mut slot.entry, Entry::Vacant { next_free: free });
         self.free = index;
         self.len -= 1;
+        // The key is dropped last: a panicking `K::drop` finds the slab
+        // already consistent.
+        drop(old);
     }
 
     /// The group in slot `index`, if that slot is occupied.

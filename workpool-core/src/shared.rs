@@ -205,3 +205,69 @@ impl<K, S> fmt::Debug for SharedPool<K, S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use alloc::format;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    use super::SharedPool;
+    use crate::{Claim, Counts};
+
+    #[test]
+    fn a_panic_inside_with_releases_the_lock() {
+        let pool = SharedPool::new();
+        pool.set("a", 2);
+        let caught = catch_unwind(AssertUnwindSafe(|| {
+            pool.with(|p| {
+                p.set("a", 3);
+                panic!("the closure panics");
+            })
+        }));
+        assert!(caught.is_err());
+        // The lock is free again and the change made before the panic stands.
+        assert_eq!(
+            pool.counts(&"a"),
+            Counts {
+                target: 3,
+                active: 0
+            }
+        );
+        let lease = pool.try_acquire_key(&"a").unwrap();
+        pool.release(lease).unwrap();
+    }
+
+    #[test]
+    fn debug_does_not_block_while_locked() {
+        let pool = SharedPool::<&str>::new();
+        let inside = pool.with(|_| format!("{pool:?}"));
+        assert_eq!(inside, "SharedPool(<locked>)");
+        assert!(format!("{pool:?}").starts_with("SharedPool(Pool {"));
+    }
+
+    #[test]
+    fn waiters_work_through_with() {
+        let pool = SharedPool::new();
+        pool.set("a", 1);
+        let lease = pool.try_acquire().unwrap();
+        let waiter = pool.with(|p| p.enqueue_key(&"a")).unwrap();
+        pool.release(lease).unwrap();
+        assert_eq!(pool.with(|p| p.poll_wake()), Some(waiter));
+        assert!(matches!(
+            pool.with(|p| p.claim(waiter)),
+            Ok(Claim::Granted(_))
+        ));
+        pool.close();
+        assert!(pool.is_closed());
+        assert!(pool.try_acquire().is_err());
+        assert_eq!(
+            pool.counts(&"a"),
+            Counts {
+                target: 1,
+                active: 1
+            }
+        );
+    }
+}

@@ -97,6 +97,25 @@ fn counts(target: u64, active: u64) -> Counts {
     Counts { target, active }
 }
 
+/// Every public type a thread-safe adapter moves between threads is `Send`
+/// and `Sync` when its key is.
+#[test]
+fn public_types_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Pool<&str>>();
+    assert_send_sync::<super::Iter<'_, &str>>();
+    assert_send_sync::<Lease<&str>>();
+    assert_send_sync::<Claim<&str>>();
+    assert_send_sync::<WaiterId>();
+    assert_send_sync::<crate::Counts>();
+    assert_send_sync::<Closed>();
+    assert_send_sync::<TryAcquireError>();
+    assert_send_sync::<ReleaseError>();
+    assert_send_sync::<UnknownWaiter>();
+    #[cfg(feature = "spin")]
+    assert_send_sync::<crate::SharedPool<&str>>();
+}
+
 mod acquire;
 mod lifecycle;
 mod waiting;

@@ -1,0 +1,440 @@
+//! Soak run, outside CI: churns through millions of distinct keys and tens
+//! of millions of leases and checks that memory comes back afterwards.
+//!
+//! ```text
+//! cargo run --release -p workpool-tests --bin soak -- --seconds 60
+//! ```
+//!
+//! A controller thread keeps a sliding window of live keys: it sets each new
+//! key to a target of 1 to 4 and sets the oldest one to 0, one new key per
+//! few leases granted, so the run sees a new key for every handful of
+//! leases. Worker threads (blocking and timed calls, `try_*`) and tokio
+//! tasks (async calls under timeouts, which cancel acquisitions) take leases
+//! from random live keys or from any key, hold a few, and drop them.
+//!
+//! Checked along the way: a lease's id grows on each worker, its key is one
+//! that was set, and a sampled key never has more live leases than the only
+//! non-zero target it ever had. At the end every key is set to 0 and the
+//! pool must be empty with no waiter.
+//!
+//! Memory: resident set size (`VmRSS` from `/proc/self/status`) is taken
+//! after a warm-up with the full working set, and again at the end once all
+//! leases are dropped and every key is set to 0. The verdict fails (exit 1)
+//! if the end exceeds the start by more than 10 % + 4 MiB, or on any
+//! violation above.
+//!
+//! Options: `--seconds N` (default 60), `--window W` live keys (default
+//! 4096), `--threads T` worker threads (default 4), `--tasks N` tokio tasks
+//! (default 4), `--every S` seconds between progress lines (default 5).
+
+use std::collections::VecDeque;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use workpool_std::{Lease, Pool};
+
+/// One new key per this many leases granted.
+const LEASES_PER_KEY: u64 = 6;
+/// Leases each worker holds at most at a time.
+const HOLD: usize = 4;
+/// Every this many leases a worker checks its key's counts.
+const CHECK_EVERY: u64 = 32;
+/// Allowed memory growth: start * (1 + PERCENT / 100) + SLACK.
+const PERCENT: u64 = 10;
+const SLACK_KIB: u64 = 4 * 1024;
+
+struct Config {
+    seconds: u64,
+    window: u64,
+    threads: usize,
+    tasks: usize,
+    every: u64,
+}
+
+impl Config {
+    fn parse() -> Result<Self, String> {
+        let mut config = Self {
+            seconds: 60,
+            window: 4096,
+            threads: 4,
+            tasks: 4,
+            every: 5,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(flag) = args.next() {
+            let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+            let number: u64 = value
+                .parse()
+                .map_err(|_| format!("{flag}: not a number: {value}"))?;
+            match flag.as_str() {
+                "--seconds" => config.seconds = number,
+                "--window" => config.window = number.max(1),
+                "--threads" => config.threads = number as usize,
+                "--tasks" => config.tasks = number as usize,
+                "--every" => config.every = number.max(1),
+                _ => return Err(format!("unknown option {flag}")),
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// The only non-zero target `key` is ever set to.
+fn target_of(key: u64) -> u64 {
+    1 + key % 4
+}
+
+/// A small xorshift generator: no dependency needed.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+/// Counters shared by everyone.
+#[derive(Default)]
+struct Stats {
+    granted: AtomicU64,
+    timeouts: AtomicU64,
+    no_capacity: AtomicU64,
+    cancelled: AtomicU64,
+    violations: AtomicU64,
+    /// Keys `[retired, born)` have their target set; keys below `retired`
+    /// are set to 0.
+    born: AtomicU64,
+    retired: AtomicU64,
+    stop: AtomicBool,
+}
+
+impl Stats {
+    fn live_range(&self) -> (u64, u64) {
+        let lo = self.retired.load(Ordering::Acquire);
+        let hi = self.born.load(Ordering::Acquire);
+        (lo, hi.max(lo + 1))
+    }
+
+    fn violation(&self, what: &str) {
+        if self.violations.fetch_add(1, Ordering::Relaxed) < 10 {
+            eprintln!("VIOLATION: {what}");
+        }
+    }
+}
+
+/// Checks a lease just granted to a worker whose previous lease had id
+/// `last` (ids grow in grant order, so they grow on each worker too).
+fn check(pool: &Pool<u64>, stats: &Stats, lease: &Lease<u64>, last: &mut u64, n: u64) {
+    let (id, key) = (lease.id(), *lease.key());
+    if id <= *last {
+        stats.violation(&format!("lease id {id} after {last}"));
+    }
+    *last = id;
+    if key >= stats.born.load(Ordering::Acquire) {
+        stats.violation(&format!("lease for key {key} that was never set"));
+    }
+    if n % CHECK_EVERY == 0 {
+        let counts = pool.counts(&key);
+        if counts.active == 0 || counts.active > target_of(key) {
+            stats.violation(&format!("key {key}: {counts:?} with a lease held"));
+        }
+    }
+}
+
+/// Resident memory in KiB, from `/proc/self/status`.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn worker(pool: &Pool<u64>, stats: &Stats, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let mut held = VecDeque::with_capacity(HOLD + 1);
+    let (mut last, mut n) = (0, 0u64);
+    while !stats.stop.load(Ordering::Relaxed) {
+        let (lo, hi) = stats.live_range();
+        let key = lo + rng.below(hi - lo);
+        let outcome = match rng.below(10) {
+            0..=3 => pool.try_acquire_key(&key).map_err(|_| &stats.no_capacity),
+            4 | 5 => pool.try_acquire().map_err(|_| &stats.no_capacity),
+            6 | 7 => pool
+                .acquire_key_timeout(&key, Duration::from_micros(200))
+                .map_err(|_| &stats.timeouts),
+            8 => pool
+                .acquire_timeout(Duration::from_millis(5))
+                .map_err(|_| &stats.timeouts),
+            // Any key: with thousands of live keys there is always room.
+            _ => pool.acquire_blocking().map_err(|_| &stats.timeouts),
+        };
+        match outcome {
+            Ok(lease) => {
+                n += 1;
+                check(pool, stats, &lease, &mut last, n);
+                stats.granted.fetch_add(1, Ordering::Relaxed);
+                held.push_back(lease);
+                if held.len() > 1 + rng.below(HOLD as u64) as usize {
+                    held.pop_front();
+                }
+            }
+            Err(counter) => {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+async fn task(pool: Pool<u64>, stats: Arc<Stats>, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let mut held = VecDeque::with_capacity(HOLD + 1);
+    let (mut last, mut n) = (0, 0u64);
+    while !stats.stop.load(Ordering::Relaxed) {
+        let (lo, hi) = stats.live_range();
+        let key = lo + rng.below(hi - lo);
+        let limit = Duration::from_micros(50 + rng.below(200));
+        let outcome = if rng.below(2) == 0 {
+            tokio::time::timeout(limit, pool.acquire_key(&key)).await
+        } else {
+            tokio::time::timeout(limit, pool.acquire()).await
+        };
+        match outcome {
+            Ok(Ok(lease)) => {
+                n += 1;
+                check(&pool, &stats, &lease, &mut last, n);
+                stats.granted.fetch_add(1, Ordering::Relaxed);
+                held.push_back(lease);
+                if held.len() > 1 + rng.below(HOLD as u64) as usize {
+                    held.pop_front();
+                }
+                if n % 8 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            Ok(Err(closed)) => stats.violation(&format!("{closed} on an open pool")),
+            Err(_) => {
+                stats.cancelled.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Births one key per `LEASES_PER_KEY` leases granted and retires the
+/// oldest beyond the window, until told to stop.
+fn controller(pool: &Pool<u64>, stats: &Stats, window: u64) {
+    let mut born = 0;
+    let mut retired = 0;
+    // The first window at once, so the workers have keys from the start.
+    while born < window {
+        pool.set(born, target_of(born));
+        born += 1;
+    }
+    stats.born.store(born, Ordering::Release);
+    while !stats.stop.load(Ordering::Relaxed) {
+        let due = window + stats.granted.load(Ordering::Relaxed) / LEASES_PER_KEY;
+        let batch = due.saturating_sub(born).min(1024);
+        for _ in 0..batch {
+            // Announce the key before setting it, so that no lease for it
+            // can be seen before `born` covers it.
+            stats.born.store(born + 1, Ordering::Release);
+            pool.set(born, target_of(born));
+            born += 1;
+            if born - retired > window {
+                // Publish the retirement first, so workers move on.
+                stats.retired.store(retired + 1, Ordering::Release);
+                pool.set(retired, 0);
+                retired += 1;
+            }
+        }
+        if batch == 0 {
+            thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn main() -> ExitCode {
+    let config = match Config::parse() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("soak: {err}");
+            eprintln!(
+                "usage: soak [--seconds N] [--window W] [--threads T] [--tasks N] [--every S]"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let Config {
+        seconds,
+        window,
+        threads,
+        tasks,
+        every,
+    } = config;
+    println!(
+        "soak: {seconds} s, window {window} live keys, {threads} threads, {tasks} tokio tasks, \
+         one new key per {LEASES_PER_KEY} leases"
+    );
+    let rss_boot = rss_kib();
+    let pool: Pool<u64> = Pool::new();
+    let stats = Arc::new(Stats::default());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("build a tokio runtime");
+    let start = Instant::now();
+    let warm_up = Duration::from_secs((seconds / 20).clamp(1, 5));
+    let run_for = Duration::from_secs(seconds);
+
+    let (rss_start, peak_live, peak_rss) = thread::scope(|s| {
+        s.spawn(|| controller(&pool, &stats, window));
+        while stats.born.load(Ordering::Acquire) < window {
+            thread::yield_now();
+        }
+        for t in 0..threads {
+            let (pool, stats) = (&pool, &stats);
+            thread::Builder::new()
+                .name(format!("soak-worker-{t}"))
+                .spawn_scoped(s, move || worker(pool, stats, t as u64 + 1))
+                .expect("spawn a worker");
+        }
+        let handles: Vec<_> = (0..tasks)
+            .map(|t| runtime.spawn(task(pool.clone(), Arc::clone(&stats), 1_000 + t as u64)))
+            .collect();
+
+        thread::sleep(warm_up);
+        let rss_start = rss_kib();
+        println!(
+            "warm-up done after {:.1} s: rss {:.1} MiB, live keys {}, leases {}",
+            start.elapsed().as_secs_f64(),
+            mib(rss_start),
+            pool.len(),
+            stats.granted.load(Ordering::Relaxed)
+        );
+
+        let (mut peak_live, mut peak_rss) = (0, rss_start);
+        let (mut last_time, mut last_granted) = (Instant::now(), 0);
+        while start.elapsed() < run_for {
+            let left = run_for.saturating_sub(start.elapsed());
+            thread::sleep(left.min(Duration::from_secs(every)));
+            let (live, waiters, rss) = (pool.len(), pool.waiters(), rss_kib());
+            let granted = stats.granted.load(Ordering::Relaxed);
+            let rate = (granted - last_granted) as f64 / last_time.elapsed().as_secs_f64();
+            (last_time, last_granted) = (Instant::now(), granted);
+            peak_live = peak_live.max(live);
+            peak_rss = peak_rss.max(rss);
+            println!(
+                "t={:>5.1}s leases={granted} ({:.0}/s) keys={} live_keys={live} waiters={waiters} \
+                 timeouts={} cancelled={} rss={:.1}MiB",
+                start.elapsed().as_secs_f64(),
+                rate,
+                stats.born.load(Ordering::Relaxed),
+                stats.timeouts.load(Ordering::Relaxed),
+                stats.cancelled.load(Ordering::Relaxed),
+                mib(rss)
+            );
+        }
+        stats.stop.store(true, Ordering::SeqCst);
+        runtime.block_on(async {
+            for handle in handles {
+                if let Err(err) = handle.await {
+                    stats.violation(&format!("a task failed: {err}"));
+                }
+            }
+        });
+        (rss_start, peak_live, peak_rss)
+    });
+    drop(runtime);
+    let elapsed = start.elapsed();
+
+    // Every worker and task is done and its leases dropped: retire the rest.
+    let (retired, born) = (
+        stats.retired.load(Ordering::Acquire),
+        stats.born.load(Ordering::Acquire),
+    );
+    let mut left_active = 0;
+    for key in retired..born {
+        left_active += pool.counts(&key).active;
+        pool.set(key, 0);
+    }
+    let (len, waiters) = (pool.len(), pool.waiters());
+    if left_active != 0 || len != 0 || waiters != 0 {
+        stats.violation(&format!(
+            "at the end: {left_active} leases still active, {len} keys tracked, {waiters} waiters"
+        ));
+    }
+    let rss_end = rss_kib();
+    let limit = rss_start + rss_start * PERCENT / 100 + SLACK_KIB;
+
+    let granted = stats.granted.load(Ordering::Relaxed);
+    let violations = stats.violations.load(Ordering::Relaxed);
+    println!("---- summary ----");
+    println!("elapsed:        {:.1} s", elapsed.as_secs_f64());
+    println!(
+        "leases granted: {granted} ({:.0}/s)",
+        granted as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "distinct keys:  {born} ({:.0}/s){}",
+        born as f64 / elapsed.as_secs_f64(),
+        if born >= 1_000_000 {
+            ""
+        } else {
+            " (below 1,000,000)"
+        }
+    );
+    println!("peak live keys: {peak_live}");
+    println!(
+        "timeouts:       {}; cancelled futures: {}; no capacity: {}",
+        stats.timeouts.load(Ordering::Relaxed),
+        stats.cancelled.load(Ordering::Relaxed),
+        stats.no_capacity.load(Ordering::Relaxed)
+    );
+    println!("end state:      {len} keys tracked, {waiters} waiters");
+    println!(
+        "rss:            boot {:.1} MiB, after warm-up {:.1} MiB, peak {:.1} MiB, end {:.1} MiB \
+         (limit {:.1} MiB = start + {PERCENT}% + {} MiB)",
+        mib(rss_boot),
+        mib(rss_start),
+        mib(peak_rss),
+        mib(rss_end),
+        mib(limit),
+        SLACK_KIB / 1024
+    );
+    println!("violations:     {violations}");
+    let memory_ok = rss_end <= limit;
+    if violations == 0 && memory_ok {
+        println!("verdict: PASS");
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "verdict: FAIL ({})",
+            if memory_ok {
+                "invariant violations"
+            } else {
+                "memory did not come back"
+            }
+        );
+        ExitCode::FAILURE
+    }
+}

@@ -51,7 +51,8 @@ fn uncontended(c: &mut Criterion) {
 /// Target 1 per key, so every cycle moves to another key: any-key grants
 /// walk the whole ring, keyed ones cycle through the keys in order (and so
 /// through more memory than the caches hold at 100,000 keys); `key_hot`
-/// takes one key of many.
+/// takes one key of many, and `hashmap` is a plain map walked the same way,
+/// for the cost of the memory traffic alone.
 fn many_keys(c: &mut Criterion) {
     let mut group = c.benchmark_group("keys");
     group.throughput(Throughput::Elements(1));
@@ -69,6 +70,18 @@ fn many_keys(c: &mut Criterion) {
             b.iter(|| {
                 let lease = pool.try_acquire_key(black_box(&next)).unwrap();
                 pool.release(black_box(lease)).unwrap();
+                next = if next + 1 == keys { 0 } else { next + 1 };
+            });
+        });
+        // The floor for walking `keys` keys: a plain hash map doing the same
+        // two lookups (count up, count down) per cycle.
+        group.bench_with_input(BenchmarkId::new("hashmap", keys), &keys, |b, &keys| {
+            let mut map: hashbrown::HashMap<u64, (u64, u64)> =
+                (0..keys).map(|k| (k, (1, 0))).collect();
+            let mut next = 0;
+            b.iter(|| {
+                map.get_mut(black_box(&next)).unwrap().1 += 1;
+                map.get_mut(black_box(&next)).unwrap().1 -= 1;
                 next = if next + 1 == keys { 0 } else { next + 1 };
             });
         });

@@ -1,10 +1,17 @@
 //! Odd and hostile input: unknown keys, extreme targets, calls after
-//! `close`, and (in the core) leases and waiter handles of another pool.
+//! `close`, keys whose `Hash` or `Eq` panic, and (in the core) leases and
+//! waiter handles of another pool.
 
-use std::time::Duration;
+use std::hash::{Hash, Hasher};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use workpool_core::{Claim, ReleaseError, UnknownWaiter};
 use workpool_std::{AcquireTimeoutError, Closed, Counts, Pool, TryAcquireError};
+use workpool_tests::{with_hang_guard, Probe, HANG_GUARD};
 
 const fn counts(target: u64, active: u64) -> Counts {
     Counts { target, active }
@@ -201,4 +208,288 @@ fn huge_timeout_does_not_overflow() {
         pool.acquire_key_timeout(&"k", Duration::MAX).unwrap_err(),
         AcquireTimeoutError::Closed
     );
+}
+
+/// A key whose `Hash` or `Eq` panics while its switch is armed. Clones
+/// share the switches, so the copy the pool stores is armed too; `Clone`
+/// itself never panics.
+#[derive(Debug, Clone)]
+struct Touchy {
+    id: u32,
+    switches: Arc<Switches>,
+}
+
+#[derive(Debug, Default)]
+struct Switches {
+    hash: AtomicBool,
+    eq: AtomicBool,
+}
+
+impl Touchy {
+    fn new(id: u32) -> Self {
+        Self {
+            id,
+            switches: Arc::default(),
+        }
+    }
+
+    fn arm_hash(&self, on: bool) {
+        self.switches.hash.store(on, Ordering::SeqCst);
+    }
+
+    fn arm_eq(&self, on: bool) {
+        self.switches.eq.store(on, Ordering::SeqCst);
+    }
+}
+
+impl Hash for Touchy {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        assert!(
+            !self.switches.hash.load(Ordering::SeqCst),
+            "Touchy({}): hash armed",
+            self.id
+        );
+        self.id.hash(state);
+    }
+}
+
+impl PartialEq for Touchy {
+    fn eq(&self, other: &Self) -> bool {
+        let armed = |k: &Self| k.switches.eq.load(Ordering::SeqCst);
+        assert!(
+            !armed(self) && !armed(other),
+            "Touchy({}): eq armed",
+            self.id
+        );
+        self.id == other.id
+    }
+}
+
+impl Eq for Touchy {}
+
+/// True if `f` panicked.
+fn panics<T>(f: impl FnOnce() -> T) -> bool {
+    panic::catch_unwind(AssertUnwindSafe(f)).is_err()
+}
+
+/// Every tracked key's id and counts, read without hashing or comparing
+/// keys (so it works while a key is armed).
+fn state(pool: &Pool<Touchy>) -> (Vec<(u32, Counts)>, usize) {
+    let mut keys: Vec<_> = pool
+        .snapshot()
+        .into_iter()
+        .map(|(k, c)| (k.id, c))
+        .collect();
+    keys.sort_by_key(|&(id, _)| id);
+    (keys, pool.waiters())
+}
+
+/// Every call that looks `key` up, each of which must panic to its caller
+/// while `key`'s `Hash` (or, for a tracked key, `Eq`) panics. After each,
+/// the pool must be exactly as before.
+fn every_lookup_panics(pool: &Pool<Touchy>, key: &Touchy) {
+    let before = state(pool);
+    let far = Duration::from_secs(30);
+    let calls: [(&str, &dyn Fn()); 12] = [
+        ("set raise", &|| pool.set(key.clone(), 100)),
+        ("set zero", &|| pool.set(key.clone(), 0)),
+        ("counts", &|| {
+            pool.counts(key);
+        }),
+        ("waiting", &|| {
+            pool.waiting(key);
+        }),
+        ("try_acquire_key", &|| {
+            let _ = pool.try_acquire_key(key);
+        }),
+        ("acquire_key under block_on", &|| {
+            let _ = futures_lite::future::block_on(pool.acquire_key(key));
+        }),
+        ("acquire_key polled once", &|| {
+            let _ = Probe::new(pool.acquire_key(key)).poll();
+        }),
+        ("acquire_key_blocking", &|| {
+            let _ = pool.acquire_key_blocking(key);
+        }),
+        ("acquire_key_timeout", &|| {
+            let _ = pool.acquire_key_timeout(key, far);
+        }),
+        ("acquire_key_timeout zero", &|| {
+            let _ = pool.acquire_key_timeout(key, Duration::ZERO);
+        }),
+        ("acquire_key_deadline", &|| {
+            let _ = pool.acquire_key_deadline(key, Instant::now() + far);
+        }),
+        ("acquire_key on tokio", &|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let _ = runtime.block_on(pool.acquire_key(key));
+        }),
+    ];
+    for (what, call) in calls {
+        assert!(panics(call), "{what} panics to its caller");
+        assert_eq!(state(pool), before, "{what} left the pool unchanged");
+    }
+}
+
+/// A key whose `Hash` panics: every call that must find the key (`set`,
+/// `counts`, `waiting`, `try_acquire_key`, `acquire_key` on any executor,
+/// `acquire_key_blocking` / `_timeout` / `_deadline`) panics to its caller
+/// *before* anything changes, because the key is hashed first, under the
+/// lock. The pool's `std::sync::Mutex` is then poisoned; the pool tolerates
+/// that by design (the core is never left half-changed), so every later
+/// call works as before.
+///
+/// What never hashes keeps working even while the key is armed: any-key
+/// acquisitions, releases (a lease finds its group by slot, not by key),
+/// hand-offs to a waiter that queued earlier, `snapshot`, `len`, `close`.
+/// A thread blocked on another key is unaffected by the poisoning. Once
+/// disarmed, the same key works again with its counts intact.
+#[test]
+fn panicking_hash_reaches_the_caller_and_the_pool_stays_usable() {
+    with_hang_guard("panicking hash", HANG_GUARD, || {
+        let pool: Pool<Touchy> = Pool::new();
+        let (good, bad) = (Touchy::new(1), Touchy::new(2));
+        pool.set(good.clone(), 1);
+        pool.set(bad.clone(), 2);
+        let held_good = pool.try_acquire_key(&good).unwrap();
+        let held_bad = pool.try_acquire_key(&bad).unwrap();
+        let kept_bad = pool.try_acquire_key(&bad).unwrap();
+        let mut queued = Probe::new(pool.acquire_key(&bad));
+        queued.pending();
+        // A thread blocked on the other key all along.
+        let blocked = thread::spawn({
+            let (pool, good) = (pool.clone(), good.clone());
+            move || pool.acquire_key_blocking(&good).map(|l| l.id())
+        });
+        while pool.waiters() < 2 {
+            thread::yield_now();
+        }
+
+        bad.arm_hash(true);
+        every_lookup_panics(&pool, &bad);
+        // A key the pool has never seen panics the same way.
+        let stranger = Touchy::new(3);
+        stranger.arm_hash(true);
+        every_lookup_panics(&pool, &stranger);
+        assert_eq!(pool.len(), 2, "the stranger was not tracked");
+
+        // Calls that never hash the armed key still work.
+        assert_eq!(pool.counts(&good), counts(1, 1));
+        assert_eq!(
+            pool.try_acquire_key(&good).unwrap_err(),
+            TryAcquireError::NoCapacity
+        );
+        let fresh = Touchy::new(4);
+        pool.set(fresh.clone(), 1);
+        let any = pool.try_acquire().unwrap();
+        assert_eq!(any.key().id, 4, "any-key grants skip no key they may use");
+        drop(any);
+        // A release of the armed key serves its older waiter: no hashing.
+        drop(held_bad);
+        assert_eq!(queued.wakes(), 1);
+        let handed = queued.ready().unwrap();
+        assert_eq!(handed.key().id, 2);
+        drop((handed, queued));
+        // The blocked thread on the other key is served as usual.
+        drop(held_good);
+        assert!(blocked.join().unwrap().is_ok());
+        assert_eq!(pool.waiters(), 0);
+
+        // Disarmed, the same key works again and counted everything.
+        bad.arm_hash(false);
+        assert_eq!(pool.counts(&bad), counts(2, 1), "kept_bad still counts");
+        let again = pool.try_acquire_key(&bad).unwrap();
+        assert_eq!(pool.counts(&bad), counts(2, 2));
+        pool.set(bad.clone(), 3);
+        let third = futures_lite::future::block_on(pool.acquire_key(&bad)).unwrap();
+        assert!(third.id() > again.id());
+        assert_eq!(
+            pool.acquire_key_timeout(&bad, Duration::ZERO).unwrap_err(),
+            AcquireTimeoutError::Timeout
+        );
+        drop((kept_bad, again, third));
+        assert_eq!(pool.counts(&bad), counts(3, 0));
+        for key in [good, bad, fresh] {
+            pool.set(key, 0);
+        }
+        assert!(pool.is_empty());
+        assert_eq!(pool.waiters(), 0);
+    });
+}
+
+/// A key whose `Eq` panics: keys are compared only when their full hashes
+/// match (the pool caches each key's hash), so the panic happens only for a
+/// key the pool tracks, on every call that looks it up, before anything
+/// changes. The same key untracked is never compared and works. Afterwards
+/// the pool (with its poisoned mutex) works as before, and once disarmed
+/// the key does too, counts intact.
+#[test]
+fn panicking_eq_reaches_the_caller_and_the_pool_stays_usable() {
+    with_hang_guard("panicking eq", HANG_GUARD, || {
+        let pool: Pool<Touchy> = Pool::new();
+        let (good, bad) = (Touchy::new(1), Touchy::new(2));
+        pool.set(good.clone(), 1);
+        pool.set(bad.clone(), 1);
+        let held = pool.try_acquire_key(&bad).unwrap();
+        let mut queued = Probe::new(pool.acquire_key(&bad));
+        queued.pending();
+
+        bad.arm_eq(true);
+        every_lookup_panics(&pool, &bad);
+        // An untracked key with an armed `Eq` is never compared.
+        let loner = Touchy::new(3);
+        loner.arm_eq(true);
+        assert_eq!(pool.counts(&loner), counts(0, 0));
+        assert_eq!(
+            pool.try_acquire_key(&loner).unwrap_err(),
+            TryAcquireError::NoCapacity
+        );
+        pool.set(loner.clone(), 1);
+        assert_eq!(pool.len(), 3, "inserted without a comparison");
+        assert!(panics(|| pool.counts(&loner)), "now tracked: compared");
+        loner.arm_eq(false);
+        assert_eq!(pool.counts(&loner), counts(1, 0));
+        pool.set(loner, 0);
+
+        // The other key and the hand-off path still work.
+        assert_eq!(pool.try_acquire_key(&good).unwrap().key().id, 1);
+        drop(held);
+        let handed = queued.ready().unwrap();
+        assert_eq!(handed.key().id, 2);
+        drop(queued);
+
+        bad.arm_eq(false);
+        assert_eq!(pool.counts(&bad), counts(1, 1));
+        drop(handed);
+        assert!(pool.try_acquire_key(&bad).is_ok());
+        pool.set(bad, 0);
+        pool.set(good, 0);
+        assert!(pool.is_empty());
+        assert_eq!(pool.waiters(), 0);
+    });
+}
+
+/// After a key's `Hash` panicked under the lock, the pool still works (see
+/// above), and its `Debug` output should show the pool, not claim the lock
+/// is held: nobody holds it.
+///
+/// Known bug: `impl Debug for Shared` in `workpool-std/src/shared.rs` maps
+/// every `try_lock` error to `Shared(<locked>)`, including
+/// `TryLockError::Poisoned`, so a pool whose mutex was poisoned by a
+/// panicking `Hash`/`Eq`/`Clone` prints `Pool(Shared(<locked>))` forever.
+#[test]
+#[ignore = "bug: Debug of a pool with a poisoned mutex reads Shared(<locked>)"]
+fn debug_after_a_panicking_hash_shows_the_pool() {
+    let pool: Pool<Touchy> = Pool::new();
+    let key = Touchy::new(1);
+    pool.set(key.clone(), 1);
+    let healthy = format!("{pool:?}");
+    assert!(healthy.contains("keys: 1"), "{healthy}");
+    key.arm_hash(true);
+    assert!(panics(|| pool.counts(&key)));
+    key.arm_hash(false);
+    assert_eq!(pool.counts(&key), counts(1, 0), "the pool works");
+    assert_eq!(format!("{pool:?}"), healthy);
 }

@@ -9,7 +9,11 @@
 //!   down who is woken, how often, and in which order.
 //! - [`with_hang_guard`] and [`wait_until`]: a test that would hang fails
 //!   instead, and a test waits for a condition, never for a fixed time.
+//! - [`chaos`]: a seeded generator, a future wrapper that is cancelled at
+//!   random points, and quiet deliberate panics, for the stress tests.
 #![forbid(unsafe_code)]
+
+pub mod chaos;
 
 use std::any::Any;
 use std::fmt;

@@ -4,6 +4,10 @@
 //! them. Checks what must hold whatever the interleaving: ids are unique,
 //! a held lease is counted, nothing leaks, every waiter is eventually served
 //! and idle keys are forgotten.
+//!
+//! The long run (50 keys, smol too, random cancellation and panics, a fixed
+//! time) is in `long_stress.rs`; `close()` under heavy contention is in
+//! `close_contention.rs`.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};

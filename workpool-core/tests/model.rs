@@ -6,12 +6,14 @@
 //! linear scans over the waiters in arrival order. After every step all
 //! visible state is compared and the contract's invariants are checked.
 //! Each case ends by cancelling every waiter and releasing every lease, after
-//! which the pool must be empty: no capacity leaks.
+//! which the pool must be empty: no capacity leaks. A quarter of the cases
+//! run on a pool whose hasher sends every key to the same hash.
 //!
 //! The case count is 256 by default; `WORKPOOL_PROPTEST_CASES` (or
 //! proptest's own `PROPTEST_CASES`) raises it.
 
 use std::collections::{BTreeMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
 
 use proptest::prelude::*;
 use workpool_core::{
@@ -76,8 +78,15 @@ proptest! {
     #![proptest_config(config())]
 
     #[test]
-    fn core_matches_the_model(ops in prop::collection::vec(op(), 0..80)) {
-        run(&ops);
+    fn core_matches_the_model(
+        ops in prop::collection::vec(op(), 0..80),
+        collide in prop::bool::weighted(0.25),
+    ) {
+        if collide {
+            run_with(Pool::with_hasher(Colliding), &ops);
+        } else {
+            run(&ops);
+        }
     }
 }
 
@@ -120,6 +129,31 @@ fn pinned_sequences() {
     // A cancelled grant passes its lease on.
     run(&[Set(0, 1), Enqueue, Enqueue, Cancel(0), PollWake, Claim(0)]);
     run(&[Set(0, u64::MAX), TryAcquire, Set(0, 1), Enqueue, Release(0)]);
+}
+
+/// Keys that all hash alike are told apart, forgotten and tracked again.
+#[test]
+fn colliding_hashes() {
+    use Op::*;
+    let ops = [
+        Set(0, 1),
+        Set(1, 1),
+        Set(2, 2),
+        EnqueueKey(3),
+        Set(1, 0),
+        TryAcquireKey(2),
+        TryAcquire,
+        Set(0, 0),
+        Set(1, 3),
+        TryAcquireKey(1),
+        Release(0),
+        Set(3, 1),
+        PollWake,
+        Claim(0),
+        Set(2, 0),
+        Release(1),
+    ];
+    run_with(Pool::with_hasher(Colliding), &ops);
 }
 
 // ------------------------------------------------------------------ the model
@@ -405,8 +439,28 @@ impl Model {
 
 // ---------------------------------------------------------------- the harness
 
-struct Run {
-    pool: Pool<u8>,
+/// Hashes every key to the same value, so every lookup walks collisions.
+#[derive(Clone, Copy)]
+struct Colliding;
+
+impl BuildHasher for Colliding {
+    type Hasher = Self;
+
+    fn build_hasher(&self) -> Self {
+        Self
+    }
+}
+
+impl Hasher for Colliding {
+    fn finish(&self) -> u64 {
+        0x5eed
+    }
+
+    fn write(&mut self, _: &[u8]) {}
+}
+
+struct Run<S> {
+    pool: Pool<u8, S>,
     model: Model,
     /// Leases the test holds.
     held: Vec<Lease<u8>>,
@@ -422,11 +476,15 @@ struct Run {
 }
 
 fn run(ops: &[Op]) {
+    run_with(Pool::new(), ops);
+}
+
+fn run_with<S: BuildHasher>(pool: Pool<u8, S>, ops: &[Op]) {
     let mut other = Pool::new();
     let other_waiter = other.enqueue_key(&0).unwrap();
     other.set(0, u64::MAX);
     let mut run = Run {
-        pool: Pool::new(),
+        pool,
         model: Model::new(),
         held: Vec::new(),
         waiters: Vec::new(),
@@ -441,7 +499,7 @@ fn run(ops: &[Op]) {
     run.wind_down();
 }
 
-impl Run {
+impl<S: BuildHasher> Run<S> {
     fn step(&mut self, op: &Op) {
         let before: Vec<Counts> = (0..=KEYS).map(|k| self.pool.counts(&k)).collect();
         match *op {

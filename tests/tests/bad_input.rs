@@ -475,12 +475,8 @@ fn panicking_eq_reaches_the_caller_and_the_pool_stays_usable() {
 /// above), and its `Debug` output should show the pool, not claim the lock
 /// is held: nobody holds it.
 ///
-/// Known bug: `impl Debug for Shared` in `workpool-std/src/shared.rs` maps
-/// every `try_lock` error to `Shared(<locked>)`, including
-/// `TryLockError::Poisoned`, so a pool whose mutex was poisoned by a
-/// panicking `Hash`/`Eq`/`Clone` prints `Pool(Shared(<locked>))` forever.
+/// (Regression: `Debug` once mapped a poisoned lock to `Shared(<locked>)`.)
 #[test]
-#[ignore = "bug: Debug of a pool with a poisoned mutex reads Shared(<locked>)"]
 fn debug_after_a_panicking_hash_shows_the_pool() {
     let pool: Pool<Touchy> = Pool::new();
     let key = Touchy::new(1);

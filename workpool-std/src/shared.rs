@@ -233,7 +233,12 @@ impl<K> std::fmt::Debug for Shared<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.state.try_lock() {
             Ok(state) => f.debug_tuple("Shared").field(&state.core).finish(),
-            Err(_) => f.write_str("Shared(<locked>)"),
+            // A poisoned lock is still sound to use (see `lock`).
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => f
+                .debug_tuple("Shared")
+                .field(&poisoned.into_inner().core)
+                .finish(),
+            Err(std::sync::TryLockError::WouldBlock) => f.write_str("Shared(<locked>)"),
         }
     }
 }
@@ -289,19 +294,27 @@ mod tests {
         let mut b = Wait::default();
         let mut cx_a = Context::from_waker(&first_waker);
         let mut cx_b = Context::from_waker(&second_waker);
-        assert!(shared.poll_acquire(&mut a, Want::Any, &mut cx_a).is_pending());
-        assert!(shared.poll_acquire(&mut b, Want::Key(&"k"), &mut cx_b).is_pending());
+        assert!(shared
+            .poll_acquire(&mut a, Want::Any, &mut cx_a)
+            .is_pending());
+        assert!(shared
+            .poll_acquire(&mut b, Want::Key(&"k"), &mut cx_b)
+            .is_pending());
 
         shared.release(held);
         assert_eq!((woken(&first), woken(&second)), (1, 0));
         let Poll::Ready(Ok(lease)) = shared.poll_acquire(&mut a, Want::Any, &mut cx_a) else {
             panic!("the woken waiter holds the lease");
         };
-        assert!(shared.poll_acquire(&mut b, Want::Key(&"k"), &mut cx_b).is_pending());
+        assert!(shared
+            .poll_acquire(&mut b, Want::Key(&"k"), &mut cx_b)
+            .is_pending());
 
         shared.release(lease);
         assert_eq!(woken(&second), 1);
-        assert!(shared.poll_acquire(&mut b, Want::Key(&"k"), &mut cx_b).is_ready());
+        assert!(shared
+            .poll_acquire(&mut b, Want::Key(&"k"), &mut cx_b)
+            .is_ready());
     }
 
     #[test]
@@ -313,8 +326,12 @@ mod tests {
         let mut cx = Context::from_waker(&waker);
         let mut first = Wait::default();
         let mut second = Wait::default();
-        assert!(shared.poll_acquire(&mut first, Want::Any, &mut cx).is_pending());
-        assert!(shared.poll_acquire(&mut second, Want::Any, &mut cx).is_pending());
+        assert!(shared
+            .poll_acquire(&mut first, Want::Any, &mut cx)
+            .is_pending());
+        assert!(shared
+            .poll_acquire(&mut second, Want::Any, &mut cx)
+            .is_pending());
         shared.release(held); // granted to `first`, which never collects it
         shared.cancel(&mut first);
         let Poll::Ready(Ok(lease)) = shared.poll_acquire(&mut second, Want::Any, &mut cx) else {
@@ -324,7 +341,13 @@ mod tests {
         assert_eq!(lease.id(), 3);
         assert_eq!(shared.counts(&1).active, 1);
         shared.release(lease);
-        assert_eq!(shared.counts(&1), Counts { target: 1, active: 0 });
+        assert_eq!(
+            shared.counts(&1),
+            Counts {
+                target: 1,
+                active: 0
+            }
+        );
     }
 
     #[test]

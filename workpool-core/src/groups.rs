@@ -2,9 +2,12 @@
 //!
 //! A group is one key's state. Groups live in a grow-only slab of slots
 //! (a freed slot is reused, with its generation bumped so old leases can be
-//! told apart). Groups with `active < target` are linked into the *ready
+//! told apart). Every group with `active < target` is linked into the *ready
 //! ring*, a circular doubly-linked list with a cursor: any-key grants take the
-//! group under the cursor and move it on, which is round-robin in O(1).
+//! group under the cursor and move it on, which is round-robin in O(1). The
+//! ring may also hold groups that filled up since they joined; they are
+//! unlinked lazily, when the cursor reaches them (each removal pays for one
+//! earlier insertion, so this stays O(1) amortised).
 
 use alloc::vec::Vec;
 
@@ -181,12 +184,10 @@ impl<K> Groups<K> {
         self.cursor
     }
 
-    /// Moves the cursor past group `index` after a grant from it. If the
-    /// grant filled it, it already left the ring and the cursor moved on.
+    /// Moves the cursor past group `index`, which it is on, after a grant.
     pub(crate) fn advance_past(&mut self, index: u32) {
-        if self.cursor == index {
-            self.cursor = self.at(index).ring_next;
-        }
+        debug_assert_eq!(self.cursor, index);
+        self.cursor = self.at(index).ring_next;
     }
 
     /// Links group `index` into the ring just before the cursor, so it is
@@ -251,12 +252,12 @@ impl<K> Groups<K> {
         out
     }
 
-    /// Puts group `index` in the ring iff it has room.
-    pub(crate) fn ring_update(&mut self, index: u32) {
+    /// Links group `index` into the ring if it has room. Full groups are
+    /// not unlinked eagerly: an any-key request drops them when the cursor
+    /// reaches them, so one-key traffic never touches the ring.
+    pub(crate) fn ring_offer(&mut self, index: u32) {
         if self.at(index).has_room() {
             self.ring_insert(index);
-        } else {
-            self.ring_remove(index);
         }
     }
 }

@@ -239,7 +239,6 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         if target > old {
             self.serve(g);
         } else {
-            self.groups.ring_update(g);
             self.forget_if_idle(g);
         }
     }
@@ -624,7 +623,6 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         group.active += 1;
         let id = self.next_lease;
         self.next_lease += 1;
-        self.groups.ring_update(g);
         Grant {
             group: g,
             generation,
@@ -659,13 +657,20 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         Some(grant)
     }
 
-    fn any_with_room(&self) -> Option<u32> {
-        let g = self.groups.cursor();
-        debug_assert!(
-            g == NIL || self.any_queue == List::EMPTY,
-            "waiter left behind room"
-        );
-        (g != NIL).then_some(g)
+    /// The group under the ring's cursor once full groups are skipped (and
+    /// unlinked).
+    fn any_with_room(&mut self) -> Option<u32> {
+        loop {
+            let g = self.groups.cursor();
+            if g == NIL {
+                return None;
+            }
+            if self.groups.at(g).has_room() {
+                debug_assert_eq!(self.any_queue, List::EMPTY, "waiter left behind room");
+                return Some(g);
+            }
+            self.groups.ring_remove(g);
+        }
     }
 
     /// A lease from group `g` if it has room.
@@ -721,7 +726,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
             self.waiters.waiting -= 1;
             self.decide(index, State::Granted(grant));
         }
-        self.groups.ring_update(g);
+        self.groups.ring_offer(g);
     }
 
     /// Records a waiter's outcome and queues it for `poll_wake`.

@@ -265,55 +265,62 @@ impl Model {
         (id, key)
     }
 
-    /// Puts `key` in the ring just before the cursor, or takes it out
-    /// (moving the cursor on), so that the ring holds the keys with room.
-    fn sync_ring(&mut self, key: u8) {
-        let at = self.ring.iter().position(|&k| k == key);
-        match (self.room(key), at) {
-            (true, None) => match self.cursor {
-                None => {
-                    self.ring.push(key);
-                    self.cursor = Some(key);
-                }
-                Some(cursor) => {
-                    let c = self.ring.iter().position(|&k| k == cursor).unwrap();
-                    self.ring.insert(c, key);
-                }
-            },
-            (false, Some(i)) => {
-                if self.ring.len() == 1 {
-                    self.cursor = None;
-                } else if self.cursor == Some(key) {
-                    self.cursor = Some(self.ring[(i + 1) % self.ring.len()]);
-                }
-                self.ring.remove(i);
+    /// Puts `key` in the ring just before the cursor if it has room and is
+    /// not there yet. Full keys stay until the cursor reaches them.
+    fn offer_ring(&mut self, key: u8) {
+        if !self.room(key) || self.ring.contains(&key) {
+            return;
+        }
+        match self.cursor {
+            None => {
+                self.ring.push(key);
+                self.cursor = Some(key);
             }
-            _ => {}
+            Some(cursor) => {
+                let c = self.ring.iter().position(|&k| k == cursor).unwrap();
+                self.ring.insert(c, key);
+            }
         }
     }
 
-    /// A unit from the key under the cursor, moving the cursor on.
+    /// Takes `key` out of the ring, moving the cursor on if it was on it.
+    fn unlink_ring(&mut self, key: u8) {
+        let Some(i) = self.ring.iter().position(|&k| k == key) else {
+            return;
+        };
+        if self.ring.len() == 1 {
+            self.cursor = None;
+        } else if self.cursor == Some(key) {
+            self.cursor = Some(self.ring[(i + 1) % self.ring.len()]);
+        }
+        self.ring.remove(i);
+    }
+
+    /// A unit from the first key with room from the cursor on (full keys
+    /// passed on the way leave the ring), moving the cursor on.
     fn take_any(&mut self) -> Option<(u64, u8)> {
         let available: Vec<u8> = (0..KEYS).filter(|&k| self.free_for_newcomer(k)).collect();
-        let Some(key) = self.cursor else {
-            assert!(available.is_empty(), "the ring misses {available:?}");
-            return None;
+        let key = loop {
+            let Some(key) = self.cursor else {
+                assert!(available.is_empty(), "the ring misses {available:?}");
+                return None;
+            };
+            if self.room(key) {
+                break key;
+            }
+            self.unlink_ring(key);
         };
         assert!(available.contains(&key), "the ring offers {key}");
         let i = self.ring.iter().position(|&k| k == key).unwrap();
         self.cursor = Some(self.ring[(i + 1) % self.ring.len()]);
-        let lease = self.grant(key);
-        self.sync_ring(key);
-        Some(lease)
+        Some(self.grant(key))
     }
 
     fn take_key(&mut self, key: u8) -> Option<(u64, u8)> {
         if !self.free_for_newcomer(key) {
             return None;
         }
-        let lease = self.grant(key);
-        self.sync_ring(key);
-        Some(lease)
+        Some(self.grant(key))
     }
 
     /// Forgets every key with target 0, no lease and no waiter. The core
@@ -324,7 +331,7 @@ impl Model {
             .filter(|&k| self.waiting(k) == 0 && self.counts(k) == Counts::default())
             .collect();
         for key in idle {
-            assert!(!self.ring.contains(&key));
+            self.unlink_ring(key);
             self.groups.remove(&key);
         }
     }
@@ -340,7 +347,7 @@ impl Model {
             self.decisions += 1;
             self.wake.push((self.waiters[i].id, self.decisions));
         }
-        self.sync_ring(key);
+        self.offer_ring(key);
     }
 
     fn set(&mut self, key: u8, target: u64) {
@@ -351,8 +358,6 @@ impl Model {
         let old = std::mem::replace(&mut group.target, target);
         if target > old {
             self.serve(key);
-        } else {
-            self.sync_ring(key);
         }
     }
 
@@ -690,11 +695,10 @@ impl<S: BuildHasher> Run<S> {
         all.sort_unstable_by_key(|&(k, _)| k);
         let expected: Vec<(u8, Counts)> = model.groups.iter().map(|(&k, &c)| (k, c)).collect();
         assert_eq!(all, expected, "iter()");
-        // The model's ring holds exactly the keys with room.
-        let mut ring = model.ring.clone();
-        ring.sort_unstable();
-        let room: Vec<u8> = (0..KEYS).filter(|&k| model.room(k)).collect();
-        assert_eq!(ring, room, "model ring");
+        // The model's ring holds every key with room.
+        for key in (0..KEYS).filter(|&k| model.room(k)) {
+            assert!(model.ring.contains(&key), "model ring misses {key}");
+        }
         // Waiters the model says wait are waiting in the core too (`claim`
         // leaves a waiting waiter alone); with equal totals, the decided
         // ones are decided in both.

@@ -135,7 +135,17 @@ impl<K: Hash + Eq + Clone> Shared<K> {
     }
 
     /// Gives up a waiting acquisition. A lease already handed to it passes on.
+    #[inline]
     pub(crate) fn cancel(&self, wait: &mut Wait) {
+        // Most acquisitions finish without ever registering: nothing to do.
+        if wait.waiter.is_none() && wait.listener.is_none() {
+            return;
+        }
+        self.cancel_slow(wait);
+    }
+
+    #[cold]
+    fn cancel_slow(&self, wait: &mut Wait) {
         if let Some(waiter) = wait.waiter.take() {
             let mut state = self.lock();
             let cancelled = state.core.cancel(waiter);

@@ -123,6 +123,7 @@ impl<K> Groups<K> {
     }
 
     /// The group in slot `index`, if that slot is occupied.
+    #[inline]
     pub(crate) fn get(&self, index: u32) -> Option<&Group<K>> {
         match self.slots.get(index as usize) {
             Some(Slot {
@@ -134,6 +135,7 @@ impl<K> Groups<K> {
     }
 
     /// The group in slot `index` if it is occupied with `generation`.
+    #[inline]
     pub(crate) fn get_checked(&self, index: u32, generation: u32) -> Option<&Group<K>> {
         match self.slots.get(index as usize) {
             Some(Slot {
@@ -144,6 +146,7 @@ impl<K> Groups<K> {
         }
     }
 
+    #[inline]
     pub(crate) fn generation(&self, index: u32) -> u32 {
         self.slots[index as usize].generation
     }
@@ -153,11 +156,13 @@ impl<K> Groups<K> {
     /// # Panics
     ///
     /// If the slot is vacant: the pool's own bookkeeping is broken.
+    #[inline]
     pub(crate) fn at(&self, index: u32) -> &Group<K> {
         self.get(index).expect("group slot is occupied")
     }
 
     /// Mutable access to the occupied group in slot `index`.
+    #[inline]
     pub(crate) fn at_mut(&mut self, index: u32) -> &mut Group<K> {
         match &mut self.slots[index as usize].entry {
             Entry::Occupied(g) => g,
@@ -255,6 +260,7 @@ impl<K> Groups<K> {
     /// Links group `index` into the ring if it has room. Full groups are
     /// not unlinked eagerly: an any-key request drops them when the cursor
     /// reaches them, so one-key traffic never touches the ring.
+    #[inline]
     pub(crate) fn ring_offer(&mut self, index: u32) {
         if self.at(index).has_room() {
             self.ring_insert(index);

@@ -105,6 +105,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// assert_eq!(pool.counts(&"a"), Counts { target: 2, active: 1 });
     /// assert_eq!(pool.counts(&"b"), Counts { target: 0, active: 0 });
     /// ```
+    #[inline]
     pub fn counts(&self, key: &K) -> Counts {
         self.find(key).map_or_else(Counts::default, |g| {
             let g = self.groups.at(g);
@@ -263,6 +264,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// assert_ne!(one.key(), two.key());
     /// assert_eq!(pool.try_acquire().unwrap_err(), TryAcquireError::NoCapacity);
     /// ```
+    #[inline]
     pub fn try_acquire(&mut self) -> Result<Lease<K>, TryAcquireError> {
         if self.closed {
             return Err(TryAcquireError::Closed);
@@ -287,6 +289,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// assert!(pool.try_acquire_key(&"b").is_err());
     /// # pool.release(lease).unwrap();
     /// ```
+    #[inline]
     pub fn try_acquire_key(&mut self, key: &K) -> Result<Lease<K>, TryAcquireError> {
         if self.closed {
             return Err(TryAcquireError::Closed);
@@ -445,6 +448,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// assert_eq!(b.release(lease), Err(ReleaseError::ForeignPool));
     /// assert_eq!(b.counts(&"k").active, 0);
     /// ```
+    #[inline]
     pub fn release(&mut self, lease: Lease<K>) -> Result<(), ReleaseError> {
         if lease.pool != self.id {
             return Err(ReleaseError::ForeignPool);
@@ -580,10 +584,12 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         seq
     }
 
+    #[inline]
     fn find(&self, key: &K) -> Option<u32> {
         self.find_hashed(self.hasher.hash_one(key), key)
     }
 
+    #[inline]
     fn find_hashed(&self, hash: u64, key: &K) -> Option<u32> {
         let groups = &self.groups;
         self.table
@@ -602,11 +608,16 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     }
 
     /// Forgets group `g` if nothing refers to it any more.
+    #[inline]
     fn forget_if_idle(&mut self, g: u32) {
-        let group = self.groups.at(g);
-        if !group.is_idle() {
-            return;
+        if self.groups.at(g).is_idle() {
+            self.forget(g);
         }
+    }
+
+    #[cold]
+    fn forget(&mut self, g: u32) {
+        let group = self.groups.at(g);
         if let Ok(entry) = self.table.find_entry(group.hash, |&i| i == g) {
             entry.remove();
         }
@@ -616,6 +627,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
 
     /// Counts one grant from group `g`, which must have room. Runs no user
     /// code, so it cannot panic half-way.
+    #[inline]
     fn grant(&mut self, g: u32) -> Grant {
         let generation = self.groups.generation(g);
         let group = self.groups.at_mut(g);
@@ -632,6 +644,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
 
     /// Attaches a clone of the group's key, cloned *before* the grant is
     /// counted so that a panicking `K::clone` leaves the pool untouched.
+    #[inline]
     fn lease_from(&mut self, g: u32) -> Lease<K> {
         let key = self.groups.at(g).key.clone();
         Lease {
@@ -642,6 +655,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     }
 
     /// A lease from the group under the ring's cursor, moving the cursor on.
+    #[inline]
     fn take_any(&mut self) -> Option<Lease<K>> {
         let g = self.any_with_room()?;
         let lease = self.lease_from(g);
@@ -674,6 +688,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     }
 
     /// A lease from group `g` if it has room.
+    #[inline]
     fn take_from(&mut self, g: u32) -> Option<Lease<K>> {
         self.has_room_for_newcomer(g).then(|| self.lease_from(g))
     }
@@ -683,6 +698,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         self.has_room_for_newcomer(g).then(|| self.grant(g))
     }
 
+    #[inline]
     fn has_room_for_newcomer(&self, g: u32) -> bool {
         let group = self.groups.at(g);
         debug_assert!(
@@ -693,9 +709,16 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     }
 
     /// Returns one unit of capacity to group `g` and passes it on.
+    #[inline]
     fn give_back(&mut self, g: u32) {
-        self.groups.at_mut(g).active -= 1;
-        self.serve(g);
+        let group = self.groups.at_mut(g);
+        group.active -= 1;
+        if group.queue == List::EMPTY && self.any_queue == List::EMPTY {
+            // Nobody to serve: the common, uncontended case.
+            self.groups.ring_offer(g);
+        } else {
+            self.serve(g);
+        }
         self.forget_if_idle(g);
     }
 

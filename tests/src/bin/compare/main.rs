@@ -52,6 +52,14 @@ use report::{Machine, Results};
 
 // ------------------------------------------------------------------ config
 
+const USAGE: &str = "\
+usage: compare [--quick] [--rounds N] [--slice-ms MS] [--svg PATH] [--out PATH]
+  --quick       smoke run: 5 rounds of 10 ms (default: 15 rounds of 80 ms)
+  --rounds N    rounds per case
+  --slice-ms MS time per contender per round
+  --svg PATH    the key-scaling plot (default target/compare/keys.svg)
+  --out PATH    also write the Markdown report there";
+
 struct Config {
     quick: bool,
     rounds: usize,
@@ -76,13 +84,7 @@ impl Config {
                 "--slice-ms" => slice_ms = Some(number(&flag, &value()?)?.max(1)),
                 "--svg" => svg = PathBuf::from(value()?),
                 "--out" => out = Some(PathBuf::from(value()?)),
-                "-h" | "--help" => {
-                    return Err(
-                        "options: --quick, --rounds N, --slice-ms MS, --svg PATH, --out PATH"
-                            .to_string(),
-                    )
-                }
-                _ => return Err(format!("unknown option {flag} (try --help)")),
+                _ => return Err(format!("unknown option {flag}")),
             }
         }
         let (default_rounds, default_slice) = if quick { (5, 10) } else { (15, 80) };
@@ -105,10 +107,14 @@ fn number(flag: &str, value: &str) -> Result<u64, String> {
 // -------------------------------------------------------------------- main
 
 fn main() -> ExitCode {
+    if std::env::args().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     let config = match Config::parse() {
         Ok(config) => config,
         Err(message) => {
-            eprintln!("compare: {message}");
+            eprintln!("compare: {message}\n{USAGE}");
             return ExitCode::from(2);
         }
     };

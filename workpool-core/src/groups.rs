@@ -10,19 +10,39 @@
 //! earlier insertion, so this stays O(1) amortised).
 
 use alloc::vec::Vec;
+use core::num::NonZeroU32;
 
 use crate::waiters::{List, NIL};
 
+/// A key's hash as the slab keeps it: 31 bits, top bit set. Being non-zero
+/// it gives `Option<Group>` a niche, so a slot needs no separate tag.
+pub(crate) type ShortHash = NonZeroU32;
+
+/// Folds a full hash into a [`ShortHash`].
+#[inline]
+pub(crate) fn short_hash(full: u64) -> ShortHash {
+    let folded = (full ^ (full >> 32)) as u32;
+    NonZeroU32::new(folded | 0x8000_0000).unwrap_or(NonZeroU32::MAX)
+}
+
+/// The table hash of a [`ShortHash`]: its 31 bits spread over 64, so the
+/// table's bucket bits and tag bits both vary.
+#[inline]
+pub(crate) fn table_hash(short: ShortHash) -> u64 {
+    u64::from(short.get() & 0x7FFF_FFFF).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 pub(crate) struct Group<K> {
     pub(crate) key: K,
-    /// The key's hash, cached so that rehashing never calls user code.
-    pub(crate) hash: u64,
     pub(crate) target: u64,
     pub(crate) active: u64,
     /// Key waiters of this group, oldest first.
     pub(crate) queue: List,
     /// Length of `queue`.
     pub(crate) waiting: u32,
+    /// The key's hash, cached so that rehashing and forgetting never call
+    /// user code.
+    pub(crate) hash: ShortHash,
     ring_prev: u32,
     ring_next: u32,
 }
@@ -42,14 +62,12 @@ impl<K> Group<K> {
     }
 }
 
-enum Entry<K> {
-    Occupied(Group<K>),
-    Vacant { next_free: u32 },
-}
-
+/// One slab slot: 56 bytes for a `u64` key (the `Option` costs nothing).
 struct Slot<K> {
     generation: u32,
-    entry: Entry<K>,
+    /// The next vacant slot, while this one is vacant.
+    next_free: u32,
+    group: Option<Group<K>>,
 }
 
 pub(crate) struct Groups<K> {
@@ -75,7 +93,7 @@ impl<K> Groups<K> {
     }
 
     /// Stores a new group with target 0 and returns its slot.
-    pub(crate) fn insert(&mut self, key: K, hash: u64) -> u32 {
+    pub(crate) fn insert(&mut self, key: K, hash: ShortHash) -> u32 {
         let group = Group {
             key,
             hash,
@@ -92,18 +110,23 @@ impl<K> Groups<K> {
                 .ok()
                 .filter(|&i| i != NIL)
                 .expect("more than u32::MAX - 1 groups at once");
+            if self.slots.len() == self.slots.capacity() {
+                // Grow by an eighth, not double: idle keys cost less memory
+                // (at most 12.5% slack), and growth stays geometric, so
+                // O(1) amortised.
+                self.slots.reserve_exact((self.slots.len() / 8).max(8));
+            }
             self.slots.push(Slot {
                 generation: 0,
-                entry: Entry::Occupied(group),
+                next_free: NIL,
+                group: Some(group),
             });
             index
         } else {
             let index = self.free;
             let slot = &mut self.slots[index as usize];
-            if let Entry::Vacant { next_free } = slot.entry {
-                self.free = next_free;
-            }
-            slot.entry = Entry::Occupied(group);
+            self.free = slot.next_free;
+            slot.group = Some(group);
             index
         }
     }
@@ -112,9 +135,10 @@ impl<K> Groups<K> {
     pub(crate) fn remove(&mut self, index: u32) {
         let free = self.free;
         let slot = &mut self.slots[index as usize];
-        debug_assert!(matches!(&slot.entry, Entry::Occupied(g) if !g.in_ring()));
+        debug_assert!(matches!(&slot.group, Some(g) if !g.in_ring()));
         slot.generation = slot.generation.wrapping_add(1);
-        let old = core::mem::replace(&mut slot.entry, Entry::Vacant { next_free: free });
+        slot.next_free = free;
+        let old = slot.group.take();
         self.free = index;
         self.len -= 1;
         // The key is dropped last: a panicking `K::drop` finds the slab
@@ -125,24 +149,17 @@ impl<K> Groups<K> {
     /// The group in slot `index`, if that slot is occupied.
     #[inline]
     pub(crate) fn get(&self, index: u32) -> Option<&Group<K>> {
-        match self.slots.get(index as usize) {
-            Some(Slot {
-                entry: Entry::Occupied(g),
-                ..
-            }) => Some(g),
-            _ => None,
-        }
+        self.slots.get(index as usize)?.group.as_ref()
     }
 
     /// The group in slot `index` if it is occupied with `generation`.
     #[inline]
     pub(crate) fn get_checked(&self, index: u32, generation: u32) -> Option<&Group<K>> {
-        match self.slots.get(index as usize) {
-            Some(Slot {
-                generation: g,
-                entry: Entry::Occupied(group),
-            }) if *g == generation => Some(group),
-            _ => None,
+        let slot = self.slots.get(index as usize)?;
+        if slot.generation == generation {
+            slot.group.as_ref()
+        } else {
+            None
         }
     }
 
@@ -164,10 +181,10 @@ impl<K> Groups<K> {
     /// Mutable access to the occupied group in slot `index`.
     #[inline]
     pub(crate) fn at_mut(&mut self, index: u32) -> &mut Group<K> {
-        match &mut self.slots[index as usize].entry {
-            Entry::Occupied(g) => g,
-            Entry::Vacant { .. } => unreachable!("group slot is occupied"),
-        }
+        self.slots[index as usize]
+            .group
+            .as_mut()
+            .expect("group slot is occupied")
     }
 
     /// Every occupied slot's group, in slot order.
@@ -277,9 +294,33 @@ impl<'a, K> Iterator for GroupIter<'a, K> {
     type Item = &'a Group<K>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.slots.find_map(|slot| match &slot.entry {
-            Entry::Occupied(g) => Some(g),
-            Entry::Vacant { .. } => None,
-        })
+        self.slots.find_map(|slot| slot.group.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_needs_no_tag() {
+        // Key + target + active + queue + waiting + hash + ring links, plus
+        // generation and free link: the `Option` rides on the hash's niche.
+        assert_eq!(core::mem::size_of::<Slot<u64>>(), 56);
+        assert_eq!(
+            core::mem::size_of::<Slot<u64>>(),
+            core::mem::size_of::<Group<u64>>() + 8
+        );
+    }
+
+    #[test]
+    fn short_hashes_are_stable_and_spread() {
+        let a = short_hash(0x1234_5678_9abc_def0);
+        assert_eq!(a, short_hash(0x1234_5678_9abc_def0));
+        assert!(a.get() & 0x8000_0000 != 0);
+        // Nearby short hashes land in different buckets and tag bits.
+        let (x, y) = (table_hash(a), table_hash(short_hash(0x1234_5678_9abc_def1)));
+        assert_ne!(x & 0xffff, y & 0xffff);
+        assert_ne!(x >> 57, y >> 57);
     }
 }

@@ -6,7 +6,7 @@ use core::hash::{BuildHasher, Hash};
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::error::{Closed, ReleaseError, TryAcquireError, UnknownWaiter};
-use crate::groups::Groups;
+use crate::groups::{short_hash, table_hash, Groups, ShortHash};
 use crate::lease::{Claim, Counts, Grant, Lease, WaiterId};
 use crate::waiters::{List, State, Waiters, NIL};
 
@@ -229,7 +229,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// assert!(pool.is_empty());
     /// ```
     pub fn set(&mut self, key: K, target: u64) {
-        let hash = self.hasher.hash_one(&key);
+        let hash = short_hash(self.hasher.hash_one(&key));
         let g = match self.find_hashed(hash, &key) {
             Some(g) => g,
             None if target == 0 => return,
@@ -364,7 +364,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         if self.closed {
             return Err(Closed);
         }
-        let hash = self.hasher.hash_one(key);
+        let hash = short_hash(self.hasher.hash_one(key));
         let g = match self.find_hashed(hash, key) {
             Some(g) => g,
             None => self.insert_group(key.clone(), hash),
@@ -586,24 +586,25 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
 
     #[inline]
     fn find(&self, key: &K) -> Option<u32> {
-        self.find_hashed(self.hasher.hash_one(key), key)
+        self.find_hashed(short_hash(self.hasher.hash_one(key)), key)
     }
 
     #[inline]
-    fn find_hashed(&self, hash: u64, key: &K) -> Option<u32> {
+    fn find_hashed(&self, hash: ShortHash, key: &K) -> Option<u32> {
         let groups = &self.groups;
         self.table
-            .find(hash, |&g| {
+            .find(table_hash(hash), |&g| {
                 let group = groups.at(g);
                 group.hash == hash && group.key == *key
             })
             .copied()
     }
 
-    fn insert_group(&mut self, key: K, hash: u64) -> u32 {
+    fn insert_group(&mut self, key: K, hash: ShortHash) -> u32 {
         let g = self.groups.insert(key, hash);
         let groups = &self.groups;
-        self.table.insert_unique(hash, g, |&i| groups.at(i).hash);
+        self.table
+            .insert_unique(table_hash(hash), g, |&i| table_hash(groups.at(i).hash));
         g
     }
 
@@ -618,7 +619,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     #[cold]
     fn forget(&mut self, g: u32) {
         let group = self.groups.at(g);
-        if let Ok(entry) = self.table.find_entry(group.hash, |&i| i == g) {
+        if let Ok(entry) = self.table.find_entry(table_hash(group.hash), |&i| i == g) {
             entry.remove();
         }
         self.groups.ring_remove(g);

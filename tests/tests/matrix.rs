@@ -229,7 +229,10 @@ async fn spam_and_eggs<R: Runner>(rt: R) {
     assert_eq!(spam + eggs, LEASES);
     let ratio = spam as f64 / eggs as f64;
     assert!(
-        spam > eggs && (1.3..=3.0).contains(&ratio),
+        // About 2:1; the band is wide because "equal work" is a number of
+        // yields, and on a loaded two-core machine one worker thread can
+        // stall while the other keeps cycling.
+        spam > eggs && (1.3..=4.0).contains(&ratio),
         "{}: spam {spam}, eggs {eggs}",
         R::NAME
     );

@@ -269,7 +269,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         if self.closed {
             return Err(TryAcquireError::Closed);
         }
-        self.take_any().ok_or(TryAcquireError::NoCapacity)
+        self.take_any(Self::lease_from)
+            .ok_or(TryAcquireError::NoCapacity)
     }
 
     /// Takes a lease from `key` if it has room.
@@ -295,7 +296,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
             return Err(TryAcquireError::Closed);
         }
         self.find(key)
-            .and_then(|g| self.take_from(g))
+            .and_then(|g| self.take_from(g, Self::lease_from))
             .ok_or(TryAcquireError::NoCapacity)
     }
 
@@ -325,7 +326,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
             return Err(Closed);
         }
         let seq = self.bump_seq();
-        Ok(match self.take_any_grant() {
+        Ok(match self.take_any(Self::grant) {
             Some(grant) => self.waiters.insert(NIL, seq, State::Granted(grant)),
             None => {
                 let w = self.waiters.insert(NIL, seq, State::Waiting);
@@ -370,7 +371,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
             None => self.insert_group(key.clone(), hash),
         };
         let seq = self.bump_seq();
-        Ok(match self.take_grant_from(g) {
+        Ok(match self.take_from(g, Self::grant) {
             Some(grant) => self.waiters.insert(g, seq, State::Granted(grant)),
             None => {
                 let w = self.waiters.insert(g, seq, State::Waiting);
@@ -407,16 +408,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         let w = self.waiters.lookup(waiter).ok_or(UnknownWaiter)?;
         let (index, group) = (waiter.index, w.group);
         if matches!(w.state, State::Waiting) {
-            self.waiters.waiting -= 1;
-            if group == NIL {
-                self.waiters.unlink(&mut self.any_queue, index);
-            } else {
-                let g = self.groups.at_mut(group);
-                let mut queue = g.queue;
-                g.waiting -= 1;
-                self.waiters.unlink(&mut queue, index);
-                self.groups.at_mut(group).queue = queue;
-            }
+            self.unlink_waiting(index, group);
             self.waiters.remove(index);
             if group != NIL {
                 self.forget_if_idle(group);
@@ -655,21 +647,14 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         }
     }
 
-    /// A lease from the group under the ring's cursor, moving the cursor on.
+    /// Takes from the group under the ring's cursor with `take` (a lease
+    /// or a bare grant), moving the cursor on.
     #[inline]
-    fn take_any(&mut self) -> Option<Lease<K>> {
+    fn take_any<T>(&mut self, take: impl FnOnce(&mut Self, u32) -> T) -> Option<T> {
         let g = self.any_with_room()?;
-        let lease = self.lease_from(g);
+        let taken = take(self, g);
         self.groups.advance_past(g);
-        Some(lease)
-    }
-
-    /// A grant from the group under the ring's cursor, moving the cursor on.
-    fn take_any_grant(&mut self) -> Option<Grant> {
-        let g = self.any_with_room()?;
-        let grant = self.grant(g);
-        self.groups.advance_past(g);
-        Some(grant)
+        Some(taken)
     }
 
     /// The group under the ring's cursor once full groups are skipped (and
@@ -688,15 +673,11 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         }
     }
 
-    /// A lease from group `g` if it has room.
+    /// Takes from group `g` with `take` (a lease or a bare grant) if it has
+    /// room.
     #[inline]
-    fn take_from(&mut self, g: u32) -> Option<Lease<K>> {
-        self.has_room_for_newcomer(g).then(|| self.lease_from(g))
-    }
-
-    /// A grant from group `g` if it has room.
-    fn take_grant_from(&mut self, g: u32) -> Option<Grant> {
-        self.has_room_for_newcomer(g).then(|| self.grant(g))
+    fn take_from<T>(&mut self, g: u32, take: impl FnOnce(&mut Self, u32) -> T) -> Option<T> {
+        self.has_room_for_newcomer(g).then(|| take(self, g))
     }
 
     #[inline]
@@ -736,21 +717,30 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
                 (k, a) => self.waiters.slot(k).seq < self.waiters.slot(a).seq,
             };
             let grant = self.grant(g);
-            let index = if from_key {
-                let group = self.groups.at_mut(g);
-                let mut queue = group.queue;
-                group.waiting -= 1;
-                self.waiters.unlink(&mut queue, key_head);
-                self.groups.at_mut(g).queue = queue;
-                key_head
+            let (index, queue) = if from_key {
+                (key_head, g)
             } else {
-                self.waiters.unlink(&mut self.any_queue, any_head);
-                any_head
+                (any_head, NIL)
             };
-            self.waiters.waiting -= 1;
+            self.unlink_waiting(index, queue);
             self.decide(index, State::Granted(grant));
         }
         self.groups.ring_offer(g);
+    }
+
+    /// Takes a waiting waiter out of its queue: group `group`'s, or the
+    /// any-key queue for `NIL`.
+    fn unlink_waiting(&mut self, index: u32, group: u32) {
+        self.waiters.waiting -= 1;
+        if group == NIL {
+            self.waiters.unlink(&mut self.any_queue, index);
+        } else {
+            let g = self.groups.at_mut(group);
+            let mut queue = g.queue;
+            g.waiting -= 1;
+            self.waiters.unlink(&mut queue, index);
+            self.groups.at_mut(group).queue = queue;
+        }
     }
 
     /// Records a waiter's outcome and queues it for `poll_wake`.

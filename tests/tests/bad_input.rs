@@ -132,8 +132,15 @@ fn core_rejects_a_lease_of_another_pool() {
     let from_b = b.try_acquire().unwrap();
     let waiter = b.enqueue_key(&"k").unwrap();
 
-    assert_eq!(b.release(from_a), Err(ReleaseError::ForeignPool));
+    let rejected = b.release(from_a).unwrap_err();
+    assert!(
+        matches!(rejected, ReleaseError::ForeignPool(_)),
+        "{rejected:?}"
+    );
     assert_eq!(b.counts(&"k"), counts(1, 1), "counts unchanged");
+    // The rejected lease comes back and still releases into its own pool.
+    assert_eq!(a.release(rejected.into_lease()).unwrap(), "k");
+    assert_eq!(a.counts(&"k"), counts(1, 0));
     assert_eq!(b.poll_wake(), None, "nobody served");
     assert!(matches!(b.claim(waiter), Ok(Claim::Waiting)));
 

@@ -247,3 +247,73 @@ fn panicking_clone_while_raising_a_target_leaks_nothing() {
     assert_eq!(pool.counts(&key), counts(1, 0));
     assert!(pool.try_acquire_key(&key).is_ok());
 }
+
+/// A blocking acquisition whose claim panics in `K::clone` (issue 12, bug
+/// 2): the waiter had been granted a lease by the hand-off; the unwinding
+/// thread cancels it, so the grant passes on instead of leaking for ever.
+#[test]
+fn panicking_clone_in_a_blocking_claim_leaks_nothing() {
+    with_hang_guard("blocking clone panic", HANG_GUARD, || {
+        for timed in [false, true] {
+            let armed = Arc::new(AtomicBool::new(false));
+            let key = Fragile {
+                name: "k",
+                armed: Arc::clone(&armed),
+            };
+            let pool: Pool<Fragile> = Pool::new();
+            pool.set(key.clone(), 1);
+            let held = pool.try_acquire_key(&key).unwrap();
+            let waiter = thread::spawn({
+                let pool = pool.clone();
+                let key = key.clone_unarmed();
+                move || {
+                    panic::catch_unwind(AssertUnwindSafe(|| {
+                        if timed {
+                            drop(pool.acquire_key_timeout(&key, HANG_GUARD));
+                        } else {
+                            drop(pool.acquire_key_blocking(&key));
+                        }
+                    }))
+                    .is_err()
+                }
+            });
+            spin_until("the thread to queue", || pool.waiting(&key) == 1);
+            armed.store(true, Ordering::SeqCst);
+            drop(held); // granted to the thread, whose claim then panics
+            assert!(
+                waiter.join().unwrap(),
+                "the claim panicked (timed: {timed})"
+            );
+            armed.store(false, Ordering::SeqCst);
+            assert_eq!(pool.counts(&key), counts(1, 0), "timed: {timed}");
+            assert_eq!(pool.waiters(), 0);
+            assert!(pool.try_acquire_key(&key).is_ok(), "timed: {timed}");
+        }
+    });
+}
+
+/// Polling an acquire future again after it completed panics, as tokio's
+/// do, instead of handing out a second lease (issue 12, bug 1).
+#[test]
+fn polling_a_finished_acquire_future_panics() {
+    let pool: Pool<&'static str> = Pool::new();
+    pool.set("k", 2);
+    let mut any = Probe::new(pool.acquire());
+    let first = any.ready().unwrap();
+    assert!(panic::catch_unwind(AssertUnwindSafe(|| any.poll().is_ready())).is_err());
+    let mut keyed = Probe::new(pool.acquire_key(&"k"));
+    let second = keyed.ready().unwrap();
+    assert!(panic::catch_unwind(AssertUnwindSafe(|| keyed.poll().is_ready())).is_err());
+    assert_eq!((first.id(), second.id()), (1, 2));
+    assert_eq!(
+        pool.counts(&"k"),
+        counts(2, 2),
+        "no extra lease was granted"
+    );
+    drop((any, keyed));
+    // The same after the pool closed: `Closed` once, then a panic.
+    pool.close();
+    let mut closed = Probe::new(pool.acquire());
+    assert!(closed.ready().is_err());
+    assert!(panic::catch_unwind(AssertUnwindSafe(|| closed.poll().is_ready())).is_err());
+}

@@ -8,6 +8,13 @@
 //! ring may also hold groups that filled up since they joined; they are
 //! unlinked lazily, when the cursor reaches them (each removal pays for one
 //! earlier insertion, so this stays O(1) amortised).
+//!
+//! A forgotten group is *retired* before its slot is freed: it leaves the
+//! table and the ring and its generation moves on at once, but its key stays
+//! in the slot, on the retired list, until the owner of the pool collects it
+//! ([`Groups::reap`]). So the pool never drops a key in the middle of an
+//! operation, and an adapter can drop keys after unlocking. A slot that holds
+//! an idle group (target, active and waiting all 0) is always a retired one.
 
 use alloc::vec::Vec;
 use core::num::NonZeroU32;
@@ -73,6 +80,9 @@ struct Slot<K> {
 pub(crate) struct Groups<K> {
     slots: Vec<Slot<K>>,
     free: u32,
+    /// Retired groups whose keys are not collected yet, linked through
+    /// `next_free`, newest first.
+    retired: u32,
     len: usize,
     /// The ready ring's cursor: the group the next any-key grant comes from.
     cursor: u32,
@@ -83,6 +93,7 @@ impl<K> Groups<K> {
         Self {
             slots: Vec::new(),
             free: NIL,
+            retired: NIL,
             len: 0,
             cursor: NIL,
         }
@@ -105,6 +116,11 @@ impl<K> Groups<K> {
             ring_next: NIL,
         };
         self.len += 1;
+        if self.free == NIL && self.retired != NIL {
+            // Nobody collected the retired keys: reuse a retired slot rather
+            // than grow. Its key is dropped here, after the slot is free.
+            drop(self.reap());
+        }
         if self.free == NIL {
             let index = u32::try_from(self.slots.len())
                 .ok()
@@ -131,19 +147,28 @@ impl<K> Groups<K> {
         }
     }
 
-    /// Frees an idle group's slot (it must be out of the ring).
-    pub(crate) fn remove(&mut self, index: u32) {
-        let free = self.free;
+    /// Retires an idle group (it must be out of the ring): it stops being
+    /// tracked and its slot's generation moves on, but its key stays put
+    /// until [`reap`](Self::reap) collects it.
+    pub(crate) fn retire(&mut self, index: u32) {
+        let retired = self.retired;
         let slot = &mut self.slots[index as usize];
-        debug_assert!(matches!(&slot.group, Some(g) if !g.in_ring()));
+        debug_assert!(matches!(&slot.group, Some(g) if !g.in_ring() && g.is_idle()));
         slot.generation = slot.generation.wrapping_add(1);
-        slot.next_free = free;
-        let old = slot.group.take();
-        self.free = index;
+        slot.next_free = retired;
+        self.retired = index;
         self.len -= 1;
-        // The key is dropped last: a panicking `K::drop` finds the slab
-        // already consistent.
-        drop(old);
+    }
+
+    /// Frees the slot of the newest retired group and returns its key, or
+    /// `None` when no retired group is left.
+    pub(crate) fn reap(&mut self) -> Option<K> {
+        let index = self.retired;
+        let slot = self.slots.get_mut(index as usize)?;
+        self.retired = slot.next_free;
+        slot.next_free = self.free;
+        self.free = index;
+        slot.group.take().map(|g| g.key)
     }
 
     /// The group in slot `index`, if that slot is occupied.
@@ -294,7 +319,9 @@ impl<'a, K> Iterator for GroupIter<'a, K> {
     type Item = &'a Group<K>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.slots.find_map(|slot| slot.group.as_ref())
+        // Idle groups are retired ones, no longer tracked.
+        self.slots
+            .find_map(|slot| slot.group.as_ref().filter(|g| !g.is_idle()))
     }
 }
 

@@ -21,6 +21,7 @@ pub struct Counts {
 /// `Clone`, so a lease can be released at most once; the core has no `Drop`
 /// logic, so a lease that is simply dropped keeps its capacity taken forever.
 /// Adapters (such as `workpool-std`) wrap it in an RAII guard.
+#[must_use = "a lease holds its capacity until it is given to `Pool::release`"]
 pub struct Lease<K> {
     pub(crate) pool: usize,
     pub(crate) grant: Grant,

@@ -81,7 +81,7 @@ mod groups;
 mod lease;
 mod pool;
 #[cfg(feature = "spin")]
-mod shared;
+mod spin_pool;
 mod waiters;
 
 pub use error::{Closed, ReleaseError, TryAcquireError, UnknownWaiter};
@@ -89,4 +89,4 @@ pub use hashbrown::DefaultHashBuilder;
 pub use lease::{Claim, Counts, Lease, WaiterId};
 pub use pool::{Iter, Pool};
 #[cfg(feature = "spin")]
-pub use shared::SharedPool;
+pub use spin_pool::SharedPool;

@@ -214,6 +214,14 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     ///
     /// # Panics
     ///
+    /// Returns `key` when the pool did not keep it (it already tracked an
+    /// equal key, or the target is 0 for a key it does not track), so that
+    /// the caller decides where the key is dropped; `None` when the pool
+    /// stored it. A key the call forgets is handed out by
+    /// [`poll_forgotten`](Self::poll_forgotten).
+    ///
+    /// # Panics
+    ///
     /// If a new key would make the pool track more than `u32::MAX - 1` keys,
     /// or if `K`'s `Hash` or `Eq` panics (then the pool is unchanged).
     ///
@@ -221,19 +229,20 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     ///
     /// ```
     /// let mut pool = workpool_core::Pool::new();
-    /// pool.set("a", 1);
+    /// assert_eq!(pool.set("a", 1), None); // stored
     /// let lease = pool.try_acquire().unwrap();
-    /// pool.set("a", 0); // the lease stays valid
+    /// assert_eq!(pool.set("a", 0), Some("a")); // the lease stays valid
     /// assert_eq!(pool.counts(&"a").active, 1);
     /// pool.release(lease).unwrap();
     /// assert!(pool.is_empty());
+    /// assert_eq!(pool.poll_forgotten(), Some("a"));
     /// ```
-    pub fn set(&mut self, key: K, target: u64) {
+    pub fn set(&mut self, key: K, target: u64) -> Option<K> {
         let hash = short_hash(self.hasher.hash_one(&key));
-        let g = match self.find_hashed(hash, &key) {
-            Some(g) => g,
-            None if target == 0 => return,
-            None => self.insert_group(key, hash),
+        let (g, unused) = match self.find_hashed(hash, &key) {
+            Some(g) => (g, Some(key)),
+            None if target == 0 => return Some(key),
+            None => (self.insert_group(key, hash), None),
         };
         let group = self.groups.at_mut(g);
         let old = core::mem::replace(&mut group.target, target);
@@ -242,6 +251,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         } else {
             self.forget_if_idle(g);
         }
+        unused
     }
 
     /// Takes a lease from any key with room, round-robin over those keys.
@@ -423,11 +433,16 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// waiter (reported by [`poll_wake`](Self::poll_wake)) or back to its key.
     /// Works after [`close`](Self::close) too.
     ///
+    /// Returns the lease's key, so that the caller decides where it is
+    /// dropped (`workpool-std` drops it after unlocking).
+    ///
     /// # Errors
     ///
     /// [`ReleaseError::ForeignPool`] for a lease of another pool,
-    /// [`ReleaseError::Stale`] for one that is not live here; nothing
-    /// changes then.
+    /// [`ReleaseError::Stale`] for one that is not live here. Nothing
+    /// changes then, and the error hands the lease back
+    /// ([`ReleaseError::into_lease`]), so a lease given to the wrong pool
+    /// can still be released into its own.
     ///
     /// # Examples
     ///
@@ -437,13 +452,16 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// a.set("k", 1);
     /// b.set("k", 1);
     /// let lease = a.try_acquire().unwrap();
-    /// assert_eq!(b.release(lease), Err(ReleaseError::ForeignPool));
+    /// let err = b.release(lease).unwrap_err();
+    /// assert!(matches!(err, ReleaseError::ForeignPool(_)));
     /// assert_eq!(b.counts(&"k").active, 0);
+    /// assert_eq!(a.release(err.into_lease()).unwrap(), "k"); // the key back
+    /// assert_eq!(a.counts(&"k").active, 0);
     /// ```
     #[inline]
-    pub fn release(&mut self, lease: Lease<K>) -> Result<(), ReleaseError> {
+    pub fn release(&mut self, lease: Lease<K>) -> Result<K, ReleaseError<K>> {
         if lease.pool != self.id {
-            return Err(ReleaseError::ForeignPool);
+            return Err(ReleaseError::ForeignPool(lease));
         }
         let Grant {
             group,
@@ -453,9 +471,9 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         match self.groups.get_checked(group, generation) {
             Some(g) if g.active > 0 && id < self.next_lease => {
                 self.give_back(group);
-                Ok(())
+                Ok(lease.key)
             }
-            _ => Err(ReleaseError::Stale),
+            _ => Err(ReleaseError::Stale(lease)),
         }
     }
 
@@ -527,6 +545,32 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         let index = self.waiters.pop_front(&mut self.wake)?;
         self.waiters.slot_mut(index).in_wake = false;
         Some(self.waiters.id(index))
+    }
+
+    /// The key of the next group the pool forgot (target 0, no live lease,
+    /// no waiter), newest first; `None` when there is nothing to collect.
+    ///
+    /// The pool never drops a key in the middle of an operation: it keeps
+    /// the keys it forgets until they are collected here, so that an adapter
+    /// can drop them after unlocking (a key's `Drop` is user code). Drain it
+    /// after [`set`](Self::set), [`release`](Self::release),
+    /// [`cancel`](Self::cancel) and [`close`](Self::close). A key that is
+    /// never collected is dropped when its slot is reused or the pool is
+    /// dropped, so not draining costs memory, never correctness.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::new();
+    /// pool.set(String::from("a"), 1);
+    /// pool.set(String::from("a"), 0);
+    /// assert!(pool.is_empty());
+    /// assert_eq!(pool.poll_forgotten().as_deref(), Some("a"));
+    /// assert_eq!(pool.poll_forgotten(), None);
+    /// ```
+    #[must_use = "the key is dropped where the returned value is"]
+    pub fn poll_forgotten(&mut self) -> Option<K> {
+        self.groups.reap()
     }
 
     /// Asks where a waiter stands. [`Claim::Granted`] hands over its lease
@@ -615,7 +659,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
             entry.remove();
         }
         self.groups.ring_remove(g);
-        self.groups.remove(g);
+        self.groups.retire(g);
     }
 
     /// Counts one grant from group `g`, which must have room. Runs no user

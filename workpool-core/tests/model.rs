@@ -16,9 +16,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
 
 use proptest::prelude::*;
-use workpool_core::{
-    Claim, Closed, Counts, Lease, Pool, ReleaseError, TryAcquireError, UnknownWaiter, WaiterId,
-};
+use workpool_core::{Claim, Closed, Counts, Lease, Pool, TryAcquireError, UnknownWaiter, WaiterId};
 
 /// Keys are `0..KEYS`; key `KEYS` is never used, so it must read as empty.
 const KEYS: u8 = 4;
@@ -505,8 +503,16 @@ fn run_with<S: BuildHasher>(pool: Pool<u8, S>, ops: &[Op]) {
 }
 
 impl<S: BuildHasher> Run<S> {
+    /// The keys the model tracks: a target, a live lease or a waiter.
+    fn model_tracked(&self) -> Vec<u8> {
+        (0..=KEYS)
+            .filter(|&k| self.model.counts(k) != Counts::default() || self.model.waiting(k) > 0)
+            .collect()
+    }
+
     fn step(&mut self, op: &Op) {
         let before: Vec<Counts> = (0..=KEYS).map(|k| self.pool.counts(&k)).collect();
+        let tracked_before = self.model_tracked();
         match *op {
             Op::Set(key, target) => {
                 self.model.set(key, target);
@@ -572,12 +578,23 @@ impl<S: BuildHasher> Run<S> {
                     return;
                 }
                 let lease = self.held.swap_remove(i % self.held.len());
-                self.model.release(*lease.key());
-                assert_eq!(self.pool.release(lease), Ok(()));
+                let key = *lease.key();
+                self.model.release(key);
+                assert_eq!(
+                    self.pool.release(lease).unwrap(),
+                    key,
+                    "release hands the key back"
+                );
             }
             Op::Foreign(i) => {
                 let lease = self.other.try_acquire_key(&0).unwrap();
-                assert_eq!(self.pool.release(lease), Err(ReleaseError::ForeignPool));
+                let id = lease.id();
+                let err = self.pool.release(lease).unwrap_err();
+                assert!(err.is_foreign_pool(), "{err:?}");
+                // The rejected lease comes back whole and is still live in its own pool.
+                let lease = err.into_lease();
+                assert_eq!((lease.id(), *lease.key()), (id, 0));
+                assert_eq!(self.other.release(lease).unwrap(), 0);
                 let mut handles = vec![self.other_waiter];
                 if !self.dead.is_empty() {
                     handles.push(self.dead[i % self.dead.len()]);
@@ -594,6 +611,17 @@ impl<S: BuildHasher> Run<S> {
             Op::PollWake => self.poll_wake(),
         }
         self.model.forget_idle();
+        // Exactly the keys the model stopped tracking are handed out to be
+        // dropped, and the pool drops none of them itself.
+        let tracked_after = self.model_tracked();
+        let mut expected: Vec<u8> = tracked_before
+            .into_iter()
+            .filter(|k| !tracked_after.contains(k))
+            .collect();
+        let mut forgotten: Vec<u8> = core::iter::from_fn(|| self.pool.poll_forgotten()).collect();
+        expected.sort_unstable();
+        forgotten.sort_unstable();
+        assert_eq!(forgotten, expected, "forgotten keys after {op:?}");
         self.compare(&before);
     }
 

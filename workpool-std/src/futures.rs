@@ -10,7 +10,7 @@ use std::hash::Hash;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use futures_core::{FusedStream, Stream};
+use futures_core::{FusedFuture, FusedStream, Stream};
 
 use crate::error::Closed;
 use crate::lease::Lease;
@@ -19,6 +19,11 @@ use crate::sync::Arc;
 
 /// The future returned by [`Pool::acquire`](crate::Pool::acquire): a lease
 /// from any key.
+///
+/// # Panics
+///
+/// Polling it again after it returned its output panics, as tokio's
+/// futures do ([`FusedFuture::is_terminated`] says when).
 ///
 /// # Cancel safety
 ///
@@ -50,6 +55,13 @@ impl<K: Hash + Eq + Clone> Future for Acquire<'_, K> {
     }
 }
 
+impl<K: Hash + Eq + Clone> FusedFuture for Acquire<'_, K> {
+    /// True once the future returned its output; polling it again panics.
+    fn is_terminated(&self) -> bool {
+        self.wait.is_done()
+    }
+}
+
 impl<K: Hash + Eq + Clone> Drop for Acquire<'_, K> {
     fn drop(&mut self) {
         self.shared.cancel(&mut self.wait);
@@ -64,6 +76,11 @@ impl<K: Hash + Eq + Clone> fmt::Debug for Acquire<'_, K> {
 
 /// The future returned by [`Pool::acquire_key`](crate::Pool::acquire_key): a
 /// lease from one key.
+///
+/// # Panics
+///
+/// Polling it again after it returned its output panics, as tokio's
+/// futures do ([`FusedFuture::is_terminated`] says when).
 ///
 /// # Cancel safety
 ///
@@ -94,6 +111,13 @@ impl<K: Hash + Eq + Clone> Future for AcquireKey<'_, K> {
         this.shared
             .poll_acquire(&mut this.wait, Want::Key(this.key), cx)
             .map_ok(|lease| Lease::new(Arc::clone(this.shared), lease))
+    }
+}
+
+impl<K: Hash + Eq + Clone> FusedFuture for AcquireKey<'_, K> {
+    /// True once the future returned its output; polling it again panics.
+    fn is_terminated(&self) -> bool {
+        self.wait.is_done()
     }
 }
 
@@ -151,6 +175,7 @@ impl<K: Hash + Eq + Clone> Stream for Leases<K> {
         match this.shared.poll_acquire(&mut this.wait, Want::Any, cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(lease)) => {
+                this.wait = Wait::Idle; // ready for the next item
                 Poll::Ready(Some(Lease::new(Arc::clone(&this.shared), lease)))
             }
             Poll::Ready(Err(Closed)) => {

@@ -1,28 +1,41 @@
-//! The state every handle shares: the core behind its mutex, one wake-up
-//! event per waiter slot, and every path that grants, hands off or wakes.
+//! The state every handle shares: the core behind its mutex, one waker slot
+//! per waiter, and every path that grants, hands off or wakes.
 //!
 //! The protocol is the same for futures and threads:
 //!
 //! 1. Under the lock, try for a lease; failing that, register a waiter with
-//!    the core and start listening on the event of its slot *before* the lock
-//!    is released, so no notification can be missed.
+//!    the core and store a waker in its slot *before* the lock is released,
+//!    so no hand-off can be missed.
 //! 2. Whoever changes the core (release, set, cancel, close) drains the
-//!    core's wake queue under the same lock and notifies exactly the events
-//!    of the waiters it names: a release wakes one waiter, not all of them.
+//!    core's wake queue under the same lock and takes exactly the wakers of
+//!    the waiters it names: a release wakes one waiter, not all of them.
 //! 3. A woken waiter takes the lock and claims its outcome; a spurious wake
-//!    finds it still waiting and it listens again.
+//!    finds it still waiting and it stores its waker again.
+//!
+//! # No user code under the lock
+//!
+//! Waking a waker, dropping a waker, dropping a lease and dropping a key are
+//! user code: a waker may own the last handle of a task that holds a lease,
+//! and so re-enter the pool. None of them runs while the lock is held.
+//! Every path decides under the lock and collects what it must wake or drop
+//! in an [`After`], which acts once the guard is gone. The waker slots are
+//! ours (not `event-listener`'s) for the same reason: a re-poll with a new
+//! waker swaps it under our lock and drops the old one after unlocking.
+//! Threads park on a per-thread `event-listener` [`Event`], which wakes
+//! nothing but that thread. `Hash`, `Eq` and `Clone` of `K` do run under the
+//! lock (finding a key needs them); the core stays consistent when they
+//! panic, so a poisoned lock is still sound to use.
 
-use std::future::Future;
-use std::hash::Hash;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::mem;
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use event_listener::{Event, EventListener, Listener};
-use workpool_core::{Claim, Closed, Counts, Lease, Pool, TryAcquireError, WaiterId};
+use event_listener::{listener, Event, Listener};
+use workpool_core as core;
+use workpool_core::{Claim, Closed, Counts, TryAcquireError, WaiterId};
 
 use crate::error::AcquireTimeoutError;
-use crate::sync::{Mutex, MutexGuard, PoisonError};
+use crate::sync::{Mutex, MutexGuard, PoisonError, StdArc};
 
 /// Which capacity a request may be served from.
 pub(crate) enum Want<'a, K> {
@@ -43,24 +56,117 @@ pub(crate) struct Shared<K> {
 }
 
 pub(crate) struct State<K> {
-    pub(crate) core: Pool<K>,
-    /// `events[i]` wakes the waiter in core slot `i`. Grow-only.
-    events: Vec<Event>,
+    pub(crate) core: core::Pool<K>,
+    /// `wakers[i]`: the waker of the waiter in core slot `i`, once it
+    /// registered one. Taken when the waiter is woken, claimed or cancelled.
+    wakers: Vec<Option<Waker>>,
 }
 
-/// The progress of one waiting acquisition (a future or a stream).
-#[derive(Default)]
-pub(crate) struct Wait {
-    waiter: Option<WaiterId>,
-    listener: Option<EventListener>,
+/// Where one waiting acquisition (a future or a stream) stands.
+#[derive(Debug, Default)]
+pub(crate) enum Wait {
+    /// Not started (or, for a stream, between items).
+    #[default]
+    Idle,
+    /// Registered with the core.
+    Waiting(WaiterId),
+    /// Finished: polling again is a bug of the caller.
+    Done,
 }
 
-impl<K: Hash + Eq + Clone> Shared<K> {
+impl Wait {
+    pub(crate) fn is_done(&self) -> bool {
+        matches!(self, Self::Done)
+    }
+}
+
+/// How many wakers one pass under the lock collects before it unlocks to
+/// wake them (then it locks again for the rest). Bounded so that waking
+/// needs no allocation.
+const WAKE_BATCH: usize = 32;
+
+/// What an operation decided under the lock and carries out after
+/// unlocking: wakers to wake, and wakers and keys to drop.
+pub(crate) struct After<K> {
+    wake: [Option<Waker>; WAKE_BATCH],
+    woken: usize,
+    /// Replaced or no longer needed wakers, dropped after unlocking.
+    stale: Option<Waker>,
+    /// Keys the core handed back or forgot: at most one on every path but
+    /// `close`, so the `Vec` allocates only there.
+    key: Option<K>,
+    keys: Vec<K>,
+}
+
+impl<K> After<K> {
+    pub(crate) fn new() -> Self {
+        Self {
+            wake: [const { None }; WAKE_BATCH],
+            woken: 0,
+            stale: None,
+            key: None,
+            keys: Vec::new(),
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.woken == WAKE_BATCH
+    }
+
+    fn push_wake(&mut self, waker: Waker) {
+        self.wake[self.woken] = Some(waker);
+        self.woken += 1;
+    }
+
+    /// Keeps a waker to be dropped after unlocking. Every path replaces or
+    /// removes at most one waker.
+    fn push_stale(&mut self, waker: Option<Waker>) {
+        debug_assert!(self.stale.is_none() || waker.is_none());
+        if waker.is_some() {
+            self.stale = waker;
+        }
+    }
+
+    fn push_key(&mut self, key: K) {
+        match self.key {
+            None => self.key = Some(key),
+            Some(_) => self.keys.push(key),
+        }
+    }
+
+    /// Wakes and drops everything collected; call it with no lock held.
+    fn run(&mut self) {
+        // Take each waker out before waking it: if one panics, `Drop`
+        // still wakes the rest.
+        for slot in &mut self.wake[..self.woken] {
+            if let Some(waker) = slot.take() {
+                waker.wake();
+            }
+        }
+        self.woken = 0;
+        self.stale = None;
+        self.key = None;
+        self.keys.clear();
+    }
+}
+
+impl<K> Drop for After<K> {
+    fn drop(&mut self) {
+        // Reached with wakers left only if a wake panicked (or a path
+        // unwound before `run`): the waiters they stand for were decided, so
+        // they must still be woken.
+        for waker in self.wake.iter_mut().filter_map(Option::take) {
+            waker.wake();
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Shared<K> {
     pub(crate) fn new() -> Self {
         Self {
             state: Mutex::new(State {
-                core: Pool::new(),
-                events: Vec::new(),
+                core: core::Pool::new(),
+                wakers: Vec::new(),
             }),
         }
     }
@@ -72,88 +178,127 @@ impl<K: Hash + Eq + Clone> Shared<K> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Collects what the core decided, unlocks, and carries it out; repeats
+    /// while one batch was not enough.
+    fn finish<'a>(&'a self, mut state: MutexGuard<'a, State<K>>, mut after: After<K>) {
+        loop {
+            let more = state.collect(&mut after);
+            drop(state);
+            after.run();
+            if !more {
+                return;
+            }
+            state = self.lock();
+        }
+    }
+
     pub(crate) fn counts(&self, key: &K) -> Counts {
         self.lock().core.counts(key)
     }
 
     pub(crate) fn set(&self, key: K, target: u64) {
+        let mut after = After::new();
         let mut state = self.lock();
-        state.core.set(key, target);
-        state.wake();
+        if let Some(unused) = state.core.set(key, target) {
+            after.push_key(unused);
+        }
+        self.finish(state, after);
     }
 
     pub(crate) fn close(&self) {
+        let after = After::new();
         let mut state = self.lock();
         state.core.close();
-        state.wake();
+        self.finish(state, after);
     }
 
-    pub(crate) fn release(&self, lease: Lease<K>) {
+    pub(crate) fn release(&self, lease: core::Lease<K>) {
+        let mut after = After::new();
         let mut state = self.lock();
-        let released = state.core.release(lease);
-        debug_assert!(released.is_ok(), "a std lease is always live: {released:?}");
-        state.wake();
+        match state.core.release(lease) {
+            Ok(key) => after.push_key(key),
+            // A std lease is only ever built from a grant of this pool and
+            // released once, by its `Drop`.
+            Err(err) => unreachable!("a std lease was rejected: {err}"),
+        }
+        self.finish(state, after);
     }
 
-    pub(crate) fn try_acquire(&self, want: Want<'_, K>) -> Result<Lease<K>, TryAcquireError> {
+    pub(crate) fn try_acquire(&self, want: Want<'_, K>) -> Result<core::Lease<K>, TryAcquireError> {
         self.lock().try_acquire(want)
     }
 
     /// Drives a waiting acquisition; see the module docs for the protocol.
+    ///
+    /// # Panics
+    ///
+    /// If `wait` is [`Wait::Done`]: the future was polled after it
+    /// completed.
     pub(crate) fn poll_acquire(
         &self,
         wait: &mut Wait,
         want: Want<'_, K>,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<Lease<K>, Closed>> {
-        loop {
-            if let Some(listener) = &mut wait.listener {
-                if Pin::new(listener).poll(cx).is_pending() {
-                    return Poll::Pending;
+    ) -> Poll<Result<core::Lease<K>, Closed>> {
+        let mut after = After::new();
+        let mut state = self.lock();
+        let waiter = match *wait {
+            Wait::Waiting(waiter) => waiter,
+            Wait::Idle => match state.try_acquire(want) {
+                Ok(lease) => {
+                    *wait = Wait::Done;
+                    return Poll::Ready(Ok(lease));
                 }
-                wait.listener = None;
-            }
-            let mut state = self.lock();
-            let waiter = match wait.waiter {
-                Some(waiter) => waiter,
-                None => match state.try_acquire(want) {
-                    Ok(lease) => return Poll::Ready(Ok(lease)),
-                    Err(TryAcquireError::Closed) => return Poll::Ready(Err(Closed)),
-                    Err(TryAcquireError::NoCapacity) => match state.enqueue(want) {
-                        Ok(waiter) => waiter,
-                        Err(Closed) => return Poll::Ready(Err(Closed)),
-                    },
+                Err(TryAcquireError::Closed) => {
+                    *wait = Wait::Done;
+                    return Poll::Ready(Err(Closed));
+                }
+                Err(TryAcquireError::NoCapacity) => match state.enqueue(want) {
+                    Ok(waiter) => waiter,
+                    Err(Closed) => {
+                        *wait = Wait::Done;
+                        return Poll::Ready(Err(Closed));
+                    }
                 },
-            };
-            if let Some(outcome) = state.claim(waiter) {
-                wait.waiter = None;
-                return Poll::Ready(outcome);
+            },
+            Wait::Done => {
+                drop(state);
+                panic!("a workpool acquire future was polled after it completed");
             }
-            wait.waiter = Some(waiter);
-            wait.listener = Some(state.listen(waiter));
+        };
+        // Recorded before `claim`, which clones the key: if that panics,
+        // dropping the future cancels the waiter and its grant passes on.
+        *wait = Wait::Waiting(waiter);
+        match state.claim(waiter, &mut after) {
+            Some(outcome) => {
+                *wait = Wait::Done;
+                drop(state);
+                Poll::Ready(outcome)
+            }
+            None => {
+                state.register(waiter, cx.waker(), &mut after);
+                drop(state);
+                Poll::Pending
+            }
         }
     }
 
-    /// Gives up a waiting acquisition. A lease already handed to it passes on.
+    /// Gives up a waiting acquisition. A lease already handed to it passes
+    /// on.
     #[inline]
     pub(crate) fn cancel(&self, wait: &mut Wait) {
         // Most acquisitions finish without ever registering: nothing to do.
-        if wait.waiter.is_none() && wait.listener.is_none() {
-            return;
+        if let Wait::Waiting(waiter) = mem::replace(wait, Wait::Done) {
+            self.cancel_waiter(waiter);
         }
-        self.cancel_slow(wait);
     }
 
     #[cold]
-    fn cancel_slow(&self, wait: &mut Wait) {
-        if let Some(waiter) = wait.waiter.take() {
-            let mut state = self.lock();
-            let cancelled = state.core.cancel(waiter);
-            debug_assert!(cancelled.is_ok());
-            state.wake();
-        }
-        // Dropped outside the lock.
-        wait.listener = None;
+    fn cancel_waiter(&self, waiter: WaiterId) {
+        let mut after = After::new();
+        let mut state = self.lock();
+        state.cancel(waiter, &mut after);
+        self.finish(state, after);
     }
 
     /// Waits on this thread until a lease is granted, the pool closes or
@@ -162,20 +307,38 @@ impl<K: Hash + Eq + Clone> Shared<K> {
         &self,
         want: Want<'_, K>,
         deadline: Option<Instant>,
-    ) -> Result<Lease<K>, AcquireTimeoutError> {
-        let mut state = self.lock();
-        match state.try_acquire(want) {
-            Ok(lease) => return Ok(lease),
-            Err(TryAcquireError::Closed) => return Err(AcquireTimeoutError::Closed),
-            Err(TryAcquireError::NoCapacity) => {}
-        }
-        let waiter = state.enqueue(want)?;
-        loop {
-            if let Some(outcome) = state.claim(waiter) {
-                return Ok(outcome?);
+    ) -> Result<core::Lease<K>, AcquireTimeoutError> {
+        let waiter = {
+            let mut state = self.lock();
+            match state.try_acquire(want) {
+                Ok(lease) => return Ok(lease),
+                Err(TryAcquireError::Closed) => return Err(AcquireTimeoutError::Closed),
+                Err(TryAcquireError::NoCapacity) => {}
             }
-            let listener = state.listen(waiter);
-            drop(state);
+            state.enqueue(want)?
+        };
+        // From here on an unwind (a panicking `K::clone` in `claim`) cancels
+        // the waiter, so a grant it holds passes on instead of leaking.
+        let mut guard = CancelOnUnwind {
+            shared: self,
+            waiter: Some(waiter),
+        };
+        let signal = ThreadSignal::current();
+        let waker = Waker::from(StdArc::clone(&signal));
+        loop {
+            // Listen before looking, so a wake between the look and the wait
+            // is not lost.
+            listener!(signal.event => listener);
+            {
+                let mut after = After::new();
+                let mut state = self.lock();
+                if let Some(outcome) = state.claim(waiter, &mut after) {
+                    guard.waiter = None;
+                    drop(state);
+                    return Ok(outcome?);
+                }
+                state.register(waiter, &waker, &mut after);
+            }
             let woken = match deadline {
                 None => {
                     listener.wait();
@@ -183,23 +346,26 @@ impl<K: Hash + Eq + Clone> Shared<K> {
                 }
                 Some(deadline) => listener.wait_deadline(deadline).is_some(),
             };
-            state = self.lock();
             if !woken {
+                let mut after = After::new();
+                let mut state = self.lock();
                 // Take a lease that raced the deadline rather than pass it on.
-                if let Some(outcome) = state.claim(waiter) {
+                if let Some(outcome) = state.claim(waiter, &mut after) {
+                    guard.waiter = None;
+                    drop(state);
                     return Ok(outcome?);
                 }
-                let cancelled = state.core.cancel(waiter);
-                debug_assert!(cancelled.is_ok());
-                state.wake();
+                guard.waiter = None;
+                state.cancel(waiter, &mut after);
+                self.finish(state, after);
                 return Err(AcquireTimeoutError::Timeout);
             }
         }
     }
 }
 
-impl<K: Hash + Eq + Clone> State<K> {
-    fn try_acquire(&mut self, want: Want<'_, K>) -> Result<Lease<K>, TryAcquireError> {
+impl<K: std::hash::Hash + Eq + Clone> State<K> {
+    fn try_acquire(&mut self, want: Want<'_, K>) -> Result<core::Lease<K>, TryAcquireError> {
         match want {
             Want::Any => self.core.try_acquire(),
             Want::Key(key) => self.core.try_acquire_key(key),
@@ -211,31 +377,104 @@ impl<K: Hash + Eq + Clone> State<K> {
             Want::Any => self.core.enqueue(),
             Want::Key(key) => self.core.enqueue_key(key),
         }?;
-        if self.events.len() <= waiter.index() {
-            self.events.resize_with(waiter.index() + 1, Event::new);
+        if self.wakers.len() <= waiter.index() {
+            self.wakers.resize_with(waiter.index() + 1, || None);
         }
         Ok(waiter)
     }
 
-    /// The waiter's outcome if it has one (the waiter is then gone).
-    fn claim(&mut self, waiter: WaiterId) -> Option<Result<Lease<K>, Closed>> {
-        match self.core.claim(waiter) {
-            Ok(Claim::Granted(lease)) => Some(Ok(lease)),
-            Ok(Claim::Waiting) => None,
-            // An unknown waiter cannot happen: only its owner removes it.
-            Ok(Claim::Closed) | Err(_) => Some(Err(Closed)),
+    /// The waiter's outcome if it has one (the waiter is then gone, and its
+    /// stored waker goes to `after` to be dropped).
+    fn claim(
+        &mut self,
+        waiter: WaiterId,
+        after: &mut After<K>,
+    ) -> Option<Result<core::Lease<K>, Closed>> {
+        let outcome = match self.core.claim(waiter) {
+            Ok(Claim::Granted(lease)) => Ok(lease),
+            Ok(Claim::Closed) => Err(Closed),
+            Ok(Claim::Waiting) => return None,
+            Err(err) => unreachable!("only a waiter's owner removes it: {err}"),
+        };
+        after.push_stale(self.wakers[waiter.index()].take());
+        Some(outcome)
+    }
+
+    /// Stores `waker` for a waiting waiter, unless the stored one already
+    /// wakes the same task; a replaced waker goes to `after` to be dropped.
+    fn register(&mut self, waiter: WaiterId, waker: &Waker, after: &mut After<K>) {
+        let slot = &mut self.wakers[waiter.index()];
+        match slot {
+            Some(stored) if stored.will_wake(waker) => {}
+            _ => after.push_stale(slot.replace(waker.clone())),
         }
     }
 
-    fn listen(&self, waiter: WaiterId) -> EventListener {
-        self.events[waiter.index()].listen()
+    /// Removes a waiter that gave up; a lease already granted to it passes
+    /// on (and whoever it serves is collected by the next `collect`).
+    fn cancel(&mut self, waiter: WaiterId, after: &mut After<K>) {
+        let cancelled = self.core.cancel(waiter);
+        debug_assert!(cancelled.is_ok(), "only a waiter's owner removes it");
+        after.push_stale(self.wakers[waiter.index()].take());
     }
 
-    /// Wakes every waiter the core decided since the last call.
-    fn wake(&mut self) {
-        while let Some(waiter) = self.core.poll_wake() {
-            self.events[waiter.index()].notify(1);
+    /// Moves the wakers of the waiters the core decided, and the keys it
+    /// forgot, into `after`. True if the batch filled up with more to come.
+    fn collect(&mut self, after: &mut After<K>) -> bool {
+        while let Some(key) = self.core.poll_forgotten() {
+            after.push_key(key);
         }
+        while !after.is_full() {
+            let Some(waiter) = self.core.poll_wake() else {
+                return false;
+            };
+            // A waiter that never stored a waker is between its enqueue and
+            // its claim under this same lock: nothing to wake.
+            if let Some(waker) = self.wakers[waiter.index()].take() {
+                after.push_wake(waker);
+            }
+        }
+        true
+    }
+}
+
+/// Cancels a blocking waiter if its thread unwinds while it waits.
+struct CancelOnUnwind<'a, K: std::hash::Hash + Eq + Clone> {
+    shared: &'a Shared<K>,
+    waiter: Option<WaiterId>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Drop for CancelOnUnwind<'_, K> {
+    fn drop(&mut self) {
+        if let Some(waiter) = self.waiter.take() {
+            self.shared.cancel_waiter(waiter);
+        }
+    }
+}
+
+/// A thread's wake-up: a waker that notifies the thread's own `Event`.
+/// One per thread, reused by every blocking wait, so waiting allocates
+/// nothing; waking it runs no user code.
+struct ThreadSignal {
+    event: Event,
+}
+
+impl ThreadSignal {
+    fn current() -> StdArc<Self> {
+        crate::sync::thread_local! {
+            static SIGNAL: StdArc<ThreadSignal> = StdArc::new(ThreadSignal { event: Event::new() });
+        }
+        SIGNAL.with(StdArc::clone)
+    }
+}
+
+impl std::task::Wake for ThreadSignal {
+    fn wake(self: StdArc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &StdArc<Self>) {
+        self.event.notify(1);
     }
 }
 
@@ -253,15 +492,6 @@ impl<K> std::fmt::Debug for Shared<K> {
     }
 }
 
-impl std::fmt::Debug for Wait {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Wait")
-            .field("waiter", &self.waiter)
-            .field("listening", &self.listener.is_some())
-            .finish()
-    }
-}
-
 #[cfg(all(test, not(loom)))]
 mod tests {
     //! The hand-off protocol driven by hand: poll once, release, check which
@@ -271,6 +501,8 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc as StdArc;
     use std::task::{Wake, Waker};
+
+    use std::future::Future;
 
     use super::*;
 

@@ -3,6 +3,12 @@
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+#[cfg(loom)]
+pub(crate) use loom::thread_local;
+/// The `Arc` that `std::task::Wake` needs, whatever the model.
+pub(crate) use std::sync::Arc as StdArc;
 pub(crate) use std::sync::PoisonError;
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
+#[cfg(not(loom))]
+pub(crate) use std::thread_local;

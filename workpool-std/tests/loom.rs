@@ -207,3 +207,51 @@ fn any_and_key_waiters_compete_oldest_first() {
         assert!(matches!(second, Ok(3)), "{second:?}");
     });
 }
+
+/// A waker that owns a lease: dropping the waker releases the lease.
+struct LeaseWaker(#[allow(dead_code)] std::sync::Mutex<Option<workpool_std::Lease<&'static str>>>);
+
+impl std::task::Wake for LeaseWaker {
+    fn wake(self: std::sync::Arc<Self>) {}
+}
+
+/// A pending acquisition is re-polled with a new waker while another thread
+/// releases: the replaced waker owned a lease, so dropping it releases that
+/// lease into the same pool during the hand-off. Nothing deadlocks (loom
+/// reports a deadlock as a failure), the waiter is served and every count
+/// returns to zero.
+#[test]
+fn a_replaced_waker_releasing_a_lease_during_a_hand_off() {
+    loom::model(|| {
+        let pool = Pool::new();
+        pool.set("k", 2);
+        let first = pool.try_acquire().unwrap();
+        let second = pool.try_acquire().unwrap();
+        let mut waiting = Box::pin(pool.acquire_key(&"k"));
+        let owning = Waker::from(std::sync::Arc::new(LeaseWaker(std::sync::Mutex::new(
+            Some(second),
+        ))));
+        assert!(waiting
+            .as_mut()
+            .poll(&mut Context::from_waker(&owning))
+            .is_pending());
+        drop(owning); // the pool holds the only handle now
+        let releaser = thread::spawn(move || drop(first));
+        // Re-polling replaces (and drops) the owning waker; the lease it
+        // releases may serve this very poll.
+        let lease = match poll_once(&mut waiting) {
+            Poll::Ready(outcome) => outcome.unwrap(),
+            Poll::Pending => block_on(waiting.as_mut()).unwrap(),
+        };
+        releaser.join().unwrap();
+        assert_eq!(pool.counts(&"k").active, 1);
+        drop(lease);
+        assert_eq!(
+            pool.counts(&"k"),
+            Counts {
+                target: 2,
+                active: 0
+            }
+        );
+    });
+}

@@ -12,7 +12,10 @@ mod release {
         b.set("k", 2);
         let _held = b.try_acquire().unwrap();
         let lease = a.try_acquire().unwrap();
-        assert_eq!(b.release(lease), Err(ReleaseError::ForeignPool));
+        assert!(matches!(
+            b.release(lease),
+            Err(ReleaseError::ForeignPool(_))
+        ));
         assert_eq!(b.counts(&"k"), counts(2, 1));
         assert_eq!(a.counts(&"k"), counts(2, 1));
         check(&a);
@@ -20,7 +23,7 @@ mod release {
     }
 
     /// A copy of `lease`, as a buggy adapter might forge one.
-    fn forge(lease: &Lease<&'static str>) -> Lease<&'static str> {
+    pub(super) fn forge(lease: &Lease<&'static str>) -> Lease<&'static str> {
         Lease {
             pool: lease.pool,
             grant: lease.grant,
@@ -40,7 +43,7 @@ mod release {
         // The slot is reused by another key, with a new generation.
         pool.set("b", 2);
         let _b = pool.try_acquire().unwrap();
-        assert_eq!(pool.release(copy), Err(ReleaseError::Stale));
+        assert!(matches!(pool.release(copy), Err(ReleaseError::Stale(_))));
         assert_eq!(pool.counts(&"b"), counts(2, 1));
         check(&pool);
     }
@@ -55,11 +58,17 @@ mod release {
         other_slot.grant.group = 7;
         let mut other_generation = forge(&lease);
         other_generation.grant.generation += 1;
-        assert_eq!(pool.release(other_slot), Err(ReleaseError::Stale));
-        assert_eq!(pool.release(other_generation), Err(ReleaseError::Stale));
+        assert!(matches!(
+            pool.release(other_slot),
+            Err(ReleaseError::Stale(_))
+        ));
+        assert!(matches!(
+            pool.release(other_generation),
+            Err(ReleaseError::Stale(_))
+        ));
         pool.release(lease).unwrap();
         pool.set("a", 5);
-        assert_eq!(pool.release(copy), Err(ReleaseError::Stale));
+        assert!(matches!(pool.release(copy), Err(ReleaseError::Stale(_))));
         assert_eq!(pool.counts(&"a"), counts(5, 0));
         check(&pool);
     }
@@ -219,6 +228,109 @@ mod forget {
             pool.cancel(w).unwrap();
         }
         assert_eq!(pool.groups.capacity(), 1);
+        check(&pool);
+    }
+}
+
+mod key_drops {
+    //! The pool drops no key in the middle of an operation: forgotten keys
+    //! wait for `poll_forgotten`, keys it does not keep are handed back.
+    use super::*;
+    use alloc::rc::Rc;
+    use core::cell::Cell;
+
+    /// A key that counts its drops.
+    #[derive(Clone)]
+    struct Counted(u8, Rc<Cell<usize>>);
+
+    impl PartialEq for Counted {
+        fn eq(&self, other: &Self) -> bool {
+            self.0 == other.0
+        }
+    }
+    impl Eq for Counted {}
+    impl Hash for Counted {
+        fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+            self.0.hash(state);
+        }
+    }
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.1.set(self.1.get() + 1);
+        }
+    }
+
+    #[test]
+    fn forgotten_keys_wait_to_be_collected() {
+        let drops = Rc::new(Cell::new(0));
+        let key = |k| Counted(k, Rc::clone(&drops));
+        let mut pool = Pool::new();
+        assert!(pool.set(key(1), 1).is_none(), "a new key is stored");
+        let lease = pool.try_acquire().unwrap();
+        let unused = pool.set(key(1), 0).expect("an equal key is handed back");
+        assert_eq!(unused.0, 1);
+        drop(unused);
+        assert_eq!(drops.get(), 1);
+        let released = pool.release(lease).unwrap();
+        assert_eq!(released.0, 1);
+        drop(released);
+        assert_eq!(drops.get(), 2);
+        check(&pool);
+        assert!(pool.is_empty());
+        // The group is forgotten, but its key was not dropped yet.
+        assert_eq!(drops.get(), 2);
+        let forgotten = pool.poll_forgotten().expect("the stored key");
+        assert_eq!(drops.get(), 2);
+        drop(forgotten);
+        assert_eq!(drops.get(), 3);
+        assert!(pool.poll_forgotten().is_none());
+    }
+
+    #[test]
+    fn cancel_and_close_defer_their_key_drops() {
+        let drops = Rc::new(Cell::new(0));
+        let key = |k| Counted(k, Rc::clone(&drops));
+        let mut pool = Pool::new();
+        let w1 = pool.enqueue_key(&key(1)).unwrap();
+        let _w2 = pool.enqueue_key(&key(2)).unwrap();
+        let _w3 = pool.enqueue_key(&key(3)).unwrap();
+        let before = drops.get();
+        pool.cancel(w1).unwrap();
+        pool.close();
+        check(&pool);
+        assert!(pool.is_empty());
+        assert_eq!(drops.get(), before, "no key dropped inside cancel or close");
+        let mut keys: Vec<u8> = core::iter::from_fn(|| pool.poll_forgotten())
+            .map(|k| k.0)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, [1, 2, 3]);
+        assert_eq!(drops.get(), before + 3);
+    }
+
+    #[test]
+    fn an_uncollected_slot_is_reused_instead_of_growing() {
+        let mut pool = P::new();
+        pool.set("a", 1);
+        pool.set("a", 0);
+        let capacity = pool.groups.capacity();
+        pool.set("b", 1); // reuses a's retired slot, dropping "a" there
+        assert_eq!(pool.groups.capacity(), capacity);
+        assert!(pool.poll_forgotten().is_none());
+        assert_eq!(pool.counts(&"b").target, 1);
+        check(&pool);
+    }
+
+    #[test]
+    fn a_forgotten_group_rejects_its_old_leases_at_once() {
+        let mut pool = P::new();
+        pool.set("a", 1);
+        let lease = pool.try_acquire().unwrap();
+        let copy = super::release::forge(&lease);
+        pool.set("a", 0);
+        pool.release(lease).unwrap();
+        // Not collected yet: the slot still holds the key, but it is retired.
+        assert!(pool.release(copy).unwrap_err().is_stale());
         check(&pool);
     }
 }

@@ -97,8 +97,13 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> SharedPool<K, S> {
     /// pool.set("a", 3);
     /// assert_eq!(pool.counts(&"a").target, 3);
     /// ```
+    ///
+    /// A key the pool does not keep, or forgets, is dropped after the lock
+    /// is released.
     pub fn set(&self, key: K, target: u64) {
-        self.with(|p| p.set(key, target));
+        let unused = self.with(|p| p.set(key, target));
+        drop(unused);
+        self.drop_forgotten();
     }
 
     /// [`Pool::counts`] under the lock.
@@ -147,7 +152,9 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> SharedPool<K, S> {
     }
 
     /// [`Pool::release`] under the lock. Waiters it serves are reported by
-    /// [`Pool::poll_wake`] (reach it through [`with`](Self::with)).
+    /// [`Pool::poll_wake`] (reach it through [`with`](Self::with)). The
+    /// lease's key, and any key the pool forgets, are dropped after the lock
+    /// is released.
     ///
     /// # Errors
     ///
@@ -162,8 +169,11 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> SharedPool<K, S> {
     /// pool.release(lease).unwrap();
     /// assert_eq!(pool.counts(&"a").active, 0);
     /// ```
-    pub fn release(&self, lease: Lease<K>) -> Result<(), ReleaseError> {
-        self.with(|p| p.release(lease))
+    pub fn release(&self, lease: Lease<K>) -> Result<(), ReleaseError<K>> {
+        let key = self.with(|p| p.release(lease))?;
+        drop(key);
+        self.drop_forgotten();
+        Ok(())
     }
 
     /// [`Pool::close`] under the lock.
@@ -177,6 +187,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> SharedPool<K, S> {
     /// ```
     pub fn close(&self) {
         self.with(Pool::close);
+        self.drop_forgotten();
     }
 
     /// [`Pool::is_closed`] under the lock.
@@ -188,6 +199,14 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> SharedPool<K, S> {
     /// ```
     pub fn is_closed(&self) -> bool {
         self.with(|p| p.is_closed())
+    }
+
+    /// Collects the keys the pool forgot and drops each one outside the
+    /// lock, so a key's `Drop` never runs while the lock is held.
+    fn drop_forgotten(&self) {
+        while let Some(key) = self.with(Pool::poll_forgotten) {
+            drop(key);
+        }
     }
 }
 

@@ -149,7 +149,7 @@ fn closed_converts_into_the_wider_errors() {
     fn fails() -> Result<(), Box<dyn Error + Send + Sync>> {
         let pool: Pool<&'static str> = Pool::new();
         pool.close();
-        pool.try_acquire()?;
+        let _lease = pool.try_acquire()?;
         Ok(())
     }
     assert_eq!(fails().unwrap_err().to_string(), Closed.to_string());

@@ -85,7 +85,7 @@ mod spin_pool;
 mod waiters;
 
 pub use error::{Closed, ReleaseError, TryAcquireError, UnknownWaiter};
-pub use hashbrown::DefaultHashBuilder;
+pub use hashbrown::{DefaultHashBuilder, Equivalent};
 pub use lease::{Claim, Counts, Lease, WaiterId};
 pub use pool::{Iter, Pool};
 #[cfg(feature = "spin")]

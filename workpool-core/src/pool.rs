@@ -1,9 +1,10 @@
 //! The pool: groups, waiters and the rules that connect them.
 
+use alloc::borrow::ToOwned;
 use core::fmt;
 use core::hash::{BuildHasher, Hash};
 
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::{DefaultHashBuilder, Equivalent, HashTable};
 
 use crate::error::{Closed, ReleaseError, TryAcquireError, UnknownWaiter};
 use crate::groups::{short_hash, table_hash, Groups, ShortHash};
@@ -63,7 +64,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     }
 }
 
-impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
+impl<K, S> Pool<K, S> {
     /// Creates an empty, open pool that hashes keys with `hasher`.
     ///
     /// # Examples
@@ -106,7 +107,11 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// assert_eq!(pool.counts(&"b"), Counts { target: 0, active: 0 });
     /// ```
     #[inline]
-    pub fn counts(&self, key: &K) -> Counts {
+    pub fn counts<Q>(&self, key: &Q) -> Counts
+    where
+        Q: ?Sized + Hash + Equivalent<K>,
+        S: BuildHasher,
+    {
         self.find(key).map_or_else(Counts::default, |g| {
             let g = self.groups.at(g);
             Counts {
@@ -126,7 +131,11 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// let _w = pool.enqueue_key(&"a").unwrap();
     /// assert_eq!(pool.waiting(&"a"), 1);
     /// ```
-    pub fn waiting(&self, key: &K) -> usize {
+    pub fn waiting<Q>(&self, key: &Q) -> usize
+    where
+        Q: ?Sized + Hash + Equivalent<K>,
+        S: BuildHasher,
+    {
         self.find(key)
             .map_or(0, |g| self.groups.at(g).waiting as usize)
     }
@@ -237,7 +246,11 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// assert!(pool.is_empty());
     /// assert_eq!(pool.poll_forgotten(), Some("a"));
     /// ```
-    pub fn set(&mut self, key: K, target: u64) -> Option<K> {
+    pub fn set(&mut self, key: K, target: u64) -> Option<K>
+    where
+        K: Hash + Eq,
+        S: BuildHasher,
+    {
         let hash = short_hash(self.hasher.hash_one(&key));
         let (g, unused) = match self.find_hashed(hash, &key) {
             Some(g) => (g, Some(key)),
@@ -275,7 +288,10 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// assert_eq!(pool.try_acquire().unwrap_err(), TryAcquireError::NoCapacity);
     /// ```
     #[inline]
-    pub fn try_acquire(&mut self) -> Result<Lease<K>, TryAcquireError> {
+    pub fn try_acquire(&mut self) -> Result<Lease<K>, TryAcquireError>
+    where
+        K: Clone,
+    {
         if self.closed {
             return Err(TryAcquireError::Closed);
         }
@@ -301,7 +317,12 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// # pool.release(lease).unwrap();
     /// ```
     #[inline]
-    pub fn try_acquire_key(&mut self, key: &K) -> Result<Lease<K>, TryAcquireError> {
+    pub fn try_acquire_key<Q>(&mut self, key: &Q) -> Result<Lease<K>, TryAcquireError>
+    where
+        K: Clone,
+        Q: ?Sized + Hash + Equivalent<K>,
+        S: BuildHasher,
+    {
         if self.closed {
             return Err(TryAcquireError::Closed);
         }
@@ -371,14 +392,19 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// pool.set("a", 1);
     /// assert_eq!(pool.poll_wake(), Some(waiter));
     /// ```
-    pub fn enqueue_key(&mut self, key: &K) -> Result<WaiterId, Closed> {
+    pub fn enqueue_key<Q>(&mut self, key: &Q) -> Result<WaiterId, Closed>
+    where
+        K: Hash + Eq,
+        Q: ?Sized + Hash + Equivalent<K> + ToOwned<Owned = K>,
+        S: BuildHasher,
+    {
         if self.closed {
             return Err(Closed);
         }
         let hash = short_hash(self.hasher.hash_one(key));
         let g = match self.find_hashed(hash, key) {
             Some(g) => g,
-            None => self.insert_group(key.clone(), hash),
+            None => self.insert_group(key.to_owned(), hash),
         };
         let seq = self.bump_seq();
         Ok(match self.take_from(g, Self::grant) {
@@ -593,7 +619,10 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// assert_eq!(lease.id(), 1);
     /// assert!(pool.claim(waiter).is_err());
     /// ```
-    pub fn claim(&mut self, waiter: WaiterId) -> Result<Claim<K>, UnknownWaiter> {
+    pub fn claim(&mut self, waiter: WaiterId) -> Result<Claim<K>, UnknownWaiter>
+    where
+        K: Clone,
+    {
         let w = self.waiters.lookup(waiter).ok_or(UnknownWaiter)?;
         let key = match &w.state {
             State::Waiting => return Ok(Claim::Waiting),
@@ -621,17 +650,24 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     }
 
     #[inline]
-    fn find(&self, key: &K) -> Option<u32> {
+    fn find<Q>(&self, key: &Q) -> Option<u32>
+    where
+        Q: ?Sized + Hash + Equivalent<K>,
+        S: BuildHasher,
+    {
         self.find_hashed(short_hash(self.hasher.hash_one(key)), key)
     }
 
     #[inline]
-    fn find_hashed(&self, hash: ShortHash, key: &K) -> Option<u32> {
+    fn find_hashed<Q>(&self, hash: ShortHash, key: &Q) -> Option<u32>
+    where
+        Q: ?Sized + Equivalent<K>,
+    {
         let groups = &self.groups;
         self.table
             .find(table_hash(hash), |&g| {
                 let group = groups.at(g);
-                group.hash == hash && group.key == *key
+                group.hash == hash && key.equivalent(&group.key)
             })
             .copied()
     }
@@ -682,7 +718,10 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// Attaches a clone of the group's key, cloned *before* the grant is
     /// counted so that a panicking `K::clone` leaves the pool untouched.
     #[inline]
-    fn lease_from(&mut self, g: u32) -> Lease<K> {
+    fn lease_from(&mut self, g: u32) -> Lease<K>
+    where
+        K: Clone,
+    {
         let key = self.groups.at(g).key.clone();
         Lease {
             pool: self.id,

@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -14,8 +14,9 @@ use futures_core::{FusedFuture, FusedStream, Stream};
 
 use crate::error::Closed;
 use crate::lease::Lease;
-use crate::shared::{Shared, Wait, Want};
+use crate::shared::{KeyQuery, Shared, Wait, Want};
 use crate::sync::Arc;
+use crate::DefaultHashBuilder;
 
 /// The future returned by [`Pool::acquire`](crate::Pool::acquire): a lease
 /// from any key.
@@ -30,13 +31,13 @@ use crate::sync::Arc;
 /// Dropping it gives up its place in the queue; a lease already granted to it
 /// is passed on.
 #[must_use = "futures do nothing unless polled"]
-pub struct Acquire<'a, K: Hash + Eq + Clone> {
-    shared: &'a Arc<Shared<K>>,
+pub struct Acquire<'a, K, S = DefaultHashBuilder> {
+    shared: &'a Arc<Shared<K, S>>,
     wait: Wait,
 }
 
-impl<'a, K: Hash + Eq + Clone> Acquire<'a, K> {
-    pub(crate) fn new(shared: &'a Arc<Shared<K>>) -> Self {
+impl<'a, K, S> Acquire<'a, K, S> {
+    pub(crate) fn new(shared: &'a Arc<Shared<K, S>>) -> Self {
         Self {
             shared,
             wait: Wait::default(),
@@ -44,31 +45,31 @@ impl<'a, K: Hash + Eq + Clone> Acquire<'a, K> {
     }
 }
 
-impl<K: Hash + Eq + Clone> Future for Acquire<'_, K> {
-    type Output = Result<Lease<K>, Closed>;
+impl<K: Hash + Eq + Clone, S: BuildHasher> Future for Acquire<'_, K, S> {
+    type Output = Result<Lease<K, S>, Closed>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         this.shared
-            .poll_acquire(&mut this.wait, Want::Any, cx)
+            .poll_acquire(&mut this.wait, Want::<K>::Any, cx)
             .map_ok(|lease| Lease::new(Arc::clone(this.shared), lease))
     }
 }
 
-impl<K: Hash + Eq + Clone> FusedFuture for Acquire<'_, K> {
+impl<K: Hash + Eq + Clone, S: BuildHasher> FusedFuture for Acquire<'_, K, S> {
     /// True once the future returned its output; polling it again panics.
     fn is_terminated(&self) -> bool {
         self.wait.is_done()
     }
 }
 
-impl<K: Hash + Eq + Clone> Drop for Acquire<'_, K> {
+impl<K, S> Drop for Acquire<'_, K, S> {
     fn drop(&mut self) {
         self.shared.cancel(&mut self.wait);
     }
 }
 
-impl<K: Hash + Eq + Clone> fmt::Debug for Acquire<'_, K> {
+impl<K, S> fmt::Debug for Acquire<'_, K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Acquire").field("wait", &self.wait).finish()
     }
@@ -87,14 +88,14 @@ impl<K: Hash + Eq + Clone> fmt::Debug for Acquire<'_, K> {
 /// Dropping it gives up its place in the queue; a lease already granted to it
 /// is passed on.
 #[must_use = "futures do nothing unless polled"]
-pub struct AcquireKey<'a, K: Hash + Eq + Clone> {
-    shared: &'a Arc<Shared<K>>,
-    key: &'a K,
+pub struct AcquireKey<'a, K, Q: ?Sized = K, S = DefaultHashBuilder> {
+    shared: &'a Arc<Shared<K, S>>,
+    key: &'a Q,
     wait: Wait,
 }
 
-impl<'a, K: Hash + Eq + Clone> AcquireKey<'a, K> {
-    pub(crate) fn new(shared: &'a Arc<Shared<K>>, key: &'a K) -> Self {
+impl<'a, K, Q: ?Sized, S> AcquireKey<'a, K, Q, S> {
+    pub(crate) fn new(shared: &'a Arc<Shared<K, S>>, key: &'a Q) -> Self {
         Self {
             shared,
             key,
@@ -103,8 +104,13 @@ impl<'a, K: Hash + Eq + Clone> AcquireKey<'a, K> {
     }
 }
 
-impl<K: Hash + Eq + Clone> Future for AcquireKey<'_, K> {
-    type Output = Result<Lease<K>, Closed>;
+impl<K, Q, S> Future for AcquireKey<'_, K, Q, S>
+where
+    K: Hash + Eq + Clone,
+    Q: ?Sized + KeyQuery<K>,
+    S: BuildHasher,
+{
+    type Output = Result<Lease<K, S>, Closed>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
@@ -114,23 +120,28 @@ impl<K: Hash + Eq + Clone> Future for AcquireKey<'_, K> {
     }
 }
 
-impl<K: Hash + Eq + Clone> FusedFuture for AcquireKey<'_, K> {
+impl<K, Q, S> FusedFuture for AcquireKey<'_, K, Q, S>
+where
+    K: Hash + Eq + Clone,
+    Q: ?Sized + KeyQuery<K>,
+    S: BuildHasher,
+{
     /// True once the future returned its output; polling it again panics.
     fn is_terminated(&self) -> bool {
         self.wait.is_done()
     }
 }
 
-impl<K: Hash + Eq + Clone> Drop for AcquireKey<'_, K> {
+impl<K, Q: ?Sized, S> Drop for AcquireKey<'_, K, Q, S> {
     fn drop(&mut self) {
         self.shared.cancel(&mut self.wait);
     }
 }
 
-impl<K: Hash + Eq + Clone + fmt::Debug> fmt::Debug for AcquireKey<'_, K> {
+impl<K, Q: ?Sized + fmt::Debug, S> fmt::Debug for AcquireKey<'_, K, Q, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AcquireKey")
-            .field("key", self.key)
+            .field("key", &self.key)
             .field("wait", &self.wait)
             .finish()
     }
@@ -148,14 +159,14 @@ impl<K: Hash + Eq + Clone + fmt::Debug> fmt::Debug for AcquireKey<'_, K> {
 /// Dropping the stream (or a pending `next()`) gives up its place in the
 /// queue; a lease already granted to it is passed on.
 #[must_use = "streams do nothing unless polled"]
-pub struct Leases<K: Hash + Eq + Clone> {
-    shared: Arc<Shared<K>>,
+pub struct Leases<K, S = DefaultHashBuilder> {
+    shared: Arc<Shared<K, S>>,
     wait: Wait,
     done: bool,
 }
 
-impl<K: Hash + Eq + Clone> Leases<K> {
-    pub(crate) fn new(shared: Arc<Shared<K>>) -> Self {
+impl<K, S> Leases<K, S> {
+    pub(crate) fn new(shared: Arc<Shared<K, S>>) -> Self {
         Self {
             shared,
             wait: Wait::default(),
@@ -164,15 +175,15 @@ impl<K: Hash + Eq + Clone> Leases<K> {
     }
 }
 
-impl<K: Hash + Eq + Clone> Stream for Leases<K> {
-    type Item = Lease<K>;
+impl<K: Hash + Eq + Clone, S: BuildHasher> Stream for Leases<K, S> {
+    type Item = Lease<K, S>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         if this.done {
             return Poll::Ready(None);
         }
-        match this.shared.poll_acquire(&mut this.wait, Want::Any, cx) {
+        match this.shared.poll_acquire(&mut this.wait, Want::<K>::Any, cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(lease)) => {
                 this.wait = Wait::Idle; // ready for the next item
@@ -186,19 +197,19 @@ impl<K: Hash + Eq + Clone> Stream for Leases<K> {
     }
 }
 
-impl<K: Hash + Eq + Clone> FusedStream for Leases<K> {
+impl<K: Hash + Eq + Clone, S: BuildHasher> FusedStream for Leases<K, S> {
     fn is_terminated(&self) -> bool {
         self.done
     }
 }
 
-impl<K: Hash + Eq + Clone> Drop for Leases<K> {
+impl<K, S> Drop for Leases<K, S> {
     fn drop(&mut self) {
         self.shared.cancel(&mut self.wait);
     }
 }
 
-impl<K: Hash + Eq + Clone> fmt::Debug for Leases<K> {
+impl<K, S> fmt::Debug for Leases<K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Leases")
             .field("wait", &self.wait)

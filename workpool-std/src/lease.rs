@@ -1,10 +1,10 @@
 //! The RAII lease guard.
 
 use std::fmt;
-use std::hash::Hash;
 
 use crate::shared::Shared;
 use crate::sync::Arc;
+use crate::DefaultHashBuilder;
 
 /// One unit of a key's capacity, held until dropped.
 ///
@@ -30,14 +30,16 @@ use crate::sync::Arc;
 /// worker.join().unwrap();
 /// assert_eq!(pool.counts(&"spam").active, 0);
 /// ```
-pub struct Lease<K: Hash + Eq + Clone> {
-    shared: Arc<Shared<K>>,
+#[must_use = "dropping a lease releases it at once"]
+#[clippy::has_significant_drop]
+pub struct Lease<K, S = DefaultHashBuilder> {
+    shared: Arc<Shared<K, S>>,
     /// Always `Some` until dropped.
     inner: Option<workpool_core::Lease<K>>,
 }
 
-impl<K: Hash + Eq + Clone> Lease<K> {
-    pub(crate) fn new(shared: Arc<Shared<K>>, inner: workpool_core::Lease<K>) -> Self {
+impl<K, S> Lease<K, S> {
+    pub(crate) fn new(shared: Arc<Shared<K, S>>, inner: workpool_core::Lease<K>) -> Self {
         Self {
             shared,
             inner: Some(inner),
@@ -93,7 +95,7 @@ impl<K: Hash + Eq + Clone> Lease<K> {
     }
 }
 
-impl<K: Hash + Eq + Clone> Drop for Lease<K> {
+impl<K, S> Drop for Lease<K, S> {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.take() {
             self.shared.release(inner);
@@ -101,7 +103,7 @@ impl<K: Hash + Eq + Clone> Drop for Lease<K> {
     }
 }
 
-impl<K: Hash + Eq + Clone + fmt::Debug> fmt::Debug for Lease<K> {
+impl<K: fmt::Debug, S> fmt::Debug for Lease<K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lease")
             .field("id", &self.id())

@@ -81,7 +81,7 @@ mod sync;
 pub use error::{AcquireTimeoutError, Closed, TryAcquireError};
 pub use lease::Lease;
 pub use pool::Pool;
-pub use workpool_core::Counts;
+pub use workpool_core::{Counts, DefaultHashBuilder, Equivalent};
 
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

@@ -1,15 +1,15 @@
 //! The `Pool` handle.
 
 use std::fmt;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::time::{Duration, Instant};
 
 use crate::error::{AcquireTimeoutError, Closed, TryAcquireError};
 use crate::futures::{Acquire, AcquireKey, Leases};
 use crate::lease::Lease;
-use crate::shared::{Shared, Want};
+use crate::shared::{KeyQuery, Shared, Want};
 use crate::sync::Arc;
-use crate::Counts;
+use crate::{Counts, DefaultHashBuilder, Equivalent};
 
 /// A keyed, runtime-adjustable concurrency limiter: one semaphore per key
 /// whose size (the *target*) can change at any time, plus a front door that
@@ -56,12 +56,13 @@ use crate::Counts;
 /// # Ok::<(), workpool_std::Closed>(())
 /// # }).unwrap();
 /// ```
-pub struct Pool<K: Hash + Eq + Clone> {
-    shared: Arc<Shared<K>>,
+pub struct Pool<K, S = DefaultHashBuilder> {
+    shared: Arc<Shared<K, S>>,
 }
 
-impl<K: Hash + Eq + Clone> Pool<K> {
-    /// Creates an empty, open pool. Every key starts with target 0.
+impl<K> Pool<K> {
+    /// Creates an empty, open pool with the default hasher. Every key
+    /// starts with target 0.
     ///
     /// # Examples
     ///
@@ -71,68 +72,27 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// ```
     #[must_use]
     pub fn new() -> Self {
+        Self::with_hasher(DefaultHashBuilder::default())
+    }
+}
+
+impl<K, S> Pool<K, S> {
+    /// Creates an empty, open pool that hashes keys with `hasher` (for
+    /// example `std::hash::RandomState` for keys an attacker chooses).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::hash::RandomState;
+    /// let pool = workpool_std::Pool::with_hasher(RandomState::new());
+    /// pool.set("spam", 1);
+    /// assert_eq!(pool.counts("spam").target, 1);
+    /// ```
+    #[must_use]
+    pub fn with_hasher(hasher: S) -> Self {
         Self {
-            shared: Arc::new(Shared::new()),
+            shared: Arc::new(Shared::with_hasher(hasher)),
         }
-    }
-
-    /// Sets how many leases `key` should have, at once.
-    ///
-    /// Raising a target grants the new room to waiters (oldest first) and
-    /// wakes only those. Lowering it revokes no lease; see the type docs.
-    /// Works after [`close`](Self::close) too.
-    ///
-    /// # Panics
-    ///
-    /// If `K`'s `Hash` or `Eq` panics; the pool is unchanged then and stays
-    /// usable.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use workpool_std::{Counts, Pool};
-    /// let pool = Pool::new();
-    /// pool.set("spam", 2);
-    /// assert_eq!(pool.counts(&"spam"), Counts { target: 2, active: 0 });
-    /// ```
-    pub fn set(&self, key: K, target: u64) {
-        self.shared.set(key, target);
-    }
-
-    /// The target and the number of live leases of `key`;
-    /// `Counts { target: 0, active: 0 }` for a key the pool does not track.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use workpool_std::{Counts, Pool};
-    /// let pool = Pool::new();
-    /// pool.set("spam", 2);
-    /// let _lease = pool.try_acquire_key(&"spam").unwrap();
-    /// assert_eq!(pool.counts(&"spam"), Counts { target: 2, active: 1 });
-    /// assert_eq!(pool.counts(&"ham"), Counts { target: 0, active: 0 });
-    /// ```
-    pub fn counts(&self, key: &K) -> Counts {
-        self.shared.counts(key)
-    }
-
-    /// How many acquisitions are waiting for `key` specifically (any-key
-    /// waiters are counted by [`waiters`](Self::waiters)).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # futures_lite::future::block_on(async {
-    /// use std::pin::pin;
-    /// use futures_lite::future::poll_once;
-    /// let pool = workpool_std::Pool::new();
-    /// let mut waiting = pin!(pool.acquire_key(&"spam"));
-    /// assert!(poll_once(&mut waiting).await.is_none());
-    /// assert_eq!(pool.waiting(&"spam"), 1);
-    /// # });
-    /// ```
-    pub fn waiting(&self, key: &K) -> usize {
-        self.shared.lock().core.waiting(key)
     }
 
     /// How many acquisitions of either kind are waiting.
@@ -174,28 +134,11 @@ impl<K: Hash + Eq + Clone> Pool<K> {
         self.len() == 0
     }
 
-    /// A snapshot of every tracked key with its counts, in no particular
-    /// order.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let pool = workpool_std::Pool::new();
-    /// pool.set("spam", 2);
-    /// pool.set("eggs", 1);
-    /// let mut all = pool.snapshot();
-    /// all.sort_by_key(|(k, _)| *k);
-    /// assert_eq!(all[0].0, "eggs");
-    /// assert_eq!(all[1].1.target, 2);
-    /// ```
-    pub fn snapshot(&self) -> Vec<(K, Counts)> {
-        let state = self.shared.lock();
-        state.core.iter().map(|(k, c)| (k.clone(), c)).collect()
-    }
-
     /// Closes the pool: every waiting acquisition fails with [`Closed`] and
     /// is woken; every new one fails at once. `set`, `counts` and releases
     /// keep working, and leases already out stay valid until dropped.
+    ///
+    /// Unlike every other operation this is O(keys + waiters), once.
     ///
     /// # Examples
     ///
@@ -222,6 +165,98 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     pub fn is_closed(&self) -> bool {
         self.shared.lock().core.is_closed()
     }
+}
+
+impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
+    /// Sets how many leases `key` should have, at once.
+    ///
+    /// Raising a target grants the new room to waiters (oldest first) and
+    /// wakes only those. Lowering it revokes no lease; see the type docs.
+    /// Works after [`close`](Self::close) too.
+    ///
+    /// # Panics
+    ///
+    /// If `K`'s `Hash` or `Eq` panics; the pool is unchanged then and stays
+    /// usable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_std::{Counts, Pool};
+    /// let pool = Pool::new();
+    /// pool.set("spam", 2);
+    /// assert_eq!(pool.counts(&"spam"), Counts { target: 2, active: 0 });
+    /// ```
+    pub fn set(&self, key: K, target: u64) {
+        self.shared.set(key, target);
+    }
+
+    /// The target and the number of live leases of `key`;
+    /// `Counts { target: 0, active: 0 }` for a key the pool does not track.
+    ///
+    /// # Panics
+    ///
+    /// If `K`'s `Hash` or `Eq` panics (the pool stays usable).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_std::{Counts, Pool};
+    /// let pool = Pool::new();
+    /// pool.set("spam", 2);
+    /// let _lease = pool.try_acquire_key(&"spam").unwrap();
+    /// assert_eq!(pool.counts(&"spam"), Counts { target: 2, active: 1 });
+    /// assert_eq!(pool.counts(&"ham"), Counts { target: 0, active: 0 });
+    /// ```
+    pub fn counts<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Counts {
+        self.shared.counts(key)
+    }
+
+    /// How many acquisitions are waiting for `key` specifically (any-key
+    /// waiters are counted by [`waiters`](Self::waiters)).
+    ///
+    /// # Panics
+    ///
+    /// If `K`'s `Hash` or `Eq` panics (the pool stays usable).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures_lite::future::block_on(async {
+    /// use std::pin::pin;
+    /// use futures_lite::future::poll_once;
+    /// let pool = workpool_std::Pool::new();
+    /// let mut waiting = pin!(pool.acquire_key(&"spam"));
+    /// assert!(poll_once(&mut waiting).await.is_none());
+    /// assert_eq!(pool.waiting(&"spam"), 1);
+    /// # });
+    /// ```
+    pub fn waiting<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> usize {
+        self.shared.lock().core.waiting(key)
+    }
+
+    /// A snapshot of every tracked key with its counts, in no particular
+    /// order.
+    ///
+    /// # Panics
+    ///
+    /// If `K`'s `Clone` panics (the pool stays usable).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_std::Pool::new();
+    /// pool.set("spam", 2);
+    /// pool.set("eggs", 1);
+    /// let mut all = pool.snapshot();
+    /// all.sort_by_key(|(k, _)| *k);
+    /// assert_eq!(all[0].0, "eggs");
+    /// assert_eq!(all[1].1.target, 2);
+    /// ```
+    pub fn snapshot(&self) -> Vec<(K, Counts)> {
+        let state = self.shared.lock();
+        state.core.iter().map(|(k, c)| (k.clone(), c)).collect()
+    }
 
     /// Waits for a lease from any key with room.
     ///
@@ -234,6 +269,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// Cancel-safe: dropping the future gives up its place in the queue and
     /// passes on a lease that was already granted to it.
     ///
+    /// # Panics
+    ///
+    /// If `K`'s `Clone` panics while the lease is made (a lease already granted passes on when the future is dropped), or if the future is polled again after it completed.
+    ///
     /// # Examples
     ///
     /// ```
@@ -244,7 +283,7 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// assert_eq!(*lease.key(), "spam");
     /// # });
     /// ```
-    pub fn acquire(&self) -> Acquire<'_, K> {
+    pub fn acquire(&self) -> Acquire<'_, K, S> {
         Acquire::new(&self.shared)
     }
 
@@ -259,6 +298,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// Cancel-safe: dropping the future gives up its place in the queue and
     /// passes on a lease that was already granted to it.
     ///
+    /// # Panics
+    ///
+    /// If `K`'s `Hash`, `Eq` or `Clone`, or `Q`'s `to_owned`, panics (a lease already granted passes on when the future is dropped), or if the future is polled again after it completed.
+    ///
     /// # Examples
     ///
     /// ```
@@ -270,7 +313,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// # drop(lease);
     /// # });
     /// ```
-    pub fn acquire_key<'a>(&'a self, key: &'a K) -> AcquireKey<'a, K> {
+    pub fn acquire_key<'a, Q>(&'a self, key: &'a Q) -> AcquireKey<'a, K, Q, S>
+    where
+        Q: ?Sized + Hash + Equivalent<K> + ToOwned<Owned = K>,
+    {
         AcquireKey::new(&self.shared, key)
     }
 
@@ -282,6 +328,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// [`TryAcquireError::NoCapacity`] if no key has room for a newcomer
     /// (capacity that an earlier waiter can use is never taken).
     ///
+    /// # Panics
+    ///
+    /// If `K`'s `Clone` panics; nothing is granted then.
+    ///
     /// # Examples
     ///
     /// ```
@@ -292,8 +342,8 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// assert_eq!(pool.try_acquire().unwrap_err(), TryAcquireError::NoCapacity);
     /// # drop(lease);
     /// ```
-    pub fn try_acquire(&self) -> Result<Lease<K>, TryAcquireError> {
-        self.lease(self.shared.try_acquire(Want::Any))
+    pub fn try_acquire(&self) -> Result<Lease<K, S>, TryAcquireError> {
+        self.lease(self.shared.try_acquire(Want::<K>::Any))
     }
 
     /// Takes a lease from `key` if it has room, without waiting.
@@ -303,6 +353,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// [`TryAcquireError::Closed`] if the pool is closed;
     /// [`TryAcquireError::NoCapacity`] if `key` has no room for a newcomer.
     ///
+    /// # Panics
+    ///
+    /// If `K`'s `Hash`, `Eq` or `Clone` panics; nothing is granted then.
+    ///
     /// # Examples
     ///
     /// ```
@@ -311,7 +365,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// assert!(pool.try_acquire_key(&"spam").is_ok());
     /// assert!(pool.try_acquire_key(&"eggs").is_err());
     /// ```
-    pub fn try_acquire_key(&self, key: &K) -> Result<Lease<K>, TryAcquireError> {
+    pub fn try_acquire_key<Q>(&self, key: &Q) -> Result<Lease<K, S>, TryAcquireError>
+    where
+        Q: ?Sized + Hash + Equivalent<K> + ToOwned<Owned = K>,
+    {
         self.lease(self.shared.try_acquire(Want::Key(key)))
     }
 
@@ -325,6 +382,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     ///
     /// [`Closed`] if the pool is or becomes closed first.
     ///
+    /// # Panics
+    ///
+    /// If `K`'s `Clone` panics; a lease already granted to this call passes on.
+    ///
     /// # Examples
     ///
     /// ```
@@ -333,8 +394,8 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// let lease = pool.acquire_blocking().unwrap();
     /// assert_eq!(lease.id(), 1);
     /// ```
-    pub fn acquire_blocking(&self) -> Result<Lease<K>, Closed> {
-        self.blocking(Want::Any, None).map_err(|_| Closed)
+    pub fn acquire_blocking(&self) -> Result<Lease<K, S>, Closed> {
+        self.blocking(Want::<K>::Any, None).map_err(|_| Closed)
     }
 
     /// Blocks this thread until a lease from `key` is granted.
@@ -345,6 +406,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// # Errors
     ///
     /// [`Closed`] if the pool is or becomes closed first.
+    ///
+    /// # Panics
+    ///
+    /// If `K`'s `Hash`, `Eq` or `Clone`, or `Q`'s `to_owned`, panics; a lease already granted to this call passes on.
     ///
     /// # Examples
     ///
@@ -357,7 +422,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// drop(held); // hands the capacity to the waiting thread
     /// assert_eq!(waiter.join().unwrap(), Ok(2));
     /// ```
-    pub fn acquire_key_blocking(&self, key: &K) -> Result<Lease<K>, Closed> {
+    pub fn acquire_key_blocking<Q>(&self, key: &Q) -> Result<Lease<K, S>, Closed>
+    where
+        Q: ?Sized + Hash + Equivalent<K> + ToOwned<Owned = K>,
+    {
         self.blocking(Want::Key(key), None).map_err(|_| Closed)
     }
 
@@ -372,6 +440,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// [`AcquireTimeoutError::Closed`] if the pool is or becomes closed first,
     /// [`AcquireTimeoutError::Timeout`] if the time runs out first.
     ///
+    /// # Panics
+    ///
+    /// As [`acquire_blocking`](Self::acquire_blocking).
+    ///
     /// # Examples
     ///
     /// ```
@@ -381,8 +453,8 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// let err = pool.acquire_timeout(Duration::from_millis(10)).unwrap_err();
     /// assert_eq!(err, AcquireTimeoutError::Timeout);
     /// ```
-    pub fn acquire_timeout(&self, timeout: Duration) -> Result<Lease<K>, AcquireTimeoutError> {
-        self.blocking(Want::Any, Instant::now().checked_add(timeout))
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<Lease<K, S>, AcquireTimeoutError> {
+        self.blocking(Want::<K>::Any, Instant::now().checked_add(timeout))
     }
 
     /// Blocks this thread until a lease from `key` is granted or `timeout`
@@ -396,6 +468,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// [`AcquireTimeoutError::Closed`] if the pool is or becomes closed first,
     /// [`AcquireTimeoutError::Timeout`] if the time runs out first.
     ///
+    /// # Panics
+    ///
+    /// As [`acquire_key_blocking`](Self::acquire_key_blocking).
+    ///
     /// # Examples
     ///
     /// ```
@@ -404,11 +480,14 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// pool.set("spam", 1);
     /// assert!(pool.acquire_key_timeout(&"spam", Duration::from_secs(1)).is_ok());
     /// ```
-    pub fn acquire_key_timeout(
+    pub fn acquire_key_timeout<Q>(
         &self,
-        key: &K,
+        key: &Q,
         timeout: Duration,
-    ) -> Result<Lease<K>, AcquireTimeoutError> {
+    ) -> Result<Lease<K, S>, AcquireTimeoutError>
+    where
+        Q: ?Sized + Hash + Equivalent<K> + ToOwned<Owned = K>,
+    {
         self.blocking(Want::Key(key), Instant::now().checked_add(timeout))
     }
 
@@ -422,6 +501,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     ///
     /// As [`acquire_timeout`](Self::acquire_timeout).
     ///
+    /// # Panics
+    ///
+    /// As [`acquire_blocking`](Self::acquire_blocking).
+    ///
     /// # Examples
     ///
     /// ```
@@ -430,8 +513,8 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// let deadline = Instant::now() + Duration::from_millis(5);
     /// assert!(pool.acquire_deadline(deadline).is_err());
     /// ```
-    pub fn acquire_deadline(&self, deadline: Instant) -> Result<Lease<K>, AcquireTimeoutError> {
-        self.blocking(Want::Any, Some(deadline))
+    pub fn acquire_deadline(&self, deadline: Instant) -> Result<Lease<K, S>, AcquireTimeoutError> {
+        self.blocking(Want::<K>::Any, Some(deadline))
     }
 
     /// Blocks this thread until a lease from `key` is granted or `deadline`
@@ -444,6 +527,10 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     ///
     /// As [`acquire_key_timeout`](Self::acquire_key_timeout).
     ///
+    /// # Panics
+    ///
+    /// As [`acquire_key_blocking`](Self::acquire_key_blocking).
+    ///
     /// # Examples
     ///
     /// ```
@@ -453,16 +540,29 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// let deadline = Instant::now() + Duration::from_secs(1);
     /// assert!(pool.acquire_key_deadline(&1, deadline).is_ok());
     /// ```
-    pub fn acquire_key_deadline(
+    pub fn acquire_key_deadline<Q>(
         &self,
-        key: &K,
+        key: &Q,
         deadline: Instant,
-    ) -> Result<Lease<K>, AcquireTimeoutError> {
+    ) -> Result<Lease<K, S>, AcquireTimeoutError>
+    where
+        Q: ?Sized + Hash + Equivalent<K> + ToOwned<Owned = K>,
+    {
         self.blocking(Want::Key(key), Some(deadline))
     }
 
     /// A stream of leases from any key, ending when the pool closes: spawn a
     /// worker for each item (the Go package's lease channel, in Rust form).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping a pending `next()` (in a `select!`, say) keeps
+    /// the stream's place in the queue, and dropping the stream gives it up;
+    /// a lease already granted to it is passed on, never lost.
+    ///
+    /// # Panics
+    ///
+    /// The stream's `poll_next` panics if `K`'s `Clone` does (a lease already granted passes on when the stream is dropped).
     ///
     /// # Examples
     ///
@@ -479,24 +579,24 @@ impl<K: Hash + Eq + Clone> Pool<K> {
     /// assert_eq!((a.id(), b.id()), (1, 2));
     /// # });
     /// ```
-    pub fn leases(&self) -> Leases<K> {
+    pub fn leases(&self) -> Leases<K, S> {
         Leases::new(Arc::clone(&self.shared))
     }
 
-    fn lease<E>(&self, granted: Result<workpool_core::Lease<K>, E>) -> Result<Lease<K>, E> {
+    fn lease<E>(&self, granted: Result<workpool_core::Lease<K>, E>) -> Result<Lease<K, S>, E> {
         granted.map(|lease| Lease::new(Arc::clone(&self.shared), lease))
     }
 
-    fn blocking(
+    fn blocking<Q: ?Sized + KeyQuery<K>>(
         &self,
-        want: Want<'_, K>,
+        want: Want<'_, Q>,
         deadline: Option<Instant>,
-    ) -> Result<Lease<K>, AcquireTimeoutError> {
+    ) -> Result<Lease<K, S>, AcquireTimeoutError> {
         self.lease(self.shared.acquire_blocking(want, deadline))
     }
 }
 
-impl<K: Hash + Eq + Clone> Clone for Pool<K> {
+impl<K, S> Clone for Pool<K, S> {
     /// Another handle to the same pool.
     fn clone(&self) -> Self {
         Self {
@@ -505,13 +605,13 @@ impl<K: Hash + Eq + Clone> Clone for Pool<K> {
     }
 }
 
-impl<K: Hash + Eq + Clone> Default for Pool<K> {
+impl<K, S: Default> Default for Pool<K, S> {
     fn default() -> Self {
-        Self::new()
+        Self::with_hasher(S::default())
     }
 }
 
-impl<K: Hash + Eq + Clone> fmt::Debug for Pool<K> {
+impl<K, S> fmt::Debug for Pool<K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Pool").field(&self.shared).finish()
     }

@@ -17,8 +17,9 @@
 //! Waking a waker, dropping a waker, dropping a lease and dropping a key are
 //! user code: a waker may own the last handle of a task that holds a lease,
 //! and so re-enter the pool. None of them runs while the lock is held.
-//! Every path decides under the lock and collects what it must wake or drop
-//! in an [`After`], which acts once the guard is gone. The waker slots are
+//! Every path decides under the lock, takes the wakers to wake into a
+//! [`WakeBatch`] and what it must drop into an [`After`], and acts once the
+//! guard is gone. The waker slots are
 //! ours (not `event-listener`'s) for the same reason: a re-poll with a new
 //! waker swaps it under our lock and drops the old one after unlocking.
 //! Threads park on a per-thread `event-listener` [`Event`], which wakes
@@ -26,37 +27,46 @@
 //! lock (finding a key needs them); the core stays consistent when they
 //! panic, so a poisoned lock is still sound to use.
 
+use std::hash::{BuildHasher, Hash};
 use std::mem;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use event_listener::{listener, Event, Listener};
-use workpool_core as core;
-use workpool_core::{Claim, Closed, Counts, TryAcquireError, WaiterId};
+
+use workpool_core::{Claim, Closed, Counts, Equivalent, TryAcquireError, WaiterId};
 
 use crate::error::AcquireTimeoutError;
 use crate::sync::{Mutex, MutexGuard, PoisonError, StdArc};
 
-/// Which capacity a request may be served from.
-pub(crate) enum Want<'a, K> {
+/// Which capacity a request may be served from: any key, or the key equal
+/// to a `Q` (a borrowed form of `K`, such as `str` for `String`).
+pub(crate) enum Want<'a, Q: ?Sized> {
     Any,
-    Key(&'a K),
+    Key(&'a Q),
 }
 
-impl<K> Clone for Want<'_, K> {
+impl<Q: ?Sized> Clone for Want<'_, Q> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<K> Copy for Want<'_, K> {}
+impl<Q: ?Sized> Copy for Want<'_, Q> {}
 
-pub(crate) struct Shared<K> {
-    state: Mutex<State<K>>,
+/// The bounds a `Q` needs to stand for a key: found by hash and
+/// equivalence, and turned into an owned key when a waiter is the first to
+/// ask for it.
+pub(crate) trait KeyQuery<K>: Hash + Equivalent<K> + ToOwned<Owned = K> {}
+
+impl<K, Q: ?Sized + Hash + Equivalent<K> + ToOwned<Owned = K>> KeyQuery<K> for Q {}
+
+pub(crate) struct Shared<K, S> {
+    state: Mutex<State<K, S>>,
 }
 
-pub(crate) struct State<K> {
-    pub(crate) core: core::Pool<K>,
+pub(crate) struct State<K, S> {
+    pub(crate) core: workpool_core::Pool<K, S>,
     /// `wakers[i]`: the waker of the waiter in core slot `i`, once it
     /// registered one. Taken when the waiter is woken, claimed or cancelled.
     wakers: Vec<Option<Waker>>,
@@ -85,15 +95,61 @@ impl Wait {
 /// needs no allocation.
 const WAKE_BATCH: usize = 32;
 
-/// What an operation decided under the lock and carries out after
-/// unlocking: wakers to wake, and wakers and keys to drop.
+/// Wakers taken under the lock, to be woken after unlocking. Built only
+/// when there is someone to wake, so the common release (nobody waiting)
+/// does not pay for it.
+struct WakeBatch {
+    slots: [Option<Waker>; WAKE_BATCH],
+    len: usize,
+}
+
+impl WakeBatch {
+    fn new(first: Waker) -> Self {
+        let mut batch = Self {
+            slots: [const { None }; WAKE_BATCH],
+            len: 0,
+        };
+        batch.push(first);
+        batch
+    }
+
+    fn is_full(&self) -> bool {
+        self.len == WAKE_BATCH
+    }
+
+    fn push(&mut self, waker: Waker) {
+        self.slots[self.len] = Some(waker);
+        self.len += 1;
+    }
+
+    /// Wakes every waker; call it with no lock held.
+    fn wake_all(mut self) {
+        for slot in &mut self.slots[..self.len] {
+            // Taken out before waking: if one panics, `Drop` still wakes
+            // the rest.
+            if let Some(waker) = slot.take() {
+                waker.wake();
+            }
+        }
+    }
+}
+
+impl Drop for WakeBatch {
+    fn drop(&mut self) {
+        // Reached with wakers left only if a wake panicked: the waiters they
+        // stand for were decided, so they must still be woken.
+        for waker in self.slots[..self.len].iter_mut().filter_map(Option::take) {
+            waker.wake();
+        }
+    }
+}
+
+/// What an operation must drop once it has unlocked: a waker it replaced
+/// or no longer needs, and keys the core handed back or forgot.
 pub(crate) struct After<K> {
-    wake: [Option<Waker>; WAKE_BATCH],
-    woken: usize,
-    /// Replaced or no longer needed wakers, dropped after unlocking.
     stale: Option<Waker>,
-    /// Keys the core handed back or forgot: at most one on every path but
-    /// `close`, so the `Vec` allocates only there.
+    /// At most one key on every path but `close`, so the `Vec` allocates
+    /// only there.
     key: Option<K>,
     keys: Vec<K>,
 }
@@ -101,21 +157,10 @@ pub(crate) struct After<K> {
 impl<K> After<K> {
     pub(crate) fn new() -> Self {
         Self {
-            wake: [const { None }; WAKE_BATCH],
-            woken: 0,
             stale: None,
             key: None,
             keys: Vec::new(),
         }
-    }
-
-    fn is_full(&self) -> bool {
-        self.woken == WAKE_BATCH
-    }
-
-    fn push_wake(&mut self, waker: Waker) {
-        self.wake[self.woken] = Some(waker);
-        self.woken += 1;
     }
 
     /// Keeps a waker to be dropped after unlocking. Every path replaces or
@@ -133,39 +178,13 @@ impl<K> After<K> {
             Some(_) => self.keys.push(key),
         }
     }
-
-    /// Wakes and drops everything collected; call it with no lock held.
-    fn run(&mut self) {
-        // Take each waker out before waking it: if one panics, `Drop`
-        // still wakes the rest.
-        for slot in &mut self.wake[..self.woken] {
-            if let Some(waker) = slot.take() {
-                waker.wake();
-            }
-        }
-        self.woken = 0;
-        self.stale = None;
-        self.key = None;
-        self.keys.clear();
-    }
 }
 
-impl<K> Drop for After<K> {
-    fn drop(&mut self) {
-        // Reached with wakers left only if a wake panicked (or a path
-        // unwound before `run`): the waiters they stand for were decided, so
-        // they must still be woken.
-        for waker in self.wake.iter_mut().filter_map(Option::take) {
-            waker.wake();
-        }
-    }
-}
-
-impl<K: std::hash::Hash + Eq + Clone> Shared<K> {
-    pub(crate) fn new() -> Self {
+impl<K, S> Shared<K, S> {
+    pub(crate) fn with_hasher(hasher: S) -> Self {
         Self {
             state: Mutex::new(State {
-                core: core::Pool::new(),
+                core: workpool_core::Pool::with_hasher(hasher),
                 wakers: Vec::new(),
             }),
         }
@@ -174,25 +193,74 @@ impl<K: std::hash::Hash + Eq + Clone> Shared<K> {
     /// Locks the state. The core never leaves its state half-changed when
     /// user code (`Hash`, `Eq`, `Clone` of `K`) panics, so a poisoned lock is
     /// still sound to use.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State<K>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State<K, S>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Collects what the core decided, unlocks, and carries it out; repeats
     /// while one batch was not enough.
-    fn finish<'a>(&'a self, mut state: MutexGuard<'a, State<K>>, mut after: After<K>) {
+    fn finish<'a>(&'a self, mut state: MutexGuard<'a, State<K, S>>, mut after: After<K>) {
         loop {
-            let more = state.collect(&mut after);
+            while let Some(key) = state.core.poll_forgotten() {
+                after.push_key(key);
+            }
+            let Some(first) = state.next_wake() else {
+                drop(state);
+                drop(after);
+                return;
+            };
+            let mut batch = WakeBatch::new(first);
+            let more = state.fill(&mut batch);
             drop(state);
-            after.run();
+            batch.wake_all();
             if !more {
+                drop(after);
                 return;
             }
             state = self.lock();
         }
     }
 
-    pub(crate) fn counts(&self, key: &K) -> Counts {
+    pub(crate) fn close(&self) {
+        let after = After::new();
+        let mut state = self.lock();
+        state.core.close();
+        self.finish(state, after);
+    }
+
+    pub(crate) fn release(&self, lease: workpool_core::Lease<K>) {
+        let mut after = After::new();
+        let mut state = self.lock();
+        match state.core.release(lease) {
+            Ok(key) => after.push_key(key),
+            // A std lease is only ever built from a grant of this pool and
+            // released once, by its `Drop`.
+            Err(err) => unreachable!("a std lease was rejected: {err}"),
+        }
+        self.finish(state, after);
+    }
+
+    /// Gives up a waiting acquisition. A lease already handed to it passes
+    /// on.
+    #[inline]
+    pub(crate) fn cancel(&self, wait: &mut Wait) {
+        // Most acquisitions finish without ever registering: nothing to do.
+        if let Wait::Waiting(waiter) = mem::replace(wait, Wait::Done) {
+            self.cancel_waiter(waiter);
+        }
+    }
+
+    #[cold]
+    fn cancel_waiter(&self, waiter: WaiterId) {
+        let mut after = After::new();
+        let mut state = self.lock();
+        state.cancel(waiter, &mut after);
+        self.finish(state, after);
+    }
+}
+
+impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
+    pub(crate) fn counts<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Counts {
         self.lock().core.counts(key)
     }
 
@@ -205,26 +273,10 @@ impl<K: std::hash::Hash + Eq + Clone> Shared<K> {
         self.finish(state, after);
     }
 
-    pub(crate) fn close(&self) {
-        let after = After::new();
-        let mut state = self.lock();
-        state.core.close();
-        self.finish(state, after);
-    }
-
-    pub(crate) fn release(&self, lease: core::Lease<K>) {
-        let mut after = After::new();
-        let mut state = self.lock();
-        match state.core.release(lease) {
-            Ok(key) => after.push_key(key),
-            // A std lease is only ever built from a grant of this pool and
-            // released once, by its `Drop`.
-            Err(err) => unreachable!("a std lease was rejected: {err}"),
-        }
-        self.finish(state, after);
-    }
-
-    pub(crate) fn try_acquire(&self, want: Want<'_, K>) -> Result<core::Lease<K>, TryAcquireError> {
+    pub(crate) fn try_acquire<Q: ?Sized + KeyQuery<K>>(
+        &self,
+        want: Want<'_, Q>,
+    ) -> Result<workpool_core::Lease<K>, TryAcquireError> {
         self.lock().try_acquire(want)
     }
 
@@ -234,12 +286,12 @@ impl<K: std::hash::Hash + Eq + Clone> Shared<K> {
     ///
     /// If `wait` is [`Wait::Done`]: the future was polled after it
     /// completed.
-    pub(crate) fn poll_acquire(
+    pub(crate) fn poll_acquire<Q: ?Sized + KeyQuery<K>>(
         &self,
         wait: &mut Wait,
-        want: Want<'_, K>,
+        want: Want<'_, Q>,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<core::Lease<K>, Closed>> {
+    ) -> Poll<Result<workpool_core::Lease<K>, Closed>> {
         let mut after = After::new();
         let mut state = self.lock();
         let waiter = match *wait {
@@ -283,31 +335,13 @@ impl<K: std::hash::Hash + Eq + Clone> Shared<K> {
         }
     }
 
-    /// Gives up a waiting acquisition. A lease already handed to it passes
-    /// on.
-    #[inline]
-    pub(crate) fn cancel(&self, wait: &mut Wait) {
-        // Most acquisitions finish without ever registering: nothing to do.
-        if let Wait::Waiting(waiter) = mem::replace(wait, Wait::Done) {
-            self.cancel_waiter(waiter);
-        }
-    }
-
-    #[cold]
-    fn cancel_waiter(&self, waiter: WaiterId) {
-        let mut after = After::new();
-        let mut state = self.lock();
-        state.cancel(waiter, &mut after);
-        self.finish(state, after);
-    }
-
     /// Waits on this thread until a lease is granted, the pool closes or
     /// `deadline` passes.
-    pub(crate) fn acquire_blocking(
+    pub(crate) fn acquire_blocking<Q: ?Sized + KeyQuery<K>>(
         &self,
-        want: Want<'_, K>,
+        want: Want<'_, Q>,
         deadline: Option<Instant>,
-    ) -> Result<core::Lease<K>, AcquireTimeoutError> {
+    ) -> Result<workpool_core::Lease<K>, AcquireTimeoutError> {
         let waiter = {
             let mut state = self.lock();
             match state.try_acquire(want) {
@@ -364,15 +398,18 @@ impl<K: std::hash::Hash + Eq + Clone> Shared<K> {
     }
 }
 
-impl<K: std::hash::Hash + Eq + Clone> State<K> {
-    fn try_acquire(&mut self, want: Want<'_, K>) -> Result<core::Lease<K>, TryAcquireError> {
+impl<K: Hash + Eq + Clone, S: BuildHasher> State<K, S> {
+    fn try_acquire<Q: ?Sized + KeyQuery<K>>(
+        &mut self,
+        want: Want<'_, Q>,
+    ) -> Result<workpool_core::Lease<K>, TryAcquireError> {
         match want {
             Want::Any => self.core.try_acquire(),
             Want::Key(key) => self.core.try_acquire_key(key),
         }
     }
 
-    fn enqueue(&mut self, want: Want<'_, K>) -> Result<WaiterId, Closed> {
+    fn enqueue<Q: ?Sized + KeyQuery<K>>(&mut self, want: Want<'_, Q>) -> Result<WaiterId, Closed> {
         let waiter = match want {
             Want::Any => self.core.enqueue(),
             Want::Key(key) => self.core.enqueue_key(key),
@@ -389,7 +426,7 @@ impl<K: std::hash::Hash + Eq + Clone> State<K> {
         &mut self,
         waiter: WaiterId,
         after: &mut After<K>,
-    ) -> Option<Result<core::Lease<K>, Closed>> {
+    ) -> Option<Result<workpool_core::Lease<K>, Closed>> {
         let outcome = match self.core.claim(waiter) {
             Ok(Claim::Granted(lease)) => Ok(lease),
             Ok(Claim::Closed) => Err(Closed),
@@ -399,7 +436,9 @@ impl<K: std::hash::Hash + Eq + Clone> State<K> {
         after.push_stale(self.wakers[waiter.index()].take());
         Some(outcome)
     }
+}
 
+impl<K, S> State<K, S> {
     /// Stores `waker` for a waiting waiter, unless the stored one already
     /// wakes the same task; a replaced waker goes to `after` to be dropped.
     fn register(&mut self, waiter: WaiterId, waker: &Waker, after: &mut After<K>) {
@@ -411,27 +450,32 @@ impl<K: std::hash::Hash + Eq + Clone> State<K> {
     }
 
     /// Removes a waiter that gave up; a lease already granted to it passes
-    /// on (and whoever it serves is collected by the next `collect`).
+    /// on (whoever it serves is woken by the caller's `finish`).
     fn cancel(&mut self, waiter: WaiterId, after: &mut After<K>) {
         let cancelled = self.core.cancel(waiter);
         debug_assert!(cancelled.is_ok(), "only a waiter's owner removes it");
         after.push_stale(self.wakers[waiter.index()].take());
     }
 
-    /// Moves the wakers of the waiters the core decided, and the keys it
-    /// forgot, into `after`. True if the batch filled up with more to come.
-    fn collect(&mut self, after: &mut After<K>) -> bool {
-        while let Some(key) = self.core.poll_forgotten() {
-            after.push_key(key);
-        }
-        while !after.is_full() {
-            let Some(waiter) = self.core.poll_wake() else {
-                return false;
-            };
+    /// The waker of the next waiter the core decided, if any.
+    fn next_wake(&mut self) -> Option<Waker> {
+        while let Some(waiter) = self.core.poll_wake() {
             // A waiter that never stored a waker is between its enqueue and
             // its claim under this same lock: nothing to wake.
             if let Some(waker) = self.wakers[waiter.index()].take() {
-                after.push_wake(waker);
+                return Some(waker);
+            }
+        }
+        None
+    }
+
+    /// Adds the wakers of further decided waiters to `batch`. True if the
+    /// batch filled up with more to come.
+    fn fill(&mut self, batch: &mut WakeBatch) -> bool {
+        while !batch.is_full() {
+            match self.next_wake() {
+                Some(waker) => batch.push(waker),
+                None => return false,
             }
         }
         true
@@ -439,12 +483,12 @@ impl<K: std::hash::Hash + Eq + Clone> State<K> {
 }
 
 /// Cancels a blocking waiter if its thread unwinds while it waits.
-struct CancelOnUnwind<'a, K: std::hash::Hash + Eq + Clone> {
-    shared: &'a Shared<K>,
+struct CancelOnUnwind<'a, K, S> {
+    shared: &'a Shared<K, S>,
     waiter: Option<WaiterId>,
 }
 
-impl<K: std::hash::Hash + Eq + Clone> Drop for CancelOnUnwind<'_, K> {
+impl<K, S> Drop for CancelOnUnwind<'_, K, S> {
     fn drop(&mut self) {
         if let Some(waiter) = self.waiter.take() {
             self.shared.cancel_waiter(waiter);
@@ -478,7 +522,7 @@ impl std::task::Wake for ThreadSignal {
     }
 }
 
-impl<K> std::fmt::Debug for Shared<K> {
+impl<K, S> std::fmt::Debug for Shared<K, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.state.try_lock() {
             Ok(state) => f.debug_tuple("Shared").field(&state.core).finish(),
@@ -521,15 +565,19 @@ mod tests {
         (StdArc::clone(&counter), Waker::from(counter))
     }
 
+    fn new_shared<K>() -> Shared<K, crate::DefaultHashBuilder> {
+        Shared::with_hasher(crate::DefaultHashBuilder::default())
+    }
+
     fn woken(counter: &Counter) -> usize {
         counter.0.load(Ordering::SeqCst)
     }
 
     #[test]
     fn release_wakes_exactly_the_served_waiter() {
-        let shared = Shared::new();
+        let shared = new_shared();
         shared.set("k", 1);
-        let held = shared.try_acquire(Want::Any).unwrap();
+        let held = shared.try_acquire(Want::<&str>::Any).unwrap();
         let (first, first_waker) = counter();
         let (second, second_waker) = counter();
         let mut a = Wait::default();
@@ -537,7 +585,7 @@ mod tests {
         let mut cx_a = Context::from_waker(&first_waker);
         let mut cx_b = Context::from_waker(&second_waker);
         assert!(shared
-            .poll_acquire(&mut a, Want::Any, &mut cx_a)
+            .poll_acquire(&mut a, Want::<&str>::Any, &mut cx_a)
             .is_pending());
         assert!(shared
             .poll_acquire(&mut b, Want::Key(&"k"), &mut cx_b)
@@ -545,7 +593,8 @@ mod tests {
 
         shared.release(held);
         assert_eq!((woken(&first), woken(&second)), (1, 0));
-        let Poll::Ready(Ok(lease)) = shared.poll_acquire(&mut a, Want::Any, &mut cx_a) else {
+        let Poll::Ready(Ok(lease)) = shared.poll_acquire(&mut a, Want::<&str>::Any, &mut cx_a)
+        else {
             panic!("the woken waiter holds the lease");
         };
         assert!(shared
@@ -561,22 +610,23 @@ mod tests {
 
     #[test]
     fn cancel_after_grant_passes_the_lease_on() {
-        let shared = Shared::new();
+        let shared = new_shared();
         shared.set(1u8, 1);
-        let held = shared.try_acquire(Want::Any).unwrap();
+        let held = shared.try_acquire(Want::<u8>::Any).unwrap();
         let (_, waker) = counter();
         let mut cx = Context::from_waker(&waker);
         let mut first = Wait::default();
         let mut second = Wait::default();
         assert!(shared
-            .poll_acquire(&mut first, Want::Any, &mut cx)
+            .poll_acquire(&mut first, Want::<u8>::Any, &mut cx)
             .is_pending());
         assert!(shared
-            .poll_acquire(&mut second, Want::Any, &mut cx)
+            .poll_acquire(&mut second, Want::<u8>::Any, &mut cx)
             .is_pending());
         shared.release(held); // granted to `first`, which never collects it
         shared.cancel(&mut first);
-        let Poll::Ready(Ok(lease)) = shared.poll_acquire(&mut second, Want::Any, &mut cx) else {
+        let Poll::Ready(Ok(lease)) = shared.poll_acquire(&mut second, Want::<u8>::Any, &mut cx)
+        else {
             panic!("the cancelled waiter's lease passes on");
         };
         // Lease 2 went back with the cancel; its capacity became lease 3.
@@ -594,18 +644,20 @@ mod tests {
 
     #[test]
     fn close_wakes_every_waiter() {
-        let shared = Shared::<u8>::new();
+        let shared = new_shared::<u8>();
         let (count, waker) = counter();
         let mut cx = Context::from_waker(&waker);
         let mut waits: Vec<Wait> = (0..3).map(|_| Wait::default()).collect();
         for wait in &mut waits {
-            assert!(shared.poll_acquire(wait, Want::Any, &mut cx).is_pending());
+            assert!(shared
+                .poll_acquire(wait, Want::<u8>::Any, &mut cx)
+                .is_pending());
         }
         shared.close();
         assert_eq!(woken(&count), 3);
         for wait in &mut waits {
             assert!(matches!(
-                shared.poll_acquire(wait, Want::Any, &mut cx),
+                shared.poll_acquire(wait, Want::<u8>::Any, &mut cx),
                 Poll::Ready(Err(Closed))
             ));
         }
@@ -613,7 +665,7 @@ mod tests {
 
     #[test]
     fn blocking_waiter_is_served_by_another_thread() {
-        let shared = StdArc::new(Shared::new());
+        let shared = StdArc::new(new_shared());
         shared.set("k", 1);
         let held = shared.try_acquire(Want::Key(&"k")).unwrap();
         let waiter = {
@@ -636,7 +688,7 @@ mod tests {
 
     #[test]
     fn blocking_deadline_in_the_past_times_out_cleanly() {
-        let shared = Shared::<u8>::new();
+        let shared = new_shared::<u8>();
         let outcome = shared.acquire_blocking(Want::Key(&3), Some(Instant::now()));
         assert!(matches!(outcome, Err(AcquireTimeoutError::Timeout)));
         let state = shared.lock();

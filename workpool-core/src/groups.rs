@@ -2,7 +2,7 @@
 //!
 //! A group is one key's state. Groups live in a grow-only slab of slots
 //! (a freed slot is reused, with its generation bumped so old leases can be
-//! told apart). Every group with `active < target` is linked into the *ready
+//! told apart; a slot whose generation would wrap is retired instead). Every group with `active < target` is linked into the *ready
 //! ring*, a circular doubly-linked list with a cursor: any-key grants take the
 //! group under the cursor and move it on, which is round-robin in O(1). The
 //! ring may also hold groups that filled up since they joined; they are
@@ -132,14 +132,24 @@ impl<K> Groups<K> {
     }
 
     /// Frees an idle group's slot (it must be out of the ring).
+    ///
+    /// A slot's generations never repeat: a slot that has used up all `u32`
+    /// generations stays vacant for good instead of wrapping to 0, so a
+    /// lease naming an earlier occupant never matches a later one. A lease
+    /// still held keeps its group alive, so only a forged lease or another
+    /// pool's could be stale, and pool identities already reject the
+    /// latter; retiring keeps this check sound on its own, for one idle
+    /// slot per 2^32 reuses.
     pub(crate) fn remove(&mut self, index: u32) {
         let free = self.free;
         let slot = &mut self.slots[index as usize];
         debug_assert!(matches!(&slot.group, Some(g) if !g.in_ring()));
-        slot.generation = slot.generation.wrapping_add(1);
-        slot.next_free = free;
         let old = slot.group.take();
-        self.free = index;
+        if let Some(next) = slot.generation.checked_add(1) {
+            slot.generation = next;
+            slot.next_free = free;
+            self.free = index;
+        }
         self.len -= 1;
         // The key is dropped last: a panicking `K::drop` finds the slab
         // already consistent.
@@ -311,6 +321,28 @@ mod tests {
             core::mem::size_of::<Slot<u64>>(),
             core::mem::size_of::<Group<u64>>() + 8
         );
+    }
+
+    #[test]
+    fn a_slot_is_retired_rather_than_wrap_its_generation() {
+        let mut groups = Groups::new();
+        let g = groups.insert(1u64, short_hash(1));
+        // As if the slot had been reused u32::MAX times.
+        groups.slots[g as usize].generation = u32::MAX;
+        groups.remove(g);
+        assert_eq!(groups.len(), 0);
+        // No generation of the retired slot names a group, now or later.
+        assert!(groups.get(g).is_none());
+        assert!(groups.get_checked(g, u32::MAX).is_none());
+        assert!(groups.get_checked(g, 0).is_none());
+        let h = groups.insert(2u64, short_hash(2));
+        assert_ne!(h, g, "a retired slot is never reused");
+        assert!(groups.get_checked(g, 0).is_none());
+        // Ordinary slots are still reused, with the next generation.
+        groups.remove(h);
+        assert_eq!(groups.insert(3u64, short_hash(3)), h);
+        assert_eq!(groups.generation(h), 1);
+        assert_eq!(groups.capacity(), 2);
     }
 
     #[test]

@@ -89,7 +89,10 @@ pub struct WaiterId {
     /// The issuing pool's id, so that a handle of another pool is rejected.
     pub(crate) pool: usize,
     pub(crate) index: u32,
-    pub(crate) generation: u32,
+    /// The waiter's arrival number, which doubles as the slot's generation:
+    /// unique in the pool and never reused (a `u64` does not wrap), so a
+    /// stale handle never names a later waiter of the same slot.
+    pub(crate) seq: u64,
 }
 
 impl WaiterId {
@@ -112,7 +115,7 @@ impl WaiterId {
 
 impl fmt::Debug for WaiterId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "WaiterId({}v{})", self.index, self.generation)
+        write!(f, "WaiterId({}v{})", self.index, self.seq)
     }
 }
 

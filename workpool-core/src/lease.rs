@@ -2,6 +2,8 @@
 
 use core::fmt;
 
+use crate::identity::PoolId;
+
 /// The visible state of one key: its target and how many leases are live.
 ///
 /// A key the pool does not track reads as `Counts { target: 0, active: 0 }`.
@@ -22,7 +24,7 @@ pub struct Counts {
 /// logic, so a lease that is simply dropped keeps its capacity taken forever.
 /// Adapters (such as `workpool-std`) wrap it in an RAII guard.
 pub struct Lease<K> {
-    pub(crate) pool: usize,
+    pub(crate) pool: PoolId,
     pub(crate) grant: Grant,
     pub(crate) key: K,
 }
@@ -87,7 +89,7 @@ impl<K: fmt::Debug> fmt::Debug for Lease<K> {
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct WaiterId {
     /// The issuing pool's id, so that a handle of another pool is rejected.
-    pub(crate) pool: usize,
+    pub(crate) pool: PoolId,
     pub(crate) index: u32,
     /// The waiter's arrival number, which doubles as the slot's generation:
     /// unique in the pool and never reused (a `u64` does not wrap), so a

@@ -8,6 +8,7 @@
 
 use alloc::vec::Vec;
 
+use crate::identity::PoolId;
 use crate::lease::{Grant, WaiterId};
 
 /// The "no slot" link value.
@@ -52,7 +53,7 @@ pub(crate) struct Waiter {
 
 pub(crate) struct Waiters {
     /// The owning pool's id, stamped on every handle.
-    pool: usize,
+    pool: PoolId,
     slots: Vec<Waiter>,
     free: u32,
     /// Waiters in the `Waiting` state.
@@ -60,7 +61,7 @@ pub(crate) struct Waiters {
 }
 
 impl Waiters {
-    pub(crate) const fn new(pool: usize) -> Self {
+    pub(crate) const fn new(pool: PoolId) -> Self {
         Self {
             pool,
             slots: Vec::new(),

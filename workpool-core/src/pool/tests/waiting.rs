@@ -336,6 +336,26 @@ mod waiter_ids {
         check(&b);
     }
 
+    #[test]
+    fn regression_a_handle_of_another_pool_is_unknown_without_atomics() {
+        let (mut a, mut b) = (anchored(), anchored());
+        let wa = a.enqueue_key(&"k").unwrap();
+        let wb = b.enqueue_key(&"k").unwrap();
+        assert_eq!((wa.index, wa.seq), (wb.index, wb.seq));
+        assert_eq!(b.claim(wa).unwrap_err(), UnknownWaiter);
+        assert_eq!(b.cancel(wa).unwrap_err(), UnknownWaiter);
+        assert_eq!(b.waiting(&"k"), 1);
+        // Nor does a handle of a dropped pool name the next pool's waiter.
+        drop(a);
+        let mut c = anchored();
+        let wc = c.enqueue_key(&"k").unwrap();
+        assert_eq!((wa.index, wa.seq), (wc.index, wc.seq));
+        assert_eq!(c.cancel(wa).unwrap_err(), UnknownWaiter);
+        assert_eq!(c.waiting(&"k"), 1);
+        check(&b);
+        check(&c);
+    }
+
     /// Issue 12: a `u32` generation wrapped, and the LIFO free list reuses
     /// one slot over and over, so a stale handle matched again after 2^32
     /// waits. The generation is now the waiter's `u64` arrival number.

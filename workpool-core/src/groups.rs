@@ -2,7 +2,7 @@
 //!
 //! A group is one key's state. Groups live in a grow-only slab of slots
 //! (a freed slot is reused, with its generation bumped so old leases can be
-//! told apart). Every group with `active < target` is linked into the *ready
+//! told apart; a slot whose generation would wrap is retired instead). Every group with `active < target` is linked into the *ready
 //! ring*, a circular doubly-linked list with a cursor: any-key grants take the
 //! group under the cursor and move it on, which is round-robin in O(1). The
 //! ring may also hold groups that filled up since they joined; they are
@@ -150,11 +150,19 @@ impl<K> Groups<K> {
     /// Retires an idle group (it must be out of the ring): it stops being
     /// tracked and its slot's generation moves on, but its key stays put
     /// until [`reap`](Self::reap) collects it.
+    ///
+    /// A slot's generations never repeat: generation `u32::MAX` is never
+    /// handed out, and a slot that reaches it stays vacant for good once
+    /// reaped instead of wrapping to 0, so a lease naming an earlier
+    /// occupant never matches a later one. A lease still held keeps its
+    /// group alive, so only a forged lease or another pool's could be stale,
+    /// and pool identities already reject the latter; retiring keeps this
+    /// check sound on its own, for one idle slot per 2^32 - 1 reuses.
     pub(crate) fn retire(&mut self, index: u32) {
         let retired = self.retired;
         let slot = &mut self.slots[index as usize];
         debug_assert!(matches!(&slot.group, Some(g) if !g.in_ring() && g.is_idle()));
-        slot.generation = slot.generation.wrapping_add(1);
+        slot.generation = slot.generation.saturating_add(1);
         slot.next_free = retired;
         self.retired = index;
         self.len -= 1;
@@ -166,8 +174,13 @@ impl<K> Groups<K> {
         let index = self.retired;
         let slot = self.slots.get_mut(index as usize)?;
         self.retired = slot.next_free;
-        slot.next_free = self.free;
-        self.free = index;
+        if slot.generation == u32::MAX {
+            // Generations used up: the slot stays vacant for good.
+            slot.next_free = NIL;
+        } else {
+            slot.next_free = self.free;
+            self.free = index;
+        }
         slot.group.take().map(|g| g.key)
     }
 
@@ -338,6 +351,31 @@ mod tests {
             core::mem::size_of::<Slot<u64>>(),
             core::mem::size_of::<Group<u64>>() + 8
         );
+    }
+
+    #[test]
+    fn a_slot_is_retired_rather_than_wrap_its_generation() {
+        let mut groups = Groups::new();
+        let g = groups.insert(1u64, short_hash(1));
+        // As if the slot had been reused u32::MAX - 1 times: its last
+        // generation is in use.
+        groups.slots[g as usize].generation = u32::MAX - 1;
+        groups.retire(g);
+        assert_eq!(groups.reap(), Some(1));
+        assert_eq!(groups.len(), 0);
+        // No generation of the retired slot names a group, now or later.
+        assert!(groups.get(g).is_none());
+        assert!(groups.get_checked(g, u32::MAX).is_none());
+        assert!(groups.get_checked(g, 0).is_none());
+        let h = groups.insert(2u64, short_hash(2));
+        assert_ne!(h, g, "a retired slot is never reused");
+        assert!(groups.get_checked(g, 0).is_none());
+        // Ordinary slots are still reused, with the next generation.
+        groups.retire(h);
+        assert_eq!(groups.reap(), Some(2));
+        assert_eq!(groups.insert(3u64, short_hash(3)), h);
+        assert_eq!(groups.generation(h), 1);
+        assert_eq!(groups.capacity(), 2);
     }
 
     #[test]

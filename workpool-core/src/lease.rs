@@ -2,6 +2,8 @@
 
 use core::fmt;
 
+use crate::identity::PoolId;
+
 /// The visible state of one key: its target and how many leases are live.
 ///
 /// A key the pool does not track reads as `Counts { target: 0, active: 0 }`.
@@ -23,7 +25,7 @@ pub struct Counts {
 /// Adapters (such as `workpool-std`) wrap it in an RAII guard.
 #[must_use = "a lease holds its capacity until it is given to `Pool::release`"]
 pub struct Lease<K> {
-    pub(crate) pool: usize,
+    pub(crate) pool: PoolId,
     pub(crate) grant: Grant,
     pub(crate) key: K,
 }
@@ -88,9 +90,12 @@ impl<K: fmt::Debug> fmt::Debug for Lease<K> {
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct WaiterId {
     /// The issuing pool's id, so that a handle of another pool is rejected.
-    pub(crate) pool: usize,
+    pub(crate) pool: PoolId,
     pub(crate) index: u32,
-    pub(crate) generation: u32,
+    /// The waiter's arrival number, which doubles as the slot's generation:
+    /// unique in the pool and never reused (a `u64` does not wrap), so a
+    /// stale handle never names a later waiter of the same slot.
+    pub(crate) seq: u64,
 }
 
 impl WaiterId {
@@ -113,7 +118,7 @@ impl WaiterId {
 
 impl fmt::Debug for WaiterId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "WaiterId({}v{})", self.index, self.generation)
+        write!(f, "WaiterId({}v{})", self.index, self.seq)
     }
 }
 

@@ -78,6 +78,7 @@ extern crate alloc;
 
 mod error;
 mod groups;
+mod identity;
 mod lease;
 mod pool;
 #[cfg(feature = "spin")]

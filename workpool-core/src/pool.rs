@@ -8,6 +8,7 @@ use hashbrown::{DefaultHashBuilder, Equivalent, HashTable};
 
 use crate::error::{Closed, ReleaseError, TryAcquireError, UnknownWaiter};
 use crate::groups::{short_hash, table_hash, Groups, ShortHash};
+use crate::identity::Identity;
 use crate::lease::{Claim, Counts, Grant, Lease, WaiterId};
 use crate::waiters::{List, State, Waiters, NIL};
 
@@ -33,8 +34,19 @@ use crate::waiters::{List, State, Waiters, NIL};
 /// `active < target`. Waiters stay queued. With target 0 the key grants
 /// nothing; it is forgotten once it has no live lease and no waiter, and a
 /// key that is set again later still counts the leases it had.
+///
+/// # Identity
+///
+/// Leases and waiter handles name their pool, and every other pool rejects
+/// them, even after the pool that issued them was dropped. Where the target
+/// has atomic read-modify-write the name comes from a global counter. Where
+/// it has not (`thumbv6m`, `riscv32imc`), it is the address of a one-byte
+/// allocation the pool makes when created; dropping a pool that handed out a
+/// lease or a waiter handle leaks that byte, so that no later pool gets the
+/// same address.
 pub struct Pool<K, S = DefaultHashBuilder> {
-    id: usize,
+    /// Told apart from every other pool's, see [`Identity`].
+    identity: Identity,
     hasher: S,
     /// Group slots, found by the key's cached hash.
     table: HashTable<u32>,
@@ -76,9 +88,15 @@ impl<K, S> Pool<K, S> {
     /// ```
     #[must_use]
     pub fn with_hasher(hasher: S) -> Self {
-        let id = next_pool_id();
+        Self::with_identity(hasher, Identity::new())
+    }
+
+    /// The constructor behind [`with_hasher`](Self::with_hasher); unit tests
+    /// pass an anchored identity to cover targets without atomics.
+    fn with_identity(hasher: S, identity: Identity) -> Self {
+        let id = identity.id();
         Self {
-            id,
+            identity,
             hasher,
             table: HashTable::new(),
             groups: Groups::new(),
@@ -486,7 +504,7 @@ impl<K, S> Pool<K, S> {
     /// ```
     #[inline]
     pub fn release(&mut self, lease: Lease<K>) -> Result<K, ReleaseError<K>> {
-        if lease.pool != self.id {
+        if lease.pool != self.identity.id() {
             return Err(ReleaseError::ForeignPool(lease));
         }
         let Grant {
@@ -633,7 +651,7 @@ impl<K, S> Pool<K, S> {
         };
         Ok(match (self.finish(waiter.index), key) {
             (State::Granted(grant), Some(key)) => Claim::Granted(Lease {
-                pool: self.id,
+                pool: self.identity.id(),
                 grant,
                 key,
             }),
@@ -643,7 +661,9 @@ impl<K, S> Pool<K, S> {
 
     // ---------------------------------------------------------------- helpers
 
+    /// A fresh arrival number for a waiter about to get a handle.
     fn bump_seq(&mut self) -> u64 {
+        self.identity.mark_named();
         let seq = self.next_seq;
         self.next_seq += 1;
         seq
@@ -706,6 +726,8 @@ impl<K, S> Pool<K, S> {
         let group = self.groups.at_mut(g);
         debug_assert!(group.has_room());
         group.active += 1;
+        // The lease made of this grant, now or at its claim, names the pool.
+        self.identity.mark_named();
         let id = self.next_lease;
         self.next_lease += 1;
         Grant {
@@ -724,7 +746,7 @@ impl<K, S> Pool<K, S> {
     {
         let key = self.groups.at(g).key.clone();
         Lease {
-            pool: self.id,
+            pool: self.identity.id(),
             grant: self.grant(g),
             key,
         }
@@ -892,23 +914,6 @@ impl<'a, K> Iterator for Iter<'a, K> {
 impl<K> fmt::Debug for Iter<'_, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Iter").finish_non_exhaustive()
-    }
-}
-
-/// A process-unique id, so that a lease of one pool is told apart from the
-/// leases of another.
-fn next_pool_id() -> usize {
-    #[cfg(target_has_atomic = "ptr")]
-    {
-        use core::sync::atomic::{AtomicUsize, Ordering};
-        static NEXT: AtomicUsize = AtomicUsize::new(1);
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    }
-    #[cfg(not(target_has_atomic = "ptr"))]
-    {
-        // Without atomics every pool shares id 0: foreign leases are then
-        // caught only when their group slot does not match (`Stale`).
-        0
     }
 }
 

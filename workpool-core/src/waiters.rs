@@ -8,6 +8,7 @@
 
 use alloc::vec::Vec;
 
+use crate::identity::PoolId;
 use crate::lease::{Grant, WaiterId};
 
 /// The "no slot" link value.
@@ -38,11 +39,12 @@ pub(crate) enum State {
 }
 
 pub(crate) struct Waiter {
-    pub(crate) generation: u32,
     pub(crate) state: State,
     /// The group slot a key waiter asks for, or `NIL` for an any-key waiter.
     pub(crate) group: u32,
-    /// Arrival order: lower is older.
+    /// Arrival order: lower is older. Unique in the pool, so it is also the
+    /// slot's generation: a handle names this waiter only while its `seq`
+    /// matches (see [`Waiters::lookup`]).
     pub(crate) seq: u64,
     pub(crate) in_wake: bool,
     prev: u32,
@@ -51,7 +53,7 @@ pub(crate) struct Waiter {
 
 pub(crate) struct Waiters {
     /// The owning pool's id, stamped on every handle.
-    pool: usize,
+    pool: PoolId,
     slots: Vec<Waiter>,
     free: u32,
     /// Waiters in the `Waiting` state.
@@ -59,7 +61,7 @@ pub(crate) struct Waiters {
 }
 
 impl Waiters {
-    pub(crate) const fn new(pool: usize) -> Self {
+    pub(crate) const fn new(pool: PoolId) -> Self {
         Self {
             pool,
             slots: Vec::new(),
@@ -69,7 +71,8 @@ impl Waiters {
     }
 
     /// Registers a waiter in `state` (linked into no list) and returns its
-    /// handle.
+    /// handle. `seq` must be a fresh arrival number, never passed before:
+    /// it is the slot's generation.
     pub(crate) fn insert(&mut self, group: u32, seq: u64, state: State) -> WaiterId {
         if matches!(state, State::Waiting) {
             self.waiting += 1;
@@ -80,7 +83,6 @@ impl Waiters {
                 .filter(|&i| i != NIL)
                 .expect("more than u32::MAX - 1 waiters at once");
             self.slots.push(Waiter {
-                generation: 0,
                 state: State::Vacant,
                 group,
                 seq,
@@ -109,18 +111,24 @@ impl Waiters {
         WaiterId {
             pool: self.pool,
             index,
-            generation: self.slots[index as usize].generation,
+            seq: self.slots[index as usize].seq,
         }
     }
 
     /// The slot named by `id`, if it is a registered waiter of this pool.
+    ///
+    /// Every registration takes a new arrival number, so a slot never holds
+    /// the same `seq` twice: a handle of a removed waiter matches no later
+    /// occupant of its slot, however often the slot is reused. (A `u32`
+    /// generation bumped on each reuse matched again after 2^32 reuses, and
+    /// the LIFO free list puts most reuses on the same few slots.)
     pub(crate) fn lookup(&self, id: WaiterId) -> Option<&Waiter> {
         if id.pool != self.pool {
             return None;
         }
         self.slots
             .get(id.index as usize)
-            .filter(|w| w.generation == id.generation && !matches!(w.state, State::Vacant))
+            .filter(|w| w.seq == id.seq && !matches!(w.state, State::Vacant))
     }
 
     pub(crate) fn slot(&self, index: u32) -> &Waiter {
@@ -136,7 +144,6 @@ impl Waiters {
         let free = self.free;
         let w = &mut self.slots[index as usize];
         debug_assert!(!w.in_wake);
-        w.generation = w.generation.wrapping_add(1);
         w.next = free;
         self.free = index;
         core::mem::replace(&mut w.state, State::Vacant)

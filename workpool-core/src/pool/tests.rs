@@ -11,6 +11,15 @@ use crate::{Closed, ReleaseError, TryAcquireError, UnknownWaiter};
 
 type P = Pool<&'static str>;
 
+/// A pool with the identity targets without atomic read-modify-write use
+/// (`thumbv6m`, `riscv32imc`): the address of a heap cell it owns.
+fn anchored() -> P {
+    Pool::with_identity(
+        hashbrown::DefaultHashBuilder::default(),
+        crate::identity::Identity::anchored(),
+    )
+}
+
 /// Checks the pool's bookkeeping and the contract's invariants: the ready
 /// ring holds every group with room (full ones may linger until the cursor
 /// reaches them), every queue is linked both ways

@@ -22,6 +22,53 @@ mod release {
         check(&b);
     }
 
+    /// Issue 12: without pointer atomics every pool had id 0, so a lease of
+    /// the first key of one pool was released into another.
+    #[test]
+    fn regression_a_lease_of_another_pool_is_rejected_without_atomics() {
+        let (mut a, mut b) = (anchored(), anchored());
+        a.set("k", 2);
+        b.set("k", 2);
+        let held = b.try_acquire().unwrap();
+        let lease = a.try_acquire().unwrap();
+        // Same slot, generation and lease id: only the pool tells them apart.
+        assert_eq!(lease.grant.group, held.grant.group);
+        assert_eq!(lease.grant.generation, held.grant.generation);
+        assert_eq!(lease.id(), held.id());
+        assert!(matches!(
+            b.release(lease),
+            Err(ReleaseError::ForeignPool(_))
+        ));
+        assert_eq!(b.counts(&"k"), counts(2, 1));
+        assert_eq!(a.counts(&"k"), counts(2, 1));
+        check(&a);
+        check(&b);
+        b.release(held).unwrap();
+        assert_eq!(b.counts(&"k"), counts(2, 0));
+    }
+
+    /// A heap address alone would be handed to the next pool once the first
+    /// is dropped; a used pool keeps its address for good.
+    #[test]
+    fn regression_a_lease_outliving_its_pool_is_rejected_without_atomics() {
+        let mut a = anchored();
+        a.set("k", 1);
+        let lease = a.try_acquire().unwrap();
+        drop(a);
+        let mut b = anchored();
+        b.set("k", 1);
+        let held = b.try_acquire().unwrap();
+        assert!(crate::identity::tests::is_retired(lease.pool));
+        assert_ne!(b.identity.id(), lease.pool);
+        assert!(matches!(
+            b.release(lease),
+            Err(ReleaseError::ForeignPool(_))
+        ));
+        assert_eq!(b.counts(&"k"), counts(1, 1));
+        check(&b);
+        b.release(held).unwrap();
+    }
+
     /// A copy of `lease`, as a buggy adapter might forge one.
     pub(super) fn forge(lease: &Lease<&'static str>) -> Lease<&'static str> {
         Lease {

@@ -337,6 +337,49 @@ mod waiter_ids {
     }
 
     #[test]
+    fn regression_a_handle_of_another_pool_is_unknown_without_atomics() {
+        let (mut a, mut b) = (anchored(), anchored());
+        let wa = a.enqueue_key(&"k").unwrap();
+        let wb = b.enqueue_key(&"k").unwrap();
+        assert_eq!((wa.index, wa.seq), (wb.index, wb.seq));
+        assert_eq!(b.claim(wa).unwrap_err(), UnknownWaiter);
+        assert_eq!(b.cancel(wa).unwrap_err(), UnknownWaiter);
+        assert_eq!(b.waiting(&"k"), 1);
+        // Nor does a handle of a dropped pool name the next pool's waiter.
+        drop(a);
+        let mut c = anchored();
+        let wc = c.enqueue_key(&"k").unwrap();
+        assert_eq!((wa.index, wa.seq), (wc.index, wc.seq));
+        assert_eq!(c.cancel(wa).unwrap_err(), UnknownWaiter);
+        assert_eq!(c.waiting(&"k"), 1);
+        check(&b);
+        check(&c);
+    }
+
+    /// Issue 12: a `u32` generation wrapped, and the LIFO free list reuses
+    /// one slot over and over, so a stale handle matched again after 2^32
+    /// waits. The generation is now the waiter's `u64` arrival number.
+    #[test]
+    fn regression_a_stale_handle_never_matches_its_reused_slot() {
+        let mut pool = P::new();
+        let stale = pool.enqueue().unwrap();
+        pool.cancel(stale).unwrap();
+        // Skip 2^32 arrivals rather than make them: the next waiter gets
+        // the same slot and a number equal to the stale one's in its low 32
+        // bits, which is all a `u32` generation would have compared.
+        pool.next_seq = stale.seq + (1 << 32);
+        let again = pool.enqueue().unwrap();
+        assert_eq!(again.index, stale.index);
+        assert_eq!(again.seq as u32, stale.seq as u32);
+        assert_ne!(again, stale);
+        assert_eq!(pool.claim(stale).unwrap_err(), UnknownWaiter);
+        assert_eq!(pool.cancel(stale).unwrap_err(), UnknownWaiter);
+        assert_waiting(&mut pool, again);
+        assert_eq!(pool.waiters(), 1);
+        check(&pool);
+    }
+
+    #[test]
     fn slots_are_dense_and_handles_go_stale() {
         let mut pool = P::new();
         let w: Vec<_> = (0..3).map(|_| pool.enqueue().unwrap()).collect();

@@ -10,7 +10,7 @@
 //! is done.
 //!
 //! - Async, on any executor: [`Pool::acquire`], [`Pool::acquire_key`],
-//!   [`Pool::leases`] (wake-ups go through `event-listener`, so tokio, smol,
+//!   [`Pool::leases`] (wakers are plain `std::task::Waker`s, so tokio, smol,
 //!   `futures` executors and hand-written ones all work).
 //! - Threads: [`Pool::acquire_blocking`], [`Pool::acquire_timeout`],
 //!   [`Pool::acquire_deadline`] and their `_key` forms.

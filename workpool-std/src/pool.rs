@@ -236,7 +236,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     }
 
     /// A snapshot of every tracked key with its counts, in no particular
-    /// order.
+    /// order. O(keys): it clones every key under the lock, so keep it off
+    /// hot paths.
     ///
     /// # Panics
     ///

@@ -291,6 +291,70 @@ async fn close_while_waiting<R: Runner>(rt: R) {
     assert_eq!(pool.counts(&"k"), counts(5, 0));
 }
 
+/// `close_key(k)` while acquisitions wait: those for `k` return `Closed`,
+/// any-key ones keep waiting, the lease out stays valid and counted, and an
+/// acquisition for `k` that starts later waits and is served (after the
+/// older any-key waiters) once `k` is set again.
+async fn close_key_while_waiting<R: Runner>(rt: R) {
+    const KEY_WAITERS: usize = 12;
+    const ANY_WAITERS: usize = 2;
+    let pool: Pool<&'static str> = Pool::new();
+    pool.set("k", 1);
+    let held = rt.acquire(&pool).await.unwrap();
+    let key_waiters: Vec<_> = (0..KEY_WAITERS)
+        .map(|_| {
+            let (pool, rt2) = (pool.clone(), rt.clone());
+            rt.spawn(async move { rt2.acquire_key(&pool, &"k").await })
+        })
+        .collect();
+    wait_until(&rt, "the key waiters", || pool.waiting(&"k") == KEY_WAITERS).await;
+    let any_waiters: Vec<_> = (0..ANY_WAITERS)
+        .map(|_| {
+            let (pool, rt2) = (pool.clone(), rt.clone());
+            rt.spawn(async move { rt2.acquire(&pool).await })
+        })
+        .collect();
+    wait_until(&rt, "all waiters", || {
+        pool.waiters() == KEY_WAITERS + ANY_WAITERS
+    })
+    .await;
+
+    pool.close_key(&"k");
+    for outcome in join_all(key_waiters).await {
+        assert_eq!(outcome.unwrap_err(), Closed, "{}", R::NAME);
+    }
+    assert_eq!(pool.waiters(), ANY_WAITERS);
+    assert!(!pool.is_closed());
+    assert_eq!(pool.counts(&"k"), counts(0, 1));
+    assert_eq!((held.id(), *held.key()), (1, "k"));
+    pool.close_key(&"untracked");
+    assert_eq!(pool.len(), 1);
+
+    // No memory of the close: a later acquisition for `k` waits.
+    let late = rt.spawn({
+        let (pool, rt) = (pool.clone(), rt.clone());
+        async move { rt.acquire_key(&pool, &"k").await }
+    });
+    wait_until(&rt, "the late waiter", || pool.waiting(&"k") == 1).await;
+    drop(held);
+    assert_eq!(pool.counts(&"k"), counts(0, 0));
+    assert_eq!(pool.waiters(), ANY_WAITERS + 1);
+
+    pool.set("k", 3);
+    let mut ids: Vec<_> = join_all(any_waiters)
+        .await
+        .into_iter()
+        .map(|lease| lease.unwrap().id())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [2, 3], "{}: the any-key waiters are older", R::NAME);
+    let lease = late.await.unwrap();
+    assert_eq!((lease.id(), *lease.key()), (4, "k"));
+    drop(lease);
+    assert_eq!(pool.counts(&"k"), counts(3, 0));
+    assert_eq!(pool.waiters(), 0);
+}
+
 /// `leases()` yields leases in the same fair queue as everyone else and
 /// ends (`None`, then terminated) when the pool closes.
 async fn lease_stream<R: Runner>(rt: R) {
@@ -366,6 +430,11 @@ macro_rules! scenarios {
         #[test]
         fn close_while_waiting() {
             Rt::run(super::close_while_waiting::<Rt>);
+        }
+
+        #[test]
+        fn close_key_while_waiting() {
+            Rt::run(super::close_key_while_waiting::<Rt>);
         }
 
         #[test]

@@ -4,16 +4,19 @@ use core::fmt;
 
 use crate::lease::Lease;
 
-/// The pool was closed: no lease will be granted from it again.
+/// The pool was closed (no lease will be granted from it again), or the
+/// key a waiter asked for was.
 ///
 /// Returned by requests made after [`Pool::close`](crate::Pool::close), and
-/// reported to every waiter that was still waiting when it was called.
+/// reported to every waiter that was still waiting when it was called; also
+/// reported to every waiter of a key that was waiting when
+/// [`Pool::close_key`](crate::Pool::close_key) was called for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Closed;
 
 impl fmt::Display for Closed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("pool closed")
+        f.write_str("closed")
     }
 }
 
@@ -32,7 +35,7 @@ pub enum TryAcquireError {
 impl fmt::Display for TryAcquireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Self::Closed => "pool closed",
+            Self::Closed => "closed",
             Self::NoCapacity => "no capacity",
         })
     }

@@ -125,7 +125,8 @@ impl fmt::Debug for WaiterId {
 /// What [`Pool::claim`](crate::Pool::claim) found for a waiter.
 #[must_use = "a granted lease must be released or its capacity stays taken"]
 pub enum Claim<K> {
-    /// The pool was closed while the waiter waited; the waiter is removed.
+    /// The pool, or the waiter's key, was closed while the waiter waited;
+    /// the waiter is removed.
     Closed,
     /// The waiter was granted this lease; the waiter is removed.
     Granted(Lease<K>),

@@ -21,25 +21,29 @@
 //!   [`Pool::try_acquire_key`] (take a lease now or fail),
 //!   [`Pool::enqueue`] / [`Pool::enqueue_key`] (a waiter arrived),
 //!   [`Pool::cancel`] (a waiter gave up), [`Pool::release`] (a lease came
-//!   back), [`Pool::close`].
+//!   back), [`Pool::close`], [`Pool::close_key`] (a key went away: its
+//!   waiters fail).
 //! - **Outputs**: [`Pool::poll_wake`] names, oldest first, each waiter whose
 //!   outcome was decided (granted or closed). It gains entries only during
-//!   `set`, `release`, `cancel` and `close`; drain it after each of those and
-//!   wake whoever it names. The woken party calls [`Pool::claim`] to collect
-//!   its lease (or learn the pool closed).
+//!   `set`, `release`, `cancel`, `close` and `close_key`; drain it after each
+//!   of those and wake whoever it names. The woken party calls
+//!   [`Pool::claim`] to collect its lease (or learn it was closed).
 //!
 //! # The contract
 //!
 //! - A lease is granted from a key only while `active < target`; lowering a
 //!   target revokes nothing. A key whose target is 0 and that has no lease
 //!   and no waiter is forgotten; leases granted before `set(k, 0)` still
-//!   count if `k` is set again.
+//!   count if `k` is set again. A waiter for a key with target 0 waits
+//!   until the key is set again; [`Pool::close_key`] fails the waiters a key
+//!   has when it goes away for good.
 //! - Lease ids are unique in a pool, strictly increasing, start at 1.
 //! - Freed or added capacity goes to the oldest waiter it can serve; nothing
 //!   (not even `try_acquire*`) takes capacity an earlier waiter could use.
 //!   After every call no waiter waits while a key it could use has room.
 //! - A cancelled waiter that had been granted passes its lease on.
-//! - Every operation but `close` is O(1) amortised in keys and waiters.
+//! - Every operation but `close` is O(1) amortised in keys and waiters
+//!   (`close_key` costs O(1) per waiter it fails, each at most once).
 //!
 //! # Example
 //!

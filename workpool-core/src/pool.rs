@@ -35,6 +35,12 @@ use crate::waiters::{List, State, Waiters, NIL};
 /// nothing; it is forgotten once it has no live lease and no waiter, and a
 /// key that is set again later still counts the leases it had.
 ///
+/// A waiter for a key whose target is 0 does not fail: it waits until the
+/// key is set again or the pool closes, which may be never. When a key goes
+/// away for good, [`close_key`](Self::close_key) sets its target to 0 *and*
+/// tells the waiters it has at that moment [`Closed`]; waiters that arrive
+/// later wait as on any key with target 0.
+///
 /// # Identity
 ///
 /// Leases and waiter handles name their pool, and every other pool rejects
@@ -236,10 +242,11 @@ impl<K, S> Pool<K, S> {
     /// Raising it serves waiters (oldest first) with the new room, then puts
     /// the rest of the room up for any-key grants. Lowering it revokes no
     /// lease. Setting 0 stops grants for the key and forgets it once it has
-    /// no live lease and no waiter. `set` works after [`close`](Self::close)
-    /// too. Any waiter it serves is reported by [`poll_wake`](Self::poll_wake).
-    ///
-    /// # Panics
+    /// no live lease and no waiter; waiters for the key keep waiting (until
+    /// it is set again or the pool closes): use
+    /// [`close_key`](Self::close_key) to fail them instead. `set` works after
+    /// [`close`](Self::close) too. Any waiter it serves is reported by
+    /// [`poll_wake`](Self::poll_wake).
     ///
     /// Returns `key` when the pool did not keep it (it already tracked an
     /// equal key, or the target is 0 for a key it does not track), so that
@@ -547,31 +554,81 @@ impl<K, S> Pool<K, S> {
         let mut queue = core::mem::replace(&mut self.any_queue, List::EMPTY);
         self.close_queue(&mut queue);
         for g in 0..self.groups.capacity() as u32 {
-            let Some(group) = self.groups.get(g) else {
-                continue;
-            };
-            if group.waiting == 0 {
-                continue;
+            if self.groups.get(g).is_some_and(|group| group.waiting > 0) {
+                self.close_group(g);
             }
-            let mut queue = group.queue;
-            self.close_queue(&mut queue);
-            let group = self.groups.at_mut(g);
-            group.queue = queue;
-            group.waiting = 0;
-            self.forget_if_idle(g);
+        }
+    }
+
+    /// Closes one key: its target becomes 0 and every waiter waiting for it
+    /// right now is told [`Closed`] (reported by
+    /// [`poll_wake`](Self::poll_wake), oldest first, and answered by
+    /// [`claim`](Self::claim) with [`Claim::Closed`]). Then the key is
+    /// forgotten if it has no live lease (collect it from
+    /// [`poll_forgotten`](Self::poll_forgotten)).
+    ///
+    /// It is an event, not a state: the pool does not remember closed keys
+    /// (that would cost memory for every key ever closed). A waiter that
+    /// arrives later for the same key waits as on any key with target 0,
+    /// until the key is set again. Any-key waiters are not affected, nor
+    /// are waiters already granted a lease from the key (their
+    /// [`claim`](Self::claim) hands it over). Leases out stay valid and keep
+    /// counting until released, also if the key is set again. A key the
+    /// pool does not track is left alone; on a closed pool only the target
+    /// changes (its waiters were told at [`close`](Self::close)).
+    ///
+    /// O(1) plus O(1) per waiter it fails, which is the size of its output;
+    /// a waiter is failed at most once, so this is O(1) amortised.
+    ///
+    /// # Panics
+    ///
+    /// If `Q`'s `Hash` or `Eq` panics (then the pool is unchanged).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::{Claim, Counts, Pool};
+    /// let mut pool = Pool::new();
+    /// pool.set("a", 1);
+    /// let lease = pool.try_acquire_key(&"a").unwrap();
+    /// let waiter = pool.enqueue_key(&"a").unwrap();
+    /// let any = pool.enqueue().unwrap();
+    ///
+    /// pool.close_key(&"a");
+    /// assert_eq!(pool.poll_wake(), Some(waiter));
+    /// assert_eq!(pool.poll_wake(), None); // the any-key waiter still waits
+    /// assert!(matches!(pool.claim(waiter), Ok(Claim::Closed)));
+    /// assert!(matches!(pool.claim(any), Ok(Claim::Waiting)));
+    /// assert_eq!(pool.counts(&"a"), Counts { target: 0, active: 1 });
+    ///
+    /// // A later waiter waits, and is served once the key is back.
+    /// let later = pool.enqueue_key(&"a").unwrap();
+    /// pool.release(lease).unwrap();
+    /// pool.set("a", 2); // the older waiter first
+    /// assert_eq!(pool.poll_wake(), Some(any));
+    /// assert_eq!(pool.poll_wake(), Some(later));
+    /// ```
+    pub fn close_key<Q>(&mut self, key: &Q)
+    where
+        Q: ?Sized + Hash + Equivalent<K>,
+        S: BuildHasher,
+    {
+        if let Some(g) = self.find(key) {
+            self.groups.at_mut(g).target = 0;
+            self.close_group(g);
         }
     }
 
     // ---------------------------------------------------------------- outputs
 
     /// The next waiter whose outcome was decided (granted a lease, or told
-    /// the pool closed) since it last waited, oldest decision first; `None`
+    /// the pool or its key closed) since it last waited, oldest decision first; `None`
     /// when there is nothing new.
     ///
     /// New entries appear only during [`set`](Self::set),
-    /// [`release`](Self::release), [`cancel`](Self::cancel) and
-    /// [`close`](Self::close); drain this after each of those and wake the
-    /// waiters it names. A waiter that is claimed or cancelled before it is
+    /// [`release`](Self::release), [`cancel`](Self::cancel),
+    /// [`close`](Self::close) and [`close_key`](Self::close_key); drain this
+    /// after each of those and wake the waiters it names. A waiter that is claimed or cancelled before it is
     /// reported is not reported.
     ///
     /// # Examples
@@ -598,7 +655,8 @@ impl<K, S> Pool<K, S> {
     /// the keys it forgets until they are collected here, so that an adapter
     /// can drop them after unlocking (a key's `Drop` is user code). Drain it
     /// after [`set`](Self::set), [`release`](Self::release),
-    /// [`cancel`](Self::cancel) and [`close`](Self::close). A key that is
+    /// [`cancel`](Self::cancel), [`close`](Self::close) and
+    /// [`close_key`](Self::close_key). A key that is
     /// never collected is dropped when its slot is reused or the pool is
     /// dropped, so not draining costs memory, never correctness.
     ///
@@ -618,7 +676,8 @@ impl<K, S> Pool<K, S> {
     }
 
     /// Asks where a waiter stands. [`Claim::Granted`] hands over its lease
-    /// and [`Claim::Closed`] reports the close; both remove the waiter, so
+    /// and [`Claim::Closed`] reports the close (of the pool or of the
+    /// waiter's key); both remove the waiter, so
     /// its handle goes stale. [`Claim::Waiting`] leaves it queued.
     ///
     /// # Errors
@@ -856,12 +915,22 @@ impl<K, S> Pool<K, S> {
         self.waiters.push_back(&mut self.wake, index);
     }
 
-    /// Tells every waiter of `queue` that the pool closed, emptying it.
+    /// Tells every waiter of `queue` that it was closed, emptying it.
     fn close_queue(&mut self, queue: &mut List) {
         while let Some(index) = self.waiters.pop_front(queue) {
             self.waiters.waiting -= 1;
             self.decide(index, State::Closed);
         }
+    }
+
+    /// Tells every key waiter of group `g` that it closed, then forgets the
+    /// group if nothing else refers to it.
+    fn close_group(&mut self, g: u32) {
+        let group = self.groups.at_mut(g);
+        let mut queue = core::mem::replace(&mut group.queue, List::EMPTY);
+        group.waiting = 0;
+        self.close_queue(&mut queue);
+        self.forget_if_idle(g);
     }
 
     /// Removes a decided waiter (granted or closed) and returns its state.

@@ -3,7 +3,7 @@
 use core::fmt;
 use core::hash::{BuildHasher, Hash};
 
-use hashbrown::DefaultHashBuilder;
+use hashbrown::{DefaultHashBuilder, Equivalent};
 
 use crate::error::{ReleaseError, TryAcquireError};
 use crate::lease::{Counts, Lease};
@@ -187,6 +187,34 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> SharedPool<K, S> {
     /// ```
     pub fn close(&self) {
         self.with(Pool::close);
+        self.drop_forgotten();
+    }
+
+    /// [`Pool::close_key`] under the lock. The waiters it fails are reported
+    /// by [`Pool::poll_wake`] (reach it through [`with`](Self::with)); a key
+    /// the pool forgets is dropped after the lock is released.
+    ///
+    /// # Panics
+    ///
+    /// If `Q`'s `Hash` or `Eq` panics (the lock is released and the pool
+    /// is unchanged).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::{Claim, SharedPool};
+    /// let pool = SharedPool::<&str>::new();
+    /// let waiter = pool.with(|p| p.enqueue_key(&"a")).unwrap();
+    /// pool.close_key(&"a");
+    /// assert_eq!(pool.with(|p| p.poll_wake()), Some(waiter));
+    /// assert!(matches!(pool.with(|p| p.claim(waiter)), Ok(Claim::Closed)));
+    /// assert!(pool.with(|p| p.is_empty()));
+    /// ```
+    pub fn close_key<Q>(&self, key: &Q)
+    where
+        Q: ?Sized + Hash + Equivalent<K>,
+    {
+        self.with(|p| p.close_key(key));
         self.drop_forgotten();
     }
 

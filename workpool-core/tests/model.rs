@@ -39,6 +39,8 @@ enum Op {
     /// Use a dead waiter handle, a handle and a lease of another pool.
     Foreign(usize),
     Close,
+    /// Close one key (target 0, its waiters fail).
+    CloseKey(u8),
     /// Drain `poll_wake`.
     PollWake,
 }
@@ -56,6 +58,7 @@ fn op() -> impl Strategy<Value = Op> {
         14 => (0..32usize).prop_map(Op::Release),
         2 => (0..32usize).prop_map(Op::Foreign),
         1 => Just(Op::Close),
+        3 => (0..=KEYS).prop_map(Op::CloseKey),
         8 => Just(Op::PollWake),
     ]
 }
@@ -127,6 +130,41 @@ fn pinned_sequences() {
     // A cancelled grant passes its lease on.
     run(&[Set(0, 1), Enqueue, Enqueue, Cancel(0), PollWake, Claim(0)]);
     run(&[Set(0, u64::MAX), TryAcquire, Set(0, 1), Enqueue, Release(0)]);
+    // Closing a key fails its waiters oldest first and no one else; a key
+    // kept for its leases still counts them when set again.
+    run(&[
+        Set(0, 1),
+        TryAcquire,
+        EnqueueKey(0),
+        Enqueue,
+        EnqueueKey(0),
+        CloseKey(0),
+        PollWake,
+        Claim(0),
+        Set(0, 2),
+        PollWake,
+    ]);
+    // A grant decided before the close stands; a later waiter waits.
+    run(&[
+        Set(0, 1),
+        TryAcquire,
+        EnqueueKey(0),
+        EnqueueKey(0),
+        Release(0),
+        CloseKey(0),
+        EnqueueKey(0),
+        PollWake,
+        Claim(0),
+        Set(0, 1),
+    ]);
+    // Untracked keys, and keys of a closed pool.
+    run(&[
+        CloseKey(KEYS),
+        EnqueueKey(1),
+        Close,
+        CloseKey(1),
+        CloseKey(2),
+    ]);
 }
 
 /// Keys that all hash alike are told apart, forgotten and tracked again.
@@ -425,6 +463,22 @@ impl Model {
         self.give_back(key);
     }
 
+    /// Target 0 and every waiter of `key` told `Closed`, oldest first,
+    /// each its own decision.
+    fn close_key(&mut self, key: u8) {
+        let Some(group) = self.groups.get_mut(&key) else {
+            return;
+        };
+        group.target = 0;
+        for w in &mut self.waiters {
+            if w.state == State::Waiting && w.key == Some(key) {
+                w.state = State::Closed;
+                self.decisions += 1;
+                self.wake.push((w.id, self.decisions));
+            }
+        }
+    }
+
     fn close(&mut self) {
         if self.closed {
             return;
@@ -608,6 +662,10 @@ impl<S: BuildHasher> Run<S> {
                 self.model.close();
                 self.pool.close();
             }
+            Op::CloseKey(key) => {
+                self.model.close_key(key);
+                self.pool.close_key(&key);
+            }
             Op::PollWake => self.poll_wake(),
         }
         self.model.forget_idle();
@@ -669,7 +727,7 @@ impl<S: BuildHasher> Run<S> {
         let mut expected: Vec<(u64, u64)> =
             self.model.wake.drain(..).map(|(w, d)| (d, w)).collect();
         // Decisions come out in order; those made together (by close) in
-        // any order.
+        // any order. Those of `close_key` are one per waiter, oldest first.
         assert!(
             got.windows(2).all(|p| p[0].0 <= p[1].0),
             "wake order {got:?}"

@@ -2,10 +2,13 @@
 //! for (Teleport keeping N agents connected per proxy endpoint).
 //!
 //! A controller makes proxy endpoints appear, change their wanted agent count
-//! and disappear (target 0). A dispatcher takes leases from
+//! and disappear ([`Pool::close_key`]: target 0, and every re-dial waiting
+//! for that endpoint ends with `Closed`). A dispatcher takes leases from
 //! [`Pool::leases`] and spawns one agent per lease. Agents "connect" for a
 //! random time; some fail early, drop their lease and sometimes re-dial the
-//! same endpoint with `acquire_key` under a timeout.
+//! same endpoint with a plain `acquire_key`, which needs no timeout: it ends
+//! with a lease, or with `Closed` when the endpoint goes away (or, at the
+//! end, the pool closes).
 //!
 //! Every agent checks, right after it got its lease, that the number of
 //! agents it can see on its endpoint is within the highest target that was
@@ -27,7 +30,7 @@ use std::time::{Duration, Instant};
 use futures_lite::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use workpool_std::{Lease, Pool};
+use workpool_std::{Closed, Lease, Pool};
 
 /// Endpoints are keyed by their index; `name` makes them readable.
 type Key = usize;
@@ -187,6 +190,16 @@ impl Targets {
         log.history[key].push((seq, target));
     }
 
+    /// The endpoint went away: `close_key` sets its target to 0 and fails
+    /// the re-dials waiting for it.
+    fn close(&self, pool: &Pool<Key>, key: Key) {
+        let mut log = self.lock();
+        log.seq += 1;
+        let seq = log.seq;
+        pool.close_key(&key);
+        log.history[key].push((seq, 0));
+    }
+
     fn now(&self) -> u64 {
         self.lock().seq
     }
@@ -226,6 +239,9 @@ struct EndpointStats {
     granted: AtomicU64,
     failures: AtomicU64,
     redials: AtomicU64,
+    /// Re-dials that ended with `Closed` (the endpoint went down, or the
+    /// pool closed at the end of the run).
+    closed: AtomicU64,
     violations: AtomicU64,
 }
 
@@ -352,10 +368,14 @@ fn change_endpoints(world: &World, rng: &mut Rng, config: &Config) -> String {
         if new == old {
             continue;
         }
-        world.targets.set(&world.pool, key, new);
+        if new == 0 {
+            world.targets.close(&world.pool, key);
+        } else {
+            world.targets.set(&world.pool, key, new);
+        }
         let what = match (old, new) {
             (0, _) => "up",
-            (_, 0) => "down",
+            (_, 0) => "down (closed)",
             _ => "retarget",
         };
         events.push(format!("{} {what} {old}->{new}", name(key)));
@@ -412,15 +432,17 @@ async fn agent(mut session: Session, mut shutdown: watch::Receiver<bool>) -> u64
         if !rng.chance(50) {
             return sessions;
         }
-        // Back off, then re-dial the same endpoint, for a limited time.
+        // Back off, then re-dial the same endpoint. No timeout: if the
+        // endpoint goes down meanwhile, `close_key` ends the wait.
         tokio::time::sleep(rng.millis(10, 100)).await;
         world.stats[key].redials.fetch_add(1, Ordering::Relaxed);
         let since = world.targets.now();
-        let redial = tokio::time::timeout(rng.millis(50, 400), world.pool.acquire_key(&key));
-        session = match redial.await {
-            Ok(Ok(lease)) => Session::start(&world, lease, since),
-            // Closed, or timed out (the future is dropped: cancel-safe).
-            Ok(Err(_)) | Err(_) => return sessions,
+        session = match world.pool.acquire_key(&key).await {
+            Ok(lease) => Session::start(&world, lease, since),
+            Err(Closed) => {
+                world.stats[key].closed.fetch_add(1, Ordering::Relaxed);
+                return sessions;
+            }
         };
         sessions += 1;
     }
@@ -511,16 +533,24 @@ impl Report {
     fn print(&self, world: &World) {
         println!("\n== summary ==");
         println!(
-            "  {:<8} {:>7} {:>8} {:>7} {:>10} {:>10} {:>10}",
-            "key", "granted", "failures", "redials", "max active", "max target", "violations"
+            "  {:<8} {:>7} {:>8} {:>7} {:>6} {:>10} {:>10} {:>10}",
+            "key",
+            "granted",
+            "failures",
+            "redials",
+            "closed",
+            "max active",
+            "max target",
+            "violations"
         );
         for (key, s) in world.stats.iter().enumerate() {
             println!(
-                "  {:<8} {:>7} {:>8} {:>7} {:>10} {:>10} {:>10}",
+                "  {:<8} {:>7} {:>8} {:>7} {:>6} {:>10} {:>10} {:>10}",
                 name(key),
                 s.granted.load(Ordering::Relaxed),
                 s.failures.load(Ordering::Relaxed),
                 s.redials.load(Ordering::Relaxed),
+                s.closed.load(Ordering::Relaxed),
                 s.max_active.load(Ordering::Relaxed),
                 world.targets.max_ever(key),
                 s.violations.load(Ordering::Relaxed),

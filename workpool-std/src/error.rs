@@ -7,7 +7,8 @@ pub use workpool_core::{Closed, TryAcquireError};
 /// Why a blocking acquisition with a time limit returned no lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AcquireTimeoutError {
-    /// The pool was closed before a lease could be granted.
+    /// The pool, or the key asked for, was closed before a lease could be
+    /// granted (see [`Closed`]).
     Closed,
     /// The time limit passed first.
     Timeout,
@@ -16,7 +17,7 @@ pub enum AcquireTimeoutError {
 impl fmt::Display for AcquireTimeoutError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Self::Closed => "pool closed",
+            Self::Closed => "closed",
             Self::Timeout => "timed out",
         })
     }

@@ -35,6 +35,13 @@ use crate::{Counts, DefaultHashBuilder, Equivalent};
 /// once it has no live lease and no waiter; a key that is set again later
 /// still counts the leases it had.
 ///
+/// An acquisition waiting for a key whose target is 0 does not fail: it
+/// waits until the key is set again or the pool closes, which may be never.
+/// When a key goes away for good (an endpoint disappeared), call
+/// [`close_key`](Self::close_key) instead of `set(key, 0)`: the target
+/// becomes 0 and the acquisitions waiting for that key fail with
+/// [`Closed`]. Acquisitions from any key are not affected.
+///
 /// # Memory ordering
 ///
 /// All state sits behind one mutex: everything a task did before releasing a
@@ -172,7 +179,10 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     ///
     /// Raising a target grants the new room to waiters (oldest first) and
     /// wakes only those. Lowering it revokes no lease; see the type docs.
-    /// Works after [`close`](Self::close) too.
+    /// Acquisitions waiting for a key set to 0 keep waiting, until it is set
+    /// again or the pool closes; to make them fail with [`Closed`] because
+    /// the key is gone for good, use [`close_key`](Self::close_key). Works
+    /// after [`close`](Self::close) too.
     ///
     /// # Panics
     ///
@@ -582,6 +592,55 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// ```
     pub fn leases(&self) -> Leases<K, S> {
         Leases::new(Arc::clone(&self.shared))
+    }
+
+    /// Closes one key, for a key that is gone for good (an endpoint that
+    /// disappeared): its target becomes 0, and every acquisition waiting for
+    /// that key right now fails with [`Closed`] and is woken (the `_timeout`
+    /// and `_deadline` forms with [`AcquireTimeoutError::Closed`]).
+    ///
+    /// It is an event, not a state: the pool keeps no record of closed keys,
+    /// so memory stays bounded by live keys. An acquisition for the key that
+    /// starts later waits as for any key with target 0, until the key is set
+    /// again (or the pool closes). Acquisitions from any key, including
+    /// [`leases`](Self::leases) streams, are not affected, nor is an
+    /// acquisition the key already handed a lease to. Leases out stay valid
+    /// and keep counting until dropped, also if the key is set again. A key
+    /// the pool does not track is left alone. Works after
+    /// [`close`](Self::close) too (only the target changes then).
+    ///
+    /// O(1) plus O(1) per acquisition it fails.
+    ///
+    /// # Panics
+    ///
+    /// If `K`'s (or `Q`'s) `Hash` or `Eq` panics; the pool is unchanged then
+    /// and stays usable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures_lite::future::block_on(async {
+    /// use std::pin::pin;
+    /// use futures_lite::future::poll_once;
+    /// use workpool_std::{Closed, Counts, Pool};
+    ///
+    /// let pool = Pool::new();
+    /// pool.set("spam", 1);
+    /// let lease = pool.acquire_key(&"spam").await?;
+    /// let mut waiting = pin!(pool.acquire_key(&"spam"));
+    /// assert!(poll_once(&mut waiting).await.is_none());
+    ///
+    /// pool.close_key(&"spam");
+    /// assert_eq!(waiting.await.unwrap_err(), Closed);
+    /// // The lease out stays valid and counted until it is dropped.
+    /// assert_eq!(pool.counts(&"spam"), Counts { target: 0, active: 1 });
+    /// drop(lease);
+    /// assert!(pool.is_empty());
+    /// # Ok::<(), Closed>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn close_key<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) {
+        self.shared.close_key(key);
     }
 
     fn lease<E>(&self, granted: Result<workpool_core::Lease<K>, E>) -> Result<Lease<K, S>, E> {

@@ -396,6 +396,15 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             }
         }
     }
+
+    /// Closes one key in the core and wakes the waiters it failed (and drops
+    /// the key if the core forgot it) after unlocking.
+    pub(crate) fn close_key<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) {
+        let after = After::new();
+        let mut state = self.lock();
+        state.core.close_key(key);
+        self.finish(state, after);
+    }
 }
 
 impl<K: Hash + Eq + Clone, S: BuildHasher> State<K, S> {

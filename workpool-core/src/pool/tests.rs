@@ -142,5 +142,6 @@ fn public_types_are_send_and_sync() {
 }
 
 mod acquire;
+mod close_key;
 mod lifecycle;
 mod waiting;

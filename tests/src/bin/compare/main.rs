@@ -128,12 +128,14 @@ fn main() -> ExitCode {
     let (s1_try, s1_async) = timing::uncontended(&mut bench);
     let keyed = timing::keyed(&mut bench);
     let contended = timing::contended(&mut bench);
+    let pooled = timing::pooled(&mut bench);
     bench.progress.finish();
     let results = Results {
         s1_try,
         s1_async,
         keyed,
         contended,
+        pooled,
         memory,
     };
 

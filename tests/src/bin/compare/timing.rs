@@ -284,3 +284,54 @@ pub(crate) fn contended(bench: &mut Bench) -> Vec<Row> {
     }
     rows
 }
+
+/// S3 again with 16 keys, but the peers as one semaphore holding the same
+/// total (16 x 4 = 64 permits): what any-key traffic costs against the
+/// simplest structure that offers the same capacity.
+pub(crate) fn pooled(bench: &mut Bench) -> Row {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let keys = 16;
+    let total = (keys * CONTENDED_TARGET) as usize;
+    let pool = keyed_pool(keys, CONTENDED_TARGET);
+    let tokio_sem = Arc::new(tokio::sync::Semaphore::new(total));
+    let async_lock_sem = Arc::new(async_lock::Semaphore::new(total));
+    bench.measure(
+        &format!("S3 contended, any of {keys} keys vs one semaphore of {total}"),
+        TASKS,
+        vec![
+            tasks(&rt, WP_ANY, |_, n| {
+                let pool = pool.clone();
+                async move {
+                    for _ in 0..n {
+                        let lease = pool.acquire().await.unwrap();
+                        tokio::task::yield_now().await;
+                        drop(lease);
+                    }
+                }
+            }),
+            tasks(&rt, TOKIO, |_, n| {
+                let sem = Arc::clone(&tokio_sem);
+                async move {
+                    for _ in 0..n {
+                        let permit = sem.acquire().await.unwrap();
+                        tokio::task::yield_now().await;
+                        drop(permit);
+                    }
+                }
+            }),
+            tasks(&rt, ASYNC_LOCK, |_, n| {
+                let sem = Arc::clone(&async_lock_sem);
+                async move {
+                    for _ in 0..n {
+                        let guard = sem.acquire().await;
+                        tokio::task::yield_now().await;
+                        drop(guard);
+                    }
+                }
+            }),
+        ],
+    )
+}

@@ -154,6 +154,10 @@ impl<K, Q: ?Sized + fmt::Debug, S> fmt::Debug for AcquireKey<'_, K, Q, S> {
 /// for every item. The stream waits in the same fair queue as everyone else,
 /// with one place at a time.
 ///
+/// The stream does not keep the pool open: it ends when the last
+/// [`Pool`](crate::Pool) handle is dropped, as Go's channel closes on
+/// `Stop`.
+///
 /// # Cancel safety
 ///
 /// Dropping the stream (or a pending `next()`) gives up its place in the

@@ -16,7 +16,7 @@
 //!   [`Pool::acquire_deadline`] and their `_key` forms.
 //! - Now or never: [`Pool::try_acquire`], [`Pool::try_acquire_key`].
 //! - Control: [`Pool::set`], [`Pool::counts`], [`Pool::snapshot`],
-//!   [`Pool::close`].
+//!   [`Pool::close`]. Dropping the last `Pool` handle closes the pool too.
 //!
 //! Fairness is strict FIFO among the waiters that capacity can serve, with no
 //! barging; any-key grants rotate round-robin over keys with room; lowering a

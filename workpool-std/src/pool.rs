@@ -35,6 +35,31 @@ use crate::{Counts, DefaultHashBuilder, Equivalent};
 /// once it has no live lease and no waiter; a key that is set again later
 /// still counts the leases it had.
 ///
+/// # Dropping the last handle
+///
+/// Dropping the last `Pool` handle [closes](Self::close) the pool: nobody
+/// could change a target any more, so instead of leaving them pending for
+/// ever, waiting acquisitions fail with [`Closed`] and [`leases`](Self::leases)
+/// streams end. Only `Pool` handles keep a pool open: leases and lease
+/// streams do not. Leases stay valid after that, and dropping them still
+/// works.
+///
+/// ```
+/// use futures_lite::{future::block_on, StreamExt};
+/// use workpool_std::Pool;
+///
+/// let pool = Pool::new();
+/// pool.set("spam", 1);
+/// let lease = pool.try_acquire().unwrap();
+/// let mut leases = pool.leases();
+/// let other = pool.clone();
+/// drop(pool); // `other` keeps the pool open
+/// assert!(!other.is_closed());
+/// drop(other); // the last handle: the pool closes
+/// assert!(block_on(leases.next()).is_none());
+/// drop(lease); // leases out stay valid until dropped
+/// ```
+///
 /// # Memory ordering
 ///
 /// All state sits behind one mutex: everything a task did before releasing a
@@ -139,6 +164,9 @@ impl<K, S> Pool<K, S> {
     /// keep working, and leases already out stay valid until dropped.
     ///
     /// Unlike every other operation this is O(keys + waiters), once.
+    ///
+    /// Dropping the last `Pool` handle closes the pool too (see the type
+    /// docs, "Dropping the last handle").
     ///
     /// # Examples
     ///
@@ -597,11 +625,21 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
 }
 
 impl<K, S> Clone for Pool<K, S> {
-    /// Another handle to the same pool.
+    /// Another handle to the same pool; it keeps the pool open as the
+    /// others do.
     fn clone(&self) -> Self {
+        self.shared.add_handle();
         Self {
             shared: Arc::clone(&self.shared),
         }
+    }
+}
+
+impl<K, S> Drop for Pool<K, S> {
+    /// Drops this handle; dropping the last one closes the pool (see the
+    /// type docs).
+    fn drop(&mut self) {
+        self.shared.drop_handle();
     }
 }
 

@@ -12,6 +12,8 @@
 //! - Async, on any executor: [`Pool::acquire`], [`Pool::acquire_key`],
 //!   [`Pool::leases`] (wake-ups go through `event-listener`, so tokio, smol,
 //!   `futures` executors and hand-written ones all work).
+//! - Spawnable: [`Pool::acquire_owned`] and [`Pool::acquire_key_owned`]
+//!   return `'static` futures.
 //! - Threads: [`Pool::acquire_blocking`], [`Pool::acquire_timeout`],
 //!   [`Pool::acquire_deadline`] and their `_key` forms.
 //! - Now or never: [`Pool::try_acquire`], [`Pool::try_acquire_key`].

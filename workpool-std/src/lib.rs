@@ -13,7 +13,8 @@
 //!   [`Pool::leases`] (wake-ups go through `event-listener`, so tokio, smol,
 //!   `futures` executors and hand-written ones all work).
 //! - Spawnable: [`Pool::acquire_owned`] and [`Pool::acquire_key_owned`]
-//!   return `'static` futures.
+//!   return `'static` futures; [`PollPool`] acquires from `poll_*` methods
+//!   (a `tower` service's `poll_ready`).
 //! - Threads: [`Pool::acquire_blocking`], [`Pool::acquire_timeout`],
 //!   [`Pool::acquire_deadline`] and their `_key` forms.
 //! - Now or never: [`Pool::try_acquire`], [`Pool::try_acquire_key`].
@@ -76,12 +77,14 @@
 mod error;
 pub mod futures;
 mod lease;
+mod poll;
 mod pool;
 mod shared;
 mod sync;
 
 pub use error::{AcquireTimeoutError, Closed, TryAcquireError};
 pub use lease::Lease;
+pub use poll::PollPool;
 pub use pool::Pool;
 pub use workpool_core::{Counts, DefaultHashBuilder, Equivalent};
 

@@ -40,9 +40,9 @@ use crate::{Counts, DefaultHashBuilder, Equivalent};
 /// Dropping the last `Pool` handle [closes](Self::close) the pool: nobody
 /// could change a target any more, so instead of leaving them pending for
 /// ever, waiting acquisitions fail with [`Closed`] and [`leases`](Self::leases)
-/// streams end. Only `Pool` handles keep a pool open: leases, lease streams
-/// and [owned futures](Self::acquire_owned) do not. Leases stay valid after
-/// that, and dropping them still works.
+/// streams end. Only `Pool` handles keep a pool open: leases, lease streams,
+/// [owned futures](Self::acquire_owned) and [`PollPool`](crate::PollPool)s
+/// do not. Leases stay valid after that, and dropping them still works.
 ///
 /// ```
 /// use futures_lite::{future::block_on, StreamExt};
@@ -705,6 +705,14 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// ```
     pub fn acquire_key_owned(&self, key: K) -> AcquireKeyOwned<K, S> {
         AcquireKeyOwned::new(Arc::clone(&self.shared), key)
+    }
+}
+
+impl<K, S> Pool<K, S> {
+    /// The state this handle shares, for types that hold it without being
+    /// a handle (`PollPool`).
+    pub(crate) fn shared(&self) -> &Arc<Shared<K, S>> {
+        &self.shared
     }
 }
 

@@ -29,9 +29,9 @@
 //!
 //! # Handles
 //!
-//! [`Shared`] counts the `Pool` handles beside its `Arc`. Leases, streams
-//! and owned futures hold the `Arc` but not a handle: none of them can
-//! change a target, so once the last handle is gone nothing could
+//! [`Shared`] counts the `Pool` handles beside its `Arc`. Leases, streams,
+//! owned futures and `PollPool`s hold the `Arc` but not a handle: none of
+//! them can change a target, so once the last handle is gone nothing could
 //! ever serve a waiter again, and the last handle's drop closes the pool.
 //! A handle is only made from a live one, so the count never comes back
 //! from zero.

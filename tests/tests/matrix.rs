@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use futures_core::future::FusedFuture;
 use futures_core::stream::FusedStream;
+use futures_lite::future::poll_once;
 use futures_lite::StreamExt;
 use workpool_std::{Closed, Counts, Pool, TryAcquireError};
 use workpool_tests::{join_all, wait_until, Runner};
@@ -338,6 +340,51 @@ async fn lease_stream<R: Runner>(rt: R) {
     assert_eq!(pool.counts(&"k"), counts(2, 0));
 }
 
+/// The owned futures are spawned as tasks of their own, which the borrowed
+/// ones cannot be, with keys made on the spot: they wait in the same fair
+/// queue (served oldest first, one per release), and a dropped one gives
+/// up its place.
+async fn owned_futures<R: Runner>(rt: R) {
+    const N: usize = 12;
+    let pool: Pool<String> = Pool::new();
+    pool.set("k".to_owned(), 1);
+    let held = pool.try_acquire().unwrap();
+
+    // Queued, then dropped: it leaves nothing behind.
+    let mut dropped = Box::pin(pool.acquire_key_owned(format!("{}", 'k')));
+    assert!(poll_once(&mut dropped).await.is_none());
+    assert_eq!(pool.waiting("k"), 1);
+    drop(dropped);
+    assert_eq!(pool.waiters(), 0);
+
+    let mut tasks = Vec::new();
+    for i in 0..N {
+        tasks.push(if i % 2 == 0 {
+            rt.spawn(pool.acquire_key_owned(String::from("k")))
+        } else {
+            rt.spawn(pool.acquire_owned())
+        });
+        // One at a time, so the queue order is the spawn order.
+        wait_until(&rt, "the task to queue", || pool.waiters() == i + 1).await;
+    }
+    drop(held);
+    for (i, task) in tasks.into_iter().enumerate() {
+        let lease = task.await.unwrap();
+        assert_eq!(lease.id(), i as u64 + 2, "{}: oldest first", R::NAME);
+        assert_eq!(pool.counts("k"), counts(1, 1));
+        drop(lease); // serves the next task
+    }
+    assert_eq!(pool.counts("k"), counts(1, 0));
+    assert_eq!(pool.waiters(), 0);
+
+    // A completed owned future says so.
+    let mut done = pool.acquire_owned();
+    assert!(!done.is_terminated());
+    let lease = (&mut done).await.unwrap();
+    assert!(done.is_terminated());
+    drop(lease);
+}
+
 macro_rules! scenarios {
     ($runner:ty) => {
         use super::*;
@@ -371,6 +418,11 @@ macro_rules! scenarios {
         #[test]
         fn lease_stream() {
             Rt::run(super::lease_stream::<Rt>);
+        }
+
+        #[test]
+        fn owned_futures() {
+            Rt::run(super::owned_futures::<Rt>);
         }
     };
 }

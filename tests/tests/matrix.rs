@@ -4,6 +4,7 @@
 //! threads with the blocking and the timed calls.
 
 use std::collections::HashMap;
+use std::future::poll_fn;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -11,8 +12,8 @@ use futures_core::future::FusedFuture;
 use futures_core::stream::FusedStream;
 use futures_lite::future::poll_once;
 use futures_lite::StreamExt;
-use workpool_std::{Closed, Counts, Pool, TryAcquireError};
-use workpool_tests::{join_all, wait_until, Runner};
+use workpool_std::{Closed, Counts, PollPool, Pool, TryAcquireError};
+use workpool_tests::{join_all, wait_until, Runner, Tracked};
 
 const fn counts(target: u64, active: u64) -> Counts {
     Counts { target, active }
@@ -385,6 +386,63 @@ async fn owned_futures<R: Runner>(rt: R) {
     drop(lease);
 }
 
+/// Dropping the last `Pool` handle closes the pool: spawned owned futures,
+/// a lease stream and a `PollPool` that wait end with `Closed` (`None`),
+/// while a clone kept the pool open until then. The lease out stays valid,
+/// and in the end every key and the pool's state are freed.
+async fn last_handle_closes<R: Runner>(rt: R) {
+    let token = Arc::new(());
+    let key = Tracked::new("k", &token);
+    let pool: Pool<Tracked> = Pool::new();
+    pool.set(key.clone(), 1);
+    let held = pool.try_acquire().unwrap();
+
+    let key_task = rt.spawn(pool.acquire_key_owned(key.clone()));
+    wait_until(&rt, "the key future", || pool.waiters() == 1).await;
+    let any_task = rt.spawn(pool.acquire_owned());
+    wait_until(&rt, "the any-key future", || pool.waiters() == 2).await;
+    let stream_task = rt.spawn({
+        let mut leases = pool.leases();
+        async move {
+            let mut items = 0;
+            while let Some(lease) = leases.next().await {
+                items += 1;
+                drop(lease);
+            }
+            items
+        }
+    });
+    wait_until(&rt, "the stream", || pool.waiters() == 3).await;
+    let poll_task = rt.spawn({
+        let mut poller = PollPool::new(&pool);
+        let key = key.clone();
+        async move { poll_fn(|cx| poller.poll_acquire_key(&key, cx)).await }
+    });
+    wait_until(&rt, "the poller", || pool.waiters() == 4).await;
+
+    // A clone keeps the pool open, and it can still serve the waiters.
+    let other = pool.clone();
+    drop(pool);
+    assert!(!other.is_closed());
+    other.set(key.clone(), 2);
+    let served = key_task.await.unwrap();
+    assert_eq!(served.id(), 2, "{}: the oldest waiter", R::NAME);
+    assert_eq!(other.waiters(), 3);
+
+    drop(other); // the last handle
+    assert_eq!(any_task.await.unwrap_err(), Closed);
+    assert_eq!(stream_task.await, 0);
+    assert_eq!(poll_task.await.unwrap_err(), Closed);
+
+    // Leases stay valid, and releasing them after the last handle works.
+    assert_eq!((held.id(), served.id()), (1, 2));
+    assert_eq!(held.key().name, "k");
+    drop(held);
+    drop(served);
+    drop(key);
+    wait_until(&rt, "every key to be freed", || Tracked::alive(&token) == 0).await;
+}
+
 macro_rules! scenarios {
     ($runner:ty) => {
         use super::*;
@@ -423,6 +481,11 @@ macro_rules! scenarios {
         #[test]
         fn owned_futures() {
             Rt::run(super::owned_futures::<Rt>);
+        }
+
+        #[test]
+        fn last_handle_closes() {
+            Rt::run(super::last_handle_closes::<Rt>);
         }
     };
 }

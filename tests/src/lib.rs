@@ -9,6 +9,8 @@
 //!   down who is woken, how often, and in which order.
 //! - [`with_hang_guard`] and [`wait_until`]: a test that would hang fails
 //!   instead, and a test waits for a condition, never for a fixed time.
+//! - [`Tracked`]: a key whose copies can be counted, so a test can tell
+//!   that the pool's state and every key in it were freed.
 //! - [`chaos`]: a seeded generator, a future wrapper that is cancelled at
 //!   random points, and quiet deliberate panics, for the stress tests.
 #![forbid(unsafe_code)]
@@ -18,7 +20,7 @@ pub mod chaos;
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
-use std::hash::Hash;
+use std::hash::{Hash, Hasher};
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -467,6 +469,48 @@ impl<const TIMEOUT: bool> Runner for Threads<TIMEOUT> {
         key: &'a K,
     ) -> impl Future<Output = Acquired<K>> + Send + 'a {
         acquire_blocking::<TIMEOUT, K>(pool, Some(key))
+    }
+}
+
+// ------------------------------------------------------------------- keys
+
+/// A key that carries a clone of a token: once every copy of the key (in
+/// the pool's state, in leases, in futures) is dropped, the token's count is
+/// back to one. Keys compare and hash by `name` alone.
+#[derive(Clone, Debug)]
+pub struct Tracked {
+    /// What the key compares and hashes by.
+    pub name: &'static str,
+    /// Only counted, never read.
+    _token: Arc<()>,
+}
+
+impl Tracked {
+    /// A key named `name`, counted by `token`.
+    pub fn new(name: &'static str, token: &Arc<()>) -> Self {
+        Self {
+            name,
+            _token: Arc::clone(token),
+        }
+    }
+
+    /// How many keys counted by `token` are alive.
+    pub fn alive(token: &Arc<()>) -> usize {
+        Arc::strong_count(token) - 1
+    }
+}
+
+impl PartialEq for Tracked {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Tracked {}
+
+impl Hash for Tracked {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
     }
 }
 

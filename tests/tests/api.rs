@@ -6,9 +6,14 @@ use std::error::Error;
 use std::fmt::{Debug, Display};
 use std::hash::Hash;
 
+use std::cell::Cell;
+use std::future::Future;
+use std::marker::{PhantomData, PhantomPinned};
+
+use futures_core::future::FusedFuture;
 use futures_core::stream::{FusedStream, Stream};
-use workpool_std::futures::{Acquire, AcquireKey, Leases};
-use workpool_std::{AcquireTimeoutError, Closed, Counts, Lease, Pool, TryAcquireError};
+use workpool_std::futures::{Acquire, AcquireKey, AcquireKeyOwned, AcquireOwned, Leases};
+use workpool_std::{AcquireTimeoutError, Closed, Counts, Lease, PollPool, Pool, TryAcquireError};
 
 fn assert_send<T: Send>() {}
 fn assert_sync<T: Sync>() {}
@@ -19,6 +24,7 @@ fn assert_unpin<T: Unpin>() {}
 fn assert_error<T: Error + Display + Debug + Send + Sync + Copy + Eq + Hash + 'static>() {}
 fn assert_error_carrying<T: Error + Display + Debug + Send + Sync + 'static>() {}
 fn assert_lease_stream<K: Hash + Eq + Clone, S: Stream<Item = Lease<K>> + FusedStream>() {}
+fn assert_lease_future<K, F: Future<Output = Result<Lease<K>, Closed>> + FusedFuture>() {}
 
 /// The bounds every key type the tests name gets.
 fn assert_surface<K: Hash + Eq + Clone + Debug + Send + Sync + 'static>() {
@@ -45,6 +51,28 @@ fn assert_surface<K: Hash + Eq + Clone + Debug + Send + Sync + 'static>() {
     assert_debug::<Leases<K>>();
     assert_lease_stream::<K, Leases<K>>();
 
+    assert_send::<AcquireOwned<K>>();
+    assert_sync::<AcquireOwned<K>>();
+    assert_static::<AcquireOwned<K>>();
+    assert_unpin::<AcquireOwned<K>>();
+    assert_debug::<AcquireOwned<K>>();
+    assert_lease_future::<K, AcquireOwned<K>>();
+    assert_send::<AcquireKeyOwned<K>>();
+    assert_sync::<AcquireKeyOwned<K>>();
+    assert_static::<AcquireKeyOwned<K>>();
+    assert_unpin::<AcquireKeyOwned<K>>();
+    assert_debug::<AcquireKeyOwned<K>>();
+    assert_lease_future::<K, AcquireKeyOwned<K>>();
+    assert_lease_future::<K, Acquire<'_, K>>();
+    assert_lease_future::<K, AcquireKey<'_, K>>();
+
+    assert_send::<PollPool<K>>();
+    assert_sync::<PollPool<K>>();
+    assert_clone::<PollPool<K>>();
+    assert_static::<PollPool<K>>();
+    assert_unpin::<PollPool<K>>();
+    assert_debug::<PollPool<K>>();
+
     assert_send::<workpool_core::Pool<K>>();
     assert_sync::<workpool_core::Pool<K>>();
     assert_send::<workpool_core::Lease<K>>();
@@ -66,6 +94,46 @@ fn types_have_the_auto_traits_users_rely_on() {
     // It carries the rejected lease, so it is neither `Copy` nor `Eq`.
     assert_error_carrying::<workpool_core::ReleaseError<u64>>();
     assert_error::<workpool_core::UnknownWaiter>();
+}
+
+/// A key that is `Send` but not `Sync`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct SendOnly(u32, PhantomData<Cell<()>>);
+
+/// A key that is not `Unpin`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Unmovable(u32, PhantomPinned);
+
+#[test]
+fn owned_futures_are_send_when_the_key_is() {
+    // The borrowed `AcquireKey` holds `&K`, so it needs `K: Sync` to be
+    // `Send`; the owned futures, the stream and the lease need only `Send`.
+    assert_send::<AcquireKeyOwned<SendOnly>>();
+    assert_send::<AcquireOwned<SendOnly>>();
+    assert_send::<Leases<SendOnly>>();
+    assert_send::<Lease<SendOnly>>();
+    assert_send::<PollPool<SendOnly>>();
+    assert_send::<Pool<SendOnly>>();
+    assert_sync::<Pool<SendOnly>>();
+    // The key is never pinned: the owned future is `Unpin` whatever `K` is.
+    assert_unpin::<AcquireKeyOwned<Unmovable>>();
+    assert_static::<AcquireKeyOwned<Unmovable>>();
+}
+
+#[test]
+fn an_owned_future_takes_a_temporary_key_and_moves_into_a_thread() {
+    let pool: Pool<String> = Pool::new();
+    let name = 3;
+    pool.set(format!("proxy-{name}"), 1);
+    let held = pool.try_acquire().unwrap();
+    let waiting = pool.acquire_key_owned(format!("proxy-{name}"));
+    let waiter = std::thread::spawn(move || futures_lite::future::block_on(waiting));
+    while pool.waiters() == 0 {
+        std::thread::yield_now();
+    }
+    drop(held);
+    let lease = waiter.join().unwrap().unwrap();
+    assert_eq!((lease.id(), lease.key().as_str()), (2, "proxy-3"));
 }
 
 #[test]

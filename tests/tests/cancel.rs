@@ -6,11 +6,12 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::Duration;
 
 use futures_lite::StreamExt;
-use workpool_std::{AcquireTimeoutError, Counts, Pool};
+use workpool_std::{AcquireTimeoutError, Counts, PollPool, Pool};
 use workpool_tests::{with_hang_guard, woken, Probe, HANG_GUARD};
 
 const fn counts(target: u64, active: u64) -> Counts {
@@ -141,6 +142,106 @@ fn lease_stream_granted_then_dropped_passes_on() {
     drop(next); // drops the stream with its granted place
     assert_eq!(after.wakes(), 1);
     drop(after.ready().unwrap()); // released at once
+    assert_eq!(pool.counts(&"a"), counts(1, 0));
+    assert_eq!(pool.waiters(), 0);
+}
+
+#[test]
+fn owned_futures_granted_then_dropped_pass_on() {
+    let pool: Pool<String> = Pool::new();
+    pool.set("a".to_owned(), 1);
+    let held = pool.try_acquire().unwrap();
+    let mut key = Probe::new(pool.acquire_key_owned("a".to_owned()));
+    let mut any = Probe::new(pool.acquire_owned());
+    let mut last = Probe::new(pool.acquire_key_owned("a".to_owned()));
+    key.pending();
+    any.pending();
+    last.pending();
+
+    drop(held);
+    assert_eq!((key.wakes(), any.wakes(), last.wakes()), (1, 0, 0));
+    drop(key); // granted, never polled again
+    assert_eq!((any.wakes(), last.wakes()), (1, 0), "the next oldest");
+    drop(any);
+    assert_eq!(last.wakes(), 1);
+    let lease = last.ready().unwrap();
+    // Each cancel gave its lease back and the capacity became a new lease.
+    assert_eq!(lease.id(), 4);
+    assert_eq!(pool.counts("a"), counts(1, 1));
+    assert_eq!(pool.waiters(), 0);
+    drop(lease);
+    assert_eq!(pool.counts("a"), counts(1, 0));
+
+    // Dropped while waiting, for a key nobody tracks: nothing is left.
+    let mut untracked = Probe::new(pool.acquire_key_owned("b".to_owned()));
+    untracked.pending();
+    assert_eq!(pool.len(), 2);
+    drop(untracked);
+    assert_eq!((pool.len(), pool.waiters()), (1, 0));
+}
+
+#[test]
+fn poll_pool_switching_keys_passes_a_granted_lease_on() {
+    let pool: Pool<&'static str> = Pool::new();
+    pool.set("a", 1);
+    let held = pool.try_acquire().unwrap();
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut poller = PollPool::new(&pool);
+    assert!(poller.poll_acquire_key(&"a", &mut cx).is_pending());
+    let mut next = Probe::new(pool.acquire_key(&"a"));
+    next.pending();
+
+    drop(held); // granted to the poller, which is not polled for it
+    assert_eq!(next.wakes(), 0);
+    assert!(poller.poll_acquire_key(&"b", &mut cx).is_pending());
+    assert_eq!(next.wakes(), 1, "the switch passed the lease on");
+    assert_eq!((pool.waiting(&"a"), pool.waiting(&"b")), (0, 1));
+    let lease = next.ready().unwrap();
+    assert_eq!(lease.id(), 3);
+
+    // Switching to any key starts over too, at the back of the queue.
+    let mut older = Probe::new(pool.acquire());
+    older.pending();
+    assert!(poller.poll_acquire(&mut cx).is_pending());
+    assert_eq!((pool.waiting(&"b"), pool.waiters()), (0, 2));
+    drop(lease);
+    assert_eq!(older.wakes(), 1, "the older waiter first");
+    let lease = older.ready().unwrap();
+    // Polling for any key again keeps the place: the next release serves it.
+    assert!(poller.poll_acquire(&mut cx).is_pending());
+    drop(lease);
+    let Poll::Ready(Ok(lease)) = poller.poll_acquire(&mut cx) else {
+        panic!("the poller was next");
+    };
+    assert_eq!(lease.id(), 5);
+    assert!(!poller.is_waiting());
+    drop(lease);
+    assert_eq!(pool.counts(&"a"), counts(1, 0));
+    assert_eq!(pool.waiters(), 0);
+    assert_eq!(pool.len(), 1, "\"b\" is forgotten once nobody waits for it");
+}
+
+#[test]
+fn poll_pool_clones_are_fresh_waiters_and_drop_gives_up() {
+    let pool: Pool<&'static str> = Pool::new();
+    pool.set("a", 1);
+    let held = pool.try_acquire().unwrap();
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut first = PollPool::new(&pool);
+    assert!(first.poll_acquire_key(&"a", &mut cx).is_pending());
+    let mut second = first.clone();
+    assert!(!second.is_waiting(), "a clone does not share the place");
+    assert!(second.poll_acquire_key(&"a", &mut cx).is_pending());
+    assert_eq!(pool.waiting(&"a"), 2);
+
+    drop(held); // granted to `first`
+    drop(first);
+    let Poll::Ready(Ok(lease)) = second.poll_acquire_key(&"a", &mut cx) else {
+        panic!("the dropped poller's lease passed on");
+    };
+    assert_eq!(lease.id(), 3);
+    drop(lease);
+    drop(second);
     assert_eq!(pool.counts(&"a"), counts(1, 0));
     assert_eq!(pool.waiters(), 0);
 }

@@ -4,13 +4,16 @@
 //! threads with the blocking and the timed calls.
 
 use std::collections::HashMap;
+use std::future::poll_fn;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use futures_core::future::FusedFuture;
 use futures_core::stream::FusedStream;
+use futures_lite::future::poll_once;
 use futures_lite::StreamExt;
-use workpool_std::{Closed, Counts, Pool, TryAcquireError};
-use workpool_tests::{join_all, wait_until, Runner};
+use workpool_std::{Closed, Counts, PollPool, Pool, TryAcquireError};
+use workpool_tests::{join_all, wait_until, Runner, Tracked};
 
 const fn counts(target: u64, active: u64) -> Counts {
     Counts { target, active }
@@ -402,6 +405,108 @@ async fn lease_stream<R: Runner>(rt: R) {
     assert_eq!(pool.counts(&"k"), counts(2, 0));
 }
 
+/// The owned futures are spawned as tasks of their own, which the borrowed
+/// ones cannot be, with keys made on the spot: they wait in the same fair
+/// queue (served oldest first, one per release), and a dropped one gives
+/// up its place.
+async fn owned_futures<R: Runner>(rt: R) {
+    const N: usize = 12;
+    let pool: Pool<String> = Pool::new();
+    pool.set("k".to_owned(), 1);
+    let held = pool.try_acquire().unwrap();
+
+    // Queued, then dropped: it leaves nothing behind.
+    let mut dropped = Box::pin(pool.acquire_key_owned(format!("{}", 'k')));
+    assert!(poll_once(&mut dropped).await.is_none());
+    assert_eq!(pool.waiting("k"), 1);
+    drop(dropped);
+    assert_eq!(pool.waiters(), 0);
+
+    let mut tasks = Vec::new();
+    for i in 0..N {
+        tasks.push(if i % 2 == 0 {
+            rt.spawn(pool.acquire_key_owned(String::from("k")))
+        } else {
+            rt.spawn(pool.acquire_owned())
+        });
+        // One at a time, so the queue order is the spawn order.
+        wait_until(&rt, "the task to queue", || pool.waiters() == i + 1).await;
+    }
+    drop(held);
+    for (i, task) in tasks.into_iter().enumerate() {
+        let lease = task.await.unwrap();
+        assert_eq!(lease.id(), i as u64 + 2, "{}: oldest first", R::NAME);
+        assert_eq!(pool.counts("k"), counts(1, 1));
+        drop(lease); // serves the next task
+    }
+    assert_eq!(pool.counts("k"), counts(1, 0));
+    assert_eq!(pool.waiters(), 0);
+
+    // A completed owned future says so.
+    let mut done = pool.acquire_owned();
+    assert!(!done.is_terminated());
+    let lease = (&mut done).await.unwrap();
+    assert!(done.is_terminated());
+    drop(lease);
+}
+
+/// Dropping the last `Pool` handle closes the pool: spawned owned futures,
+/// a lease stream and a `PollPool` that wait end with `Closed` (`None`),
+/// while a clone kept the pool open until then. The lease out stays valid,
+/// and in the end every key and the pool's state are freed.
+async fn last_handle_closes<R: Runner>(rt: R) {
+    let token = Arc::new(());
+    let key = Tracked::new("k", &token);
+    let pool: Pool<Tracked> = Pool::new();
+    pool.set(key.clone(), 1);
+    let held = pool.try_acquire().unwrap();
+
+    let key_task = rt.spawn(pool.acquire_key_owned(key.clone()));
+    wait_until(&rt, "the key future", || pool.waiters() == 1).await;
+    let any_task = rt.spawn(pool.acquire_owned());
+    wait_until(&rt, "the any-key future", || pool.waiters() == 2).await;
+    let stream_task = rt.spawn({
+        let mut leases = pool.leases();
+        async move {
+            let mut items = 0;
+            while let Some(lease) = leases.next().await {
+                items += 1;
+                drop(lease);
+            }
+            items
+        }
+    });
+    wait_until(&rt, "the stream", || pool.waiters() == 3).await;
+    let poll_task = rt.spawn({
+        let mut poller = PollPool::new(&pool);
+        let key = key.clone();
+        async move { poll_fn(|cx| poller.poll_acquire_key(&key, cx)).await }
+    });
+    wait_until(&rt, "the poller", || pool.waiters() == 4).await;
+
+    // A clone keeps the pool open, and it can still serve the waiters.
+    let other = pool.clone();
+    drop(pool);
+    assert!(!other.is_closed());
+    other.set(key.clone(), 2);
+    let served = key_task.await.unwrap();
+    assert_eq!(served.id(), 2, "{}: the oldest waiter", R::NAME);
+    assert_eq!(other.waiters(), 3);
+
+    drop(other); // the last handle
+    assert_eq!(any_task.await.unwrap_err(), Closed);
+    assert_eq!(stream_task.await, 0);
+    assert_eq!(poll_task.await.unwrap_err(), Closed);
+
+    // Leases stay valid, and releasing them after the last handle works.
+    assert_eq!((held.id(), served.id()), (1, 2));
+    assert_eq!(held.key().name, "k");
+    drop(held);
+    drop(served);
+    drop(key);
+    wait_until(&rt, "every key to be freed", || Tracked::alive(&token) == 0).await;
+}
+
 macro_rules! scenarios {
     ($runner:ty) => {
         use super::*;
@@ -440,6 +545,16 @@ macro_rules! scenarios {
         #[test]
         fn lease_stream() {
             Rt::run(super::lease_stream::<Rt>);
+        }
+
+        #[test]
+        fn owned_futures() {
+            Rt::run(super::owned_futures::<Rt>);
+        }
+
+        #[test]
+        fn last_handle_closes() {
+            Rt::run(super::last_handle_closes::<Rt>);
         }
     };
 }

@@ -317,3 +317,27 @@ fn polling_a_finished_acquire_future_panics() {
     assert!(closed.ready().is_err());
     assert!(panic::catch_unwind(AssertUnwindSafe(|| closed.poll().is_ready())).is_err());
 }
+
+/// The owned futures panic the same way.
+#[test]
+fn polling_a_finished_owned_future_panics() {
+    let pool: Pool<&'static str> = Pool::new();
+    pool.set("k", 2);
+    let mut any = Probe::new(pool.acquire_owned());
+    let first = any.ready().unwrap();
+    assert!(panic::catch_unwind(AssertUnwindSafe(|| any.poll().is_ready())).is_err());
+    let mut keyed = Probe::new(pool.acquire_key_owned("k"));
+    let second = keyed.ready().unwrap();
+    assert!(panic::catch_unwind(AssertUnwindSafe(|| keyed.poll().is_ready())).is_err());
+    assert_eq!((first.id(), second.id()), (1, 2));
+    assert_eq!(
+        pool.counts(&"k"),
+        counts(2, 2),
+        "no extra lease was granted"
+    );
+    drop((any, keyed));
+    pool.close();
+    let mut closed = Probe::new(pool.acquire_key_owned("k"));
+    assert!(closed.ready().is_err());
+    assert!(panic::catch_unwind(AssertUnwindSafe(|| closed.poll().is_ready())).is_err());
+}

@@ -256,6 +256,64 @@ fn close_wakes_re_entering_wakers_outside_the_lock() {
     });
 }
 
+/// A waker that owns a `Pool` handle: dropping the waker drops the handle.
+struct HandleWaker(#[allow(dead_code)] Pool<&'static str>);
+
+impl Wake for HandleWaker {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// The last `Pool` handle lives in a waker the pool holds. When the pool
+/// replaces that waker (a re-poll) or drops it (a cancel), the handle's
+/// drop closes the pool, which takes the lock: it must run after the
+/// pool unlocked. The other waiters end with `Closed`.
+#[test]
+fn a_dropped_waker_that_owns_the_last_handle_closes_the_pool_outside_the_lock() {
+    for cancel in [false, true] {
+        with_hang_guard(&format!("last handle, cancel={cancel}"), GUARD, move || {
+            let pool = Pool::new();
+            pool.set("k", 1);
+            let held = pool.try_acquire().unwrap();
+            let mut owner = Box::pin(pool.acquire_key_owned("k"));
+            let mut other = Box::pin(pool.acquire_owned());
+            let mut leases = pool.leases();
+            let plain = Arc::new(Plain::default());
+            let plain_waker = Waker::from(Arc::clone(&plain));
+            let mut cx = Context::from_waker(&plain_waker);
+            assert!(other.as_mut().poll(&mut cx).is_pending());
+            assert!(Pin::new(&mut leases).poll_next(&mut cx).is_pending());
+            let owning = Waker::from(Arc::new(HandleWaker(pool)));
+            assert!(owner
+                .as_mut()
+                .poll(&mut Context::from_waker(&owning))
+                .is_pending());
+            drop(owning); // the pool's waker slot holds the last handle now
+            if cancel {
+                drop(owner);
+            } else {
+                // The new waker is stored, then the old one is dropped
+                // after unlocking, which closes the pool and wakes us.
+                assert!(owner.as_mut().poll(&mut cx).is_pending());
+                assert!(matches!(
+                    owner.as_mut().poll(&mut cx),
+                    Poll::Ready(Err(workpool_std::Closed))
+                ));
+            }
+            assert!(plain.0.load(Ordering::SeqCst) >= 2, "close woke the others");
+            assert!(matches!(
+                other.as_mut().poll(&mut cx),
+                Poll::Ready(Err(workpool_std::Closed))
+            ));
+            assert!(matches!(
+                Pin::new(&mut leases).poll_next(&mut cx),
+                Poll::Ready(None)
+            ));
+            assert_eq!((held.id(), *held.key()), (1, "k"));
+            drop(held);
+        });
+    }
+}
+
 /// The blocking paths: a thread that times out while another thread drops
 /// a lease, and a thread served by a release, never deadlock and keep the
 /// counts exact.

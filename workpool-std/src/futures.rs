@@ -3,6 +3,13 @@
 //! All of them are cancel-safe: dropping one at any moment leaks nothing. A
 //! lease that had already been handed to a dropped future goes on to the next
 //! eligible waiter, or back to its key.
+//!
+//! [`Acquire`] and [`AcquireKey`] borrow the pool (and the key); the owned
+//! [`AcquireOwned`] and [`AcquireKeyOwned`] hold the pool's shared state (and
+//! own the key), so they are `'static` and can be spawned or stored. Neither
+//! the owned futures nor [`Leases`] keep the pool open: when its last
+//! [`Pool`](crate::Pool) handle is dropped, they end with [`Closed`] (the
+//! stream with `None`).
 
 use std::fmt;
 use std::future::Future;
@@ -77,6 +84,9 @@ impl<K, S> fmt::Debug for Acquire<'_, K, S> {
 
 /// The future returned by [`Pool::acquire_key`](crate::Pool::acquire_key): a
 /// lease from one key.
+///
+/// It borrows the pool and the key, so it is `Send` only when `Q` is
+/// `Sync`; [`AcquireKeyOwned`] owns its key instead, and can be spawned.
 ///
 /// # Panics
 ///
@@ -154,6 +164,10 @@ impl<K, Q: ?Sized + fmt::Debug, S> fmt::Debug for AcquireKey<'_, K, Q, S> {
 /// for every item. The stream waits in the same fair queue as everyone else,
 /// with one place at a time.
 ///
+/// The stream does not keep the pool open: it ends when the last
+/// [`Pool`](crate::Pool) handle is dropped, as Go's channel closes on
+/// `Stop`.
+///
 /// # Cancel safety
 ///
 /// Dropping the stream (or a pending `next()`) gives up its place in the
@@ -214,6 +228,177 @@ impl<K, S> fmt::Debug for Leases<K, S> {
         f.debug_struct("Leases")
             .field("wait", &self.wait)
             .field("done", &self.done)
+            .finish()
+    }
+}
+
+/// The future returned by [`Pool::acquire_owned`](crate::Pool::acquire_owned):
+/// a lease from any key, in a future that borrows nothing.
+///
+/// It holds the pool's shared state but is not a handle: it does not keep
+/// the pool open, and fails with [`Closed`] when the last
+/// [`Pool`](crate::Pool) handle is dropped while it waits. It is `'static`
+/// when `K` and `S` are, and `Send` when `K` and `S` are `Send`.
+///
+/// # Panics
+///
+/// Polling it again after it returned its output panics, as tokio's
+/// futures do ([`FusedFuture::is_terminated`] says when).
+///
+/// # Cancel safety
+///
+/// Dropping it gives up its place in the queue; a lease already granted to it
+/// is passed on.
+///
+/// # Examples
+///
+/// ```
+/// use workpool_std::{futures::AcquireOwned, Pool};
+///
+/// // Stored in a struct, with no lifetime to carry.
+/// struct Worker {
+///     next: AcquireOwned<&'static str>,
+/// }
+///
+/// # futures_lite::future::block_on(async {
+/// let pool = Pool::new();
+/// pool.set("spam", 1);
+/// let worker = Worker { next: pool.acquire_owned() };
+/// let lease = worker.next.await.unwrap();
+/// assert_eq!(*lease.key(), "spam");
+/// # });
+/// ```
+#[must_use = "futures do nothing unless polled"]
+pub struct AcquireOwned<K, S = DefaultHashBuilder> {
+    shared: Arc<Shared<K, S>>,
+    wait: Wait,
+}
+
+impl<K, S> AcquireOwned<K, S> {
+    pub(crate) fn new(shared: Arc<Shared<K, S>>) -> Self {
+        Self {
+            shared,
+            wait: Wait::default(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, S: BuildHasher> Future for AcquireOwned<K, S> {
+    type Output = Result<Lease<K, S>, Closed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.shared
+            .poll_acquire(&mut this.wait, Want::<K>::Any, cx)
+            .map_ok(|lease| Lease::new(Arc::clone(&this.shared), lease))
+    }
+}
+
+impl<K: Hash + Eq + Clone, S: BuildHasher> FusedFuture for AcquireOwned<K, S> {
+    /// True once the future returned its output; polling it again panics.
+    fn is_terminated(&self) -> bool {
+        self.wait.is_done()
+    }
+}
+
+impl<K, S> Drop for AcquireOwned<K, S> {
+    fn drop(&mut self) {
+        self.shared.cancel(&mut self.wait);
+    }
+}
+
+impl<K, S> fmt::Debug for AcquireOwned<K, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AcquireOwned")
+            .field("wait", &self.wait)
+            .finish()
+    }
+}
+
+/// The future returned by
+/// [`Pool::acquire_key_owned`](crate::Pool::acquire_key_owned): a lease from
+/// one key, in a future that owns the key and borrows nothing.
+///
+/// It holds the pool's shared state but is not a handle: it does not keep
+/// the pool open, and fails with [`Closed`] when the last
+/// [`Pool`](crate::Pool) handle is dropped while it waits. It is `'static`
+/// when `K` and `S` are, `Send` when `K` and `S` are `Send`, and `Unpin`
+/// whatever `K` is (the key is never pinned).
+///
+/// # Panics
+///
+/// Polling it again after it returned its output panics, as tokio's
+/// futures do ([`FusedFuture::is_terminated`] says when).
+///
+/// # Cancel safety
+///
+/// Dropping it gives up its place in the queue; a lease already granted to it
+/// is passed on.
+///
+/// # Examples
+///
+/// ```
+/// # futures_lite::future::block_on(async {
+/// use workpool_std::Pool;
+///
+/// let pool: Pool<String> = Pool::new();
+/// pool.set("proxy-a".to_owned(), 1);
+/// let held = pool.try_acquire().unwrap();
+/// // A key made on the spot, and a future that outlives this scope.
+/// let waiting = { pool.acquire_key_owned(String::from("proxy-a")) };
+/// drop(held);
+/// assert_eq!(waiting.await.unwrap().key(), "proxy-a");
+/// # });
+/// ```
+#[must_use = "futures do nothing unless polled"]
+pub struct AcquireKeyOwned<K, S = DefaultHashBuilder> {
+    shared: Arc<Shared<K, S>>,
+    key: K,
+    wait: Wait,
+}
+
+impl<K, S> AcquireKeyOwned<K, S> {
+    pub(crate) fn new(shared: Arc<Shared<K, S>>, key: K) -> Self {
+        Self {
+            shared,
+            key,
+            wait: Wait::default(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, S: BuildHasher> Future for AcquireKeyOwned<K, S> {
+    type Output = Result<Lease<K, S>, Closed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.shared
+            .poll_acquire(&mut this.wait, Want::Key(&this.key), cx)
+            .map_ok(|lease| Lease::new(Arc::clone(&this.shared), lease))
+    }
+}
+
+impl<K: Hash + Eq + Clone, S: BuildHasher> FusedFuture for AcquireKeyOwned<K, S> {
+    /// True once the future returned its output; polling it again panics.
+    fn is_terminated(&self) -> bool {
+        self.wait.is_done()
+    }
+}
+
+// The key is only ever read through `&`, never pinned.
+impl<K, S> Unpin for AcquireKeyOwned<K, S> {}
+
+impl<K, S> Drop for AcquireKeyOwned<K, S> {
+    fn drop(&mut self) {
+        self.shared.cancel(&mut self.wait);
+    }
+}
+
+impl<K: fmt::Debug, S> fmt::Debug for AcquireKeyOwned<K, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AcquireKeyOwned")
+            .field("key", &self.key)
+            .field("wait", &self.wait)
             .finish()
     }
 }

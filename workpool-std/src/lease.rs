@@ -11,8 +11,11 @@ use crate::DefaultHashBuilder;
 /// Dropping the lease (or calling [`release`](Self::release)) gives the
 /// capacity back at once: the oldest waiter that can use it is granted it and
 /// woken. A worker that panics while holding a lease gives it back during
-/// unwinding. The lease owns a handle to its pool, so it is `'static` and can
-/// move into a spawned task; it is `Send` and `Sync` when `K` is.
+/// unwinding. The lease owns a reference to its pool's shared state, so it is
+/// `'static` and can move into a spawned task; it is `Send` and `Sync` when
+/// `K` is. It is not a [`Pool`](crate::Pool) handle: it does not keep the
+/// pool open, and stays valid (and can be dropped as usual) after the last
+/// handle is gone.
 ///
 /// # Examples
 ///

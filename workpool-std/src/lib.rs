@@ -12,11 +12,15 @@
 //! - Async, on any executor: [`Pool::acquire`], [`Pool::acquire_key`],
 //!   [`Pool::leases`] (wakers are plain `std::task::Waker`s, so tokio, smol,
 //!   `futures` executors and hand-written ones all work).
+//! - Spawnable: [`Pool::acquire_owned`] and [`Pool::acquire_key_owned`]
+//!   return `'static` futures; [`PollPool`] acquires from `poll_*` methods
+//!   (a `tower` service's `poll_ready`).
 //! - Threads: [`Pool::acquire_blocking`], [`Pool::acquire_timeout`],
 //!   [`Pool::acquire_deadline`] and their `_key` forms.
 //! - Now or never: [`Pool::try_acquire`], [`Pool::try_acquire_key`].
 //! - Control: [`Pool::set`], [`Pool::counts`], [`Pool::snapshot`],
-//!   [`Pool::close`], [`Pool::close_key`].
+//!   [`Pool::close`], [`Pool::close_key`]. Dropping the last `Pool` handle
+//!   closes the pool too.
 //!
 //! Fairness is strict FIFO among the waiters that capacity can serve, with no
 //! barging; any-key grants rotate round-robin over keys with room; lowering a
@@ -74,12 +78,14 @@
 mod error;
 pub mod futures;
 mod lease;
+mod poll;
 mod pool;
 mod shared;
 mod sync;
 
 pub use error::{AcquireTimeoutError, Closed, TryAcquireError};
 pub use lease::Lease;
+pub use poll::PollPool;
 pub use pool::Pool;
 pub use workpool_core::{Counts, DefaultHashBuilder, Equivalent};
 

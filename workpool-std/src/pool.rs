@@ -5,7 +5,7 @@ use std::hash::{BuildHasher, Hash};
 use std::time::{Duration, Instant};
 
 use crate::error::{AcquireTimeoutError, Closed, TryAcquireError};
-use crate::futures::{Acquire, AcquireKey, Leases};
+use crate::futures::{Acquire, AcquireKey, AcquireKeyOwned, AcquireOwned, Leases};
 use crate::lease::Lease;
 use crate::shared::{KeyQuery, Shared, Want};
 use crate::sync::Arc;
@@ -41,6 +41,33 @@ use crate::{Counts, DefaultHashBuilder, Equivalent};
 /// [`close_key`](Self::close_key) instead of `set(key, 0)`: the target
 /// becomes 0 and the acquisitions waiting for that key fail with
 /// [`Closed`]. Acquisitions from any key are not affected.
+///
+/// # Dropping the last handle
+///
+/// Dropping the last `Pool` handle [closes](Self::close) the pool: nobody
+/// could change a target any more, so instead of leaving them pending for
+/// ever, waiting acquisitions fail with [`Closed`] and [`leases`](Self::leases)
+/// streams end. Only `Pool` handles keep a pool open: leases, lease streams,
+/// [owned futures](Self::acquire_owned) and [`PollPool`](crate::PollPool)s
+/// do not. Leases stay valid after that, and dropping them still works.
+///
+/// ```
+/// use futures_lite::{future::block_on, StreamExt};
+/// use workpool_std::Pool;
+///
+/// let pool = Pool::new();
+/// pool.set("spam", 1);
+/// let lease = pool.try_acquire().unwrap();
+/// let mut leases = pool.leases();
+/// let waiting = pool.acquire_owned();
+/// let other = pool.clone();
+/// drop(pool); // `other` keeps the pool open
+/// assert!(!other.is_closed());
+/// drop(other); // the last handle: the pool closes
+/// assert!(block_on(leases.next()).is_none());
+/// assert!(block_on(waiting).is_err());
+/// drop(lease); // leases out stay valid until dropped
+/// ```
 ///
 /// # Memory ordering
 ///
@@ -146,6 +173,9 @@ impl<K, S> Pool<K, S> {
     /// keep working, and leases already out stay valid until dropped.
     ///
     /// Unlike every other operation this is O(keys + waiters), once.
+    ///
+    /// Dropping the last `Pool` handle closes the pool too (see the type
+    /// docs, "Dropping the last handle").
     ///
     /// # Examples
     ///
@@ -656,12 +686,112 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     }
 }
 
+impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
+    /// Waits for a lease from any key with room, in a future that owns what
+    /// it needs: it is `'static` (when `K` and `S` are), so it can be
+    /// spawned as a task or stored in a struct.
+    ///
+    /// It behaves as [`acquire`](Self::acquire) in every other way, and
+    /// waits in the same fair queue. It does not keep the pool open: if the
+    /// last `Pool` handle is dropped while it waits, it fails with
+    /// [`Closed`].
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] if the pool is or becomes closed first, also by dropping
+    /// its last handle.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future gives up its place in the queue and
+    /// passes on a lease that was already granted to it.
+    ///
+    /// # Panics
+    ///
+    /// As [`acquire`](Self::acquire).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let pool = workpool_std::Pool::new();
+    /// pool.set("spam", 1);
+    /// let held = pool.try_acquire().unwrap();
+    /// let task = tokio::spawn(pool.acquire_owned()); // borrows nothing
+    /// drop(held);
+    /// let lease = task.await.unwrap().unwrap();
+    /// assert_eq!((lease.id(), *lease.key()), (2, "spam"));
+    /// # });
+    /// ```
+    pub fn acquire_owned(&self) -> AcquireOwned<K, S> {
+        AcquireOwned::new(Arc::clone(&self.shared))
+    }
+
+    /// Waits for a lease from `key`, in a future that owns `key` and what
+    /// else it needs: it is `'static` (when `K` and `S` are), so it can be
+    /// spawned as a task or stored in a struct, and it is `Send` when `K`
+    /// is (the borrowed [`acquire_key`](Self::acquire_key) needs `K: Sync`
+    /// for that, and a key that lives at least as long as the future).
+    ///
+    /// It behaves as `acquire_key` in every other way, and waits in the same
+    /// fair queue. It does not keep the pool open: if the last `Pool` handle
+    /// is dropped while it waits, it fails with [`Closed`].
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] if the pool is or becomes closed first, also by dropping
+    /// its last handle.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future gives up its place in the queue and
+    /// passes on a lease that was already granted to it.
+    ///
+    /// # Panics
+    ///
+    /// As [`acquire_key`](Self::acquire_key).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures_lite::future::block_on(async {
+    /// let pool: workpool_std::Pool<String> = workpool_std::Pool::new();
+    /// let name = 7;
+    /// pool.set(format!("proxy-{name}"), 1);
+    /// // A temporary key: the future owns it.
+    /// let lease = pool.acquire_key_owned(format!("proxy-{name}")).await.unwrap();
+    /// assert_eq!(lease.key(), "proxy-7");
+    /// # });
+    /// ```
+    pub fn acquire_key_owned(&self, key: K) -> AcquireKeyOwned<K, S> {
+        AcquireKeyOwned::new(Arc::clone(&self.shared), key)
+    }
+}
+
+impl<K, S> Pool<K, S> {
+    /// The state this handle shares, for types that hold it without being
+    /// a handle (`PollPool`).
+    pub(crate) fn shared(&self) -> &Arc<Shared<K, S>> {
+        &self.shared
+    }
+}
+
 impl<K, S> Clone for Pool<K, S> {
-    /// Another handle to the same pool.
+    /// Another handle to the same pool; it keeps the pool open as the
+    /// others do.
     fn clone(&self) -> Self {
+        self.shared.add_handle();
         Self {
             shared: Arc::clone(&self.shared),
         }
+    }
+}
+
+impl<K, S> Drop for Pool<K, S> {
+    /// Drops this handle; dropping the last one closes the pool (see the
+    /// type docs).
+    fn drop(&mut self) {
+        self.shared.drop_handle();
     }
 }
 

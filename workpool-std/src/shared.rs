@@ -26,6 +26,15 @@
 //! nothing but that thread. `Hash`, `Eq` and `Clone` of `K` do run under the
 //! lock (finding a key needs them); the core stays consistent when they
 //! panic, so a poisoned lock is still sound to use.
+//!
+//! # Handles
+//!
+//! [`Shared`] counts the `Pool` handles beside its `Arc`. Leases, streams,
+//! owned futures and `PollPool`s hold the `Arc` but not a handle: none of
+//! them can change a target, so once the last handle is gone nothing could
+//! ever serve a waiter again, and the last handle's drop closes the pool.
+//! A handle is only made from a live one, so the count never comes back
+//! from zero.
 
 use std::hash::{BuildHasher, Hash};
 use std::mem;
@@ -37,7 +46,7 @@ use event_listener::{listener, Event, Listener};
 use workpool_core::{Claim, Closed, Counts, Equivalent, TryAcquireError, WaiterId};
 
 use crate::error::AcquireTimeoutError;
-use crate::sync::{Mutex, MutexGuard, PoisonError, StdArc};
+use crate::sync::{AtomicUsize, Mutex, MutexGuard, Ordering, PoisonError, StdArc};
 
 /// Which capacity a request may be served from: any key, or the key equal
 /// to a `Q` (a borrowed form of `K`, such as `str` for `String`).
@@ -63,6 +72,8 @@ impl<K, Q: ?Sized + Hash + Equivalent<K> + ToOwned<Owned = K>> KeyQuery<K> for Q
 
 pub(crate) struct Shared<K, S> {
     state: Mutex<State<K, S>>,
+    /// How many `Pool` handles exist (see the module docs, "Handles").
+    handles: AtomicUsize,
 }
 
 pub(crate) struct State<K, S> {
@@ -187,6 +198,7 @@ impl<K, S> Shared<K, S> {
                 core: workpool_core::Pool::with_hasher(hasher),
                 wakers: Vec::new(),
             }),
+            handles: AtomicUsize::new(1),
         }
     }
 
@@ -488,6 +500,29 @@ impl<K, S> State<K, S> {
             }
         }
         true
+    }
+}
+
+impl<K, S> Shared<K, S> {
+    /// Counts a new `Pool` handle, made from a live one.
+    pub(crate) fn add_handle(&self) {
+        // Relaxed, as in `Arc::clone`: the caller holds a handle, so the
+        // count cannot reach zero meanwhile. It cannot overflow either: each
+        // handle also holds an `Arc`, whose count aborts first.
+        let old = self.handles.fetch_add(1, Ordering::Relaxed);
+        debug_assert!(old > 0, "a handle was made from a dropped one");
+    }
+
+    /// Counts a dropped `Pool` handle; the last one closes the pool. Called
+    /// with no lock held (from `Pool::drop`, which the pool never runs
+    /// under its lock), so `close` wakes the waiters after unlocking as
+    /// always.
+    pub(crate) fn drop_handle(&self) {
+        // Whoever takes the count to zero closes; every other effect of the
+        // handles is ordered by the mutex that `close` takes.
+        if self.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.close();
+        }
     }
 }
 

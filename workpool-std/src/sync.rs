@@ -2,9 +2,14 @@
 //! model checker can swap them (`RUSTFLAGS="--cfg loom"`).
 
 #[cfg(loom)]
+pub(crate) use loom::sync::atomic::AtomicUsize;
+#[cfg(loom)]
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
 #[cfg(loom)]
 pub(crate) use loom::thread_local;
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::AtomicUsize;
+pub(crate) use std::sync::atomic::Ordering;
 /// The `Arc` that `std::task::Wake` needs, whatever the model.
 pub(crate) use std::sync::Arc as StdArc;
 pub(crate) use std::sync::PoisonError;

@@ -14,7 +14,7 @@ use std::task::{Context, Poll, Waker};
 use futures_core::Stream;
 use loom::future::block_on;
 use loom::thread;
-use workpool_std::{Closed, Counts, Pool};
+use workpool_std::{Closed, Counts, PollPool, Pool};
 
 /// Polls `fut` once with a waker that does nothing; the future stays queued
 /// and a later `block_on` re-polls it with a real waker.
@@ -253,5 +253,51 @@ fn a_replaced_waker_releasing_a_lease_during_a_hand_off() {
                 active: 0
             }
         );
+    });
+}
+
+/// The last `Pool` handle is dropped on one thread while an owned future
+/// and a lease stream wait on two others: the future always ends with
+/// `Closed` and the stream with `None` (a waiter left pending for ever is
+/// a deadlock to loom), the lease out stays valid and can still be
+/// released, and nothing leaks (loom fails a model that leaves an `Arc`
+/// alive).
+#[test]
+fn dropping_the_last_handle_ends_owned_futures_and_streams() {
+    loom::model(|| {
+        let pool = Pool::new();
+        pool.set("k", 1);
+        let held = pool.try_acquire().unwrap();
+        let owned = pool.acquire_key_owned("k");
+        let mut leases = pool.leases();
+        let waiter = thread::spawn(move || block_on(owned).map(|l| l.id()));
+        let streamer = thread::spawn(move || {
+            let next = std::future::poll_fn(|cx| std::pin::Pin::new(&mut leases).poll_next(cx));
+            block_on(next).map(|l| l.id())
+        });
+        drop(pool);
+        assert_eq!(waiter.join().unwrap(), Err(Closed));
+        assert_eq!(streamer.join().unwrap(), None);
+        assert_eq!((held.id(), *held.key()), (1, "k"));
+        drop(held);
+    });
+}
+
+/// Two handles are dropped at once on two threads while a `PollPool` waits
+/// on the main thread: whichever drop is the last closes the pool, so the
+/// poller always ends with `Closed`, and nothing leaks.
+#[test]
+fn racing_handle_drops_close_the_pool_once() {
+    loom::model(|| {
+        let pool: Pool<&'static str> = Pool::new();
+        let other = pool.clone();
+        let mut poller = PollPool::new(&pool);
+        assert!(poll_once(&mut std::future::poll_fn(|cx| poller.poll_acquire(cx))).is_pending());
+        let first = thread::spawn(move || drop(pool));
+        let second = thread::spawn(move || drop(other));
+        let outcome = block_on(std::future::poll_fn(|cx| poller.poll_acquire(cx)));
+        assert!(matches!(outcome, Err(Closed)), "{outcome:?}");
+        first.join().unwrap();
+        second.join().unwrap();
     });
 }

@@ -170,6 +170,7 @@ impl<K> Groups<K> {
 
     /// Frees the slot of the newest retired group and returns its key, or
     /// `None` when no retired group is left.
+    #[inline]
     pub(crate) fn reap(&mut self) -> Option<K> {
         let index = self.retired;
         let slot = self.slots.get_mut(index as usize)?;
@@ -317,7 +318,8 @@ impl<K> Groups<K> {
     /// reaches them, so one-key traffic never touches the ring.
     #[inline]
     pub(crate) fn ring_offer(&mut self, index: u32) {
-        if self.at(index).has_room() {
+        let group = self.at(index);
+        if group.has_room() && !group.in_ring() {
             self.ring_insert(index);
         }
     }

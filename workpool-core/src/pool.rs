@@ -642,7 +642,11 @@ impl<K, S> Pool<K, S> {
     /// assert_eq!(pool.poll_wake(), None);
     /// ```
     #[must_use = "every waiter it names must be woken"]
+    #[inline]
     pub fn poll_wake(&mut self) -> Option<WaiterId> {
+        if self.wake == List::EMPTY {
+            return None; // the common case, kept inline
+        }
         let index = self.waiters.pop_front(&mut self.wake)?;
         self.waiters.slot_mut(index).in_wake = false;
         Some(self.waiters.id(index))
@@ -671,6 +675,7 @@ impl<K, S> Pool<K, S> {
     /// assert_eq!(pool.poll_forgotten(), None);
     /// ```
     #[must_use = "the key is dropped where the returned value is"]
+    #[inline]
     pub fn poll_forgotten(&mut self) -> Option<K> {
         self.groups.reap()
     }

@@ -1,13 +1,19 @@
 //! The group slab and the ready ring.
 //!
-//! A group is one key's state. Groups live in a grow-only slab of slots
-//! (a freed slot is reused, with its generation bumped so old leases can be
-//! told apart; a slot whose generation would wrap is retired instead). Every group with `active < target` is linked into the *ready
-//! ring*, a circular doubly-linked list with a cursor: any-key grants take the
-//! group under the cursor and move it on, which is round-robin in O(1). The
-//! ring may also hold groups that filled up since they joined; they are
-//! unlinked lazily, when the cursor reaches them (each removal pays for one
-//! earlier insertion, so this stays O(1) amortised).
+//! A group is one key's state. Groups live in a slab of slots (a freed slot
+//! is reused, with its generation bumped so old leases can be told apart).
+//! Reuse prefers low slots and the free top of the slab is cut off (see
+//! [`crate::bands`]), so the slab shrinks again after a burst of keys; a slot
+//! that is cut off and grown again starts at a generation above any it had,
+//! so a lease of its old occupants never matches, and a slot whose
+//! generation would wrap is retired for good instead.
+//!
+//! Every group with `active < target` is linked into the *ready ring*, a
+//! circular doubly-linked list with a cursor: any-key grants take the group
+//! under the cursor and move it on, which is round-robin in O(1). The ring
+//! may also hold groups that filled up since they joined; they are unlinked
+//! lazily, when the cursor reaches them (each removal pays for one earlier
+//! insertion, so this stays O(1) amortised).
 //!
 //! A forgotten group is *retired* before its slot is freed: it leaves the
 //! table and the ring and its generation moves on at once, but its key stays
@@ -19,6 +25,7 @@
 use alloc::vec::Vec;
 use core::num::NonZeroU32;
 
+use crate::bands::{self, Bands, Freed};
 use crate::waiters::{List, NIL};
 
 /// A key's hash as the slab keeps it: 31 bits, top bit set. Being non-zero
@@ -79,7 +86,12 @@ struct Slot<K> {
 
 pub(crate) struct Groups<K> {
     slots: Vec<Slot<K>>,
-    free: u32,
+    /// The free slots, lowest band first.
+    free: Bands,
+    /// The generation a slot pushed at the end starts with: at least the
+    /// generation of every slot ever cut off, so a slot grown again never
+    /// repeats a generation it had.
+    epoch: u32,
     /// Retired groups whose keys are not collected yet, linked through
     /// `next_free`, newest first.
     retired: u32,
@@ -92,7 +104,8 @@ impl<K> Groups<K> {
     pub(crate) const fn new() -> Self {
         Self {
             slots: Vec::new(),
-            free: NIL,
+            free: Bands::new(),
+            epoch: 0,
             retired: NIL,
             len: 0,
             cursor: NIL,
@@ -116,35 +129,33 @@ impl<K> Groups<K> {
             ring_next: NIL,
         };
         self.len += 1;
-        if self.free == NIL && self.retired != NIL {
+        if self.free.is_full() && self.retired != NIL {
             // Nobody collected the retired keys: reuse a retired slot rather
             // than grow. Its key is dropped here, after the slot is free.
             drop(self.reap());
         }
-        if self.free == NIL {
-            let index = u32::try_from(self.slots.len())
-                .ok()
-                .filter(|&i| i != NIL)
-                .expect("more than u32::MAX - 1 groups at once");
-            if self.slots.len() == self.slots.capacity() {
-                // Grow by an eighth, not double: idle keys cost less memory
-                // (at most 12.5% slack), and growth stays geometric, so
-                // O(1) amortised.
-                self.slots.reserve_exact((self.slots.len() / 8).max(8));
-            }
-            self.slots.push(Slot {
-                generation: 0,
-                next_free: NIL,
-                group: Some(group),
-            });
-            index
-        } else {
-            let index = self.free;
-            let slot = &mut self.slots[index as usize];
-            self.free = slot.next_free;
-            slot.group = Some(group);
-            index
+        let slots = &self.slots;
+        if let Some(index) = self.free.take(|i| slots[i as usize].next_free) {
+            self.slots[index as usize].group = Some(group);
+            return index;
         }
+        let index = u32::try_from(self.slots.len())
+            .ok()
+            .filter(|&i| i != NIL)
+            .expect("more than u32::MAX - 1 groups at once");
+        if self.slots.len() == self.slots.capacity() {
+            // Grow by an eighth, not double: idle keys cost less memory (at
+            // most 12.5% slack), and growth stays geometric, so O(1)
+            // amortised.
+            self.slots.reserve_exact((self.slots.len() / 8).max(8));
+        }
+        self.slots.push(Slot {
+            generation: self.epoch,
+            next_free: NIL,
+            group: Some(group),
+        });
+        self.free.pushed(index);
+        index
     }
 
     /// Retires an idle group (it must be out of the ring): it stops being
@@ -170,19 +181,39 @@ impl<K> Groups<K> {
 
     /// Frees the slot of the newest retired group and returns its key, or
     /// `None` when no retired group is left.
+    ///
+    /// This is where slots are freed, so this is where the slab shrinks:
+    /// when the top of the slab is free it is cut off, and capacity goes
+    /// back once less than a quarter of it is used.
     #[inline]
     pub(crate) fn reap(&mut self) -> Option<K> {
         let index = self.retired;
         let slot = self.slots.get_mut(index as usize)?;
         self.retired = slot.next_free;
+        let key = slot.group.take().map(|g| g.key);
         if slot.generation == u32::MAX {
-            // Generations used up: the slot stays vacant for good.
+            // Generations used up: the slot stays vacant (and counted as
+            // used) for good.
             slot.next_free = NIL;
-        } else {
-            slot.next_free = self.free;
-            self.free = index;
+            return key;
         }
-        slot.group.take().map(|g| g.key)
+        match self.free.free(index, self.slots.len()) {
+            Freed::Linked(next) => self.slots[index as usize].next_free = next,
+            Freed::Cut(len) => self.cut(len),
+        }
+        key
+    }
+
+    /// Truncates the slab to its first `len` slots, all free beyond.
+    #[cold]
+    fn cut(&mut self, len: usize) {
+        for slot in &self.slots[len..] {
+            debug_assert!(slot.group.is_none(), "a cut slot is in use");
+            self.epoch = self.epoch.max(slot.generation);
+        }
+        self.slots.truncate(len);
+        // Keep the same eighth of slack that growth leaves.
+        bands::shrink(&mut self.slots, len + len / 8);
     }
 
     /// The group in slot `index`, if that slot is occupied.
@@ -226,16 +257,17 @@ impl<K> Groups<K> {
             .expect("group slot is occupied")
     }
 
-    /// Every occupied slot's group, in slot order.
-    pub(crate) fn iter(&self) -> GroupIter<'_, K> {
-        GroupIter {
-            slots: self.slots.iter(),
-        }
+    /// How many slots the slab has (occupied or not): every group's slot is
+    /// below it.
+    #[cfg(test)]
+    pub(crate) fn slots(&self) -> usize {
+        self.slots.len()
     }
 
-    /// How many slots the slab has (occupied or not).
-    pub(crate) fn capacity(&self) -> usize {
-        self.slots.len()
+    /// How many slots the slab has room for before it must reallocate.
+    #[cfg(test)]
+    pub(crate) fn slot_capacity(&self) -> usize {
+        self.slots.capacity()
     }
 
     // ---- the ready ring ----
@@ -325,21 +357,6 @@ impl<K> Groups<K> {
     }
 }
 
-/// Iterator over the occupied groups of a slab.
-pub(crate) struct GroupIter<'a, K> {
-    slots: core::slice::Iter<'a, Slot<K>>,
-}
-
-impl<'a, K> Iterator for GroupIter<'a, K> {
-    type Item = &'a Group<K>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        // Idle groups are retired ones, no longer tracked.
-        self.slots
-            .find_map(|slot| slot.group.as_ref().filter(|g| !g.is_idle()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,7 +394,6 @@ mod tests {
         assert_eq!(groups.reap(), Some(2));
         assert_eq!(groups.insert(3u64, short_hash(3)), h);
         assert_eq!(groups.generation(h), 1);
-        assert_eq!(groups.capacity(), 2);
     }
 
     #[test]

@@ -16,7 +16,8 @@
 //! # Method groups
 //!
 //! - **Queries**: [`Pool::counts`], [`Pool::waiting`], [`Pool::waiters`],
-//!   [`Pool::len`], [`Pool::iter`], [`Pool::is_closed`].
+//!   [`Pool::len`], [`Pool::iter`], [`Pool::is_closed`],
+//!   [`Pool::waiter_slots`].
 //! - **Inputs**: [`Pool::set`] (a target changed), [`Pool::try_acquire`] /
 //!   [`Pool::try_acquire_key`] (take a lease now or fail),
 //!   [`Pool::enqueue`] / [`Pool::enqueue_key`] (a waiter arrived),
@@ -43,7 +44,9 @@
 //!   After every call no waiter waits while a key it could use has room.
 //! - A cancelled waiter that had been granted passes its lease on.
 //! - Every operation but `close` is O(1) amortised in keys and waiters
-//!   (`close_key` costs O(1) per waiter it fails, each at most once).
+//!   (`close_key` costs O(1) per waiter it fails, each at most once);
+//!   `close` is O(live keys + waiters). Memory follows the live keys and
+//!   waiters: after a burst it is given back.
 //!
 //! # Example
 //!
@@ -80,6 +83,7 @@
 
 extern crate alloc;
 
+mod bands;
 mod error;
 mod groups;
 mod identity;

@@ -6,8 +6,9 @@ use core::hash::{BuildHasher, Hash};
 
 use hashbrown::{DefaultHashBuilder, Equivalent, HashTable};
 
+use crate::bands::MIN_SLOTS;
 use crate::error::{Closed, ReleaseError, TryAcquireError, UnknownWaiter};
-use crate::groups::{short_hash, table_hash, Groups, ShortHash};
+use crate::groups::{short_hash, table_hash, Group, Groups, ShortHash};
 use crate::identity::Identity;
 use crate::lease::{Claim, Counts, Grant, Lease, WaiterId};
 use crate::waiters::{List, State, Waiters, NIL};
@@ -50,6 +51,18 @@ use crate::waiters::{List, State, Waiters, NIL};
 /// allocation the pool makes when created; dropping a pool that handed out a
 /// lease or a waiter handle leaks that byte, so that no later pool gets the
 /// same address.
+///
+/// # Memory
+///
+/// Memory follows what is live, not what ever was: the slabs of groups and
+/// of waiters reuse their lowest free slots first and cut off their free
+/// top, and they and the key table give capacity back once less than a
+/// quarter of it is in use (amortised O(1); a pool that stays at one size
+/// allocates nothing). After a burst of waiters or keys the pool returns to
+/// about the size of what outlived the burst. A slot cannot move while it is
+/// in use, so a long-lived waiter or key that took a high slot during the
+/// burst holds the slots below it until it leaves. Forgotten keys hold their
+/// slots until [`poll_forgotten`](Self::poll_forgotten) collects them.
 pub struct Pool<K, S = DefaultHashBuilder> {
     /// Told apart from every other pool's, see [`Identity`].
     identity: Identity,
@@ -231,8 +244,32 @@ impl<K, S> Pool<K, S> {
     /// ```
     pub fn iter(&self) -> Iter<'_, K> {
         Iter {
-            inner: self.groups.iter(),
+            table: self.table.iter(),
+            groups: &self.groups,
         }
+    }
+
+    /// How many waiter slots the pool has: every registered waiter's
+    /// [`WaiterId::index`] is below it. It follows the number of waiters
+    /// registered at once, up after a burst and down again once the burst
+    /// is gone (slots are reused lowest first, and the pool gives back the
+    /// free slots at the top). An adapter that keeps per-waiter data in a
+    /// `Vec` indexed by slot can truncate it to this length after a waiter
+    /// leaves, so that it shrinks too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::<&str>::new();
+    /// let waiters: Vec<_> = (0..100).map(|_| pool.enqueue().unwrap()).collect();
+    /// assert_eq!(pool.waiter_slots(), 100);
+    /// for w in waiters {
+    ///     pool.cancel(w).unwrap();
+    /// }
+    /// assert_eq!(pool.waiter_slots(), 0);
+    /// ```
+    pub fn waiter_slots(&self) -> usize {
+        self.waiters.len()
     }
 
     // ----------------------------------------------------------------- inputs
@@ -533,7 +570,10 @@ impl<K, S> Pool<K, S> {
     /// and later requests fail. `set`, queries and releases keep working;
     /// leases already out stay valid. Closing twice does nothing.
     ///
-    /// Unlike every other input this is O(keys + waiters), once.
+    /// Unlike every other input this is not O(1) but O(live keys +
+    /// waiters), once: it walks the any-key queue and, if key waiters are
+    /// left, the table of live keys (never the slots of keys forgotten
+    /// long ago).
     ///
     /// # Examples
     ///
@@ -551,13 +591,37 @@ impl<K, S> Pool<K, S> {
             return;
         }
         self.closed = true;
-        let mut queue = core::mem::replace(&mut self.any_queue, List::EMPTY);
-        self.close_queue(&mut queue);
-        for g in 0..self.groups.capacity() as u32 {
-            if self.groups.get(g).is_some_and(|group| group.waiting > 0) {
-                self.close_group(g);
-            }
+        let Self {
+            table,
+            groups,
+            waiters,
+            any_queue,
+            wake,
+            ..
+        } = self;
+        close_queue(waiters, wake, any_queue);
+        if waiters.waiting == 0 {
+            return;
         }
+        // Every key waiter waits for a live key, and the table holds exactly
+        // the live keys, in at most 32 buckets or about 4.6 per key (see
+        // `shrink_table`).
+        table.retain(|&mut g| {
+            let group = groups.at_mut(g);
+            if group.waiting == 0 {
+                return true;
+            }
+            group.waiting = 0;
+            close_queue(waiters, wake, &mut group.queue);
+            if !group.is_idle() {
+                return true;
+            }
+            // Forgotten, as `forget` does; `retain` unlinks it.
+            groups.ring_remove(g);
+            groups.retire(g);
+            false
+        });
+        self.shrink_table();
     }
 
     /// Closes one key: its target becomes 0 and every waiter waiting for it
@@ -662,7 +726,8 @@ impl<K, S> Pool<K, S> {
     /// [`cancel`](Self::cancel), [`close`](Self::close) and
     /// [`close_key`](Self::close_key). A key that is
     /// never collected is dropped when its slot is reused or the pool is
-    /// dropped, so not draining costs memory, never correctness.
+    /// dropped, so not draining costs memory (the slab cannot shrink past an
+    /// uncollected key), never correctness.
     ///
     /// # Examples
     ///
@@ -780,6 +845,27 @@ impl<K, S> Pool<K, S> {
         }
         self.groups.ring_remove(g);
         self.groups.retire(g);
+        self.shrink_table();
+    }
+
+    /// Gives the table's spare buckets back once less than a quarter of its
+    /// capacity (7/8 of its buckets) is used, keeping room for twice its
+    /// length: each shrink is paid for by the removals since the table was
+    /// last resized, so this is O(1) amortised, and growing and shrinking
+    /// never alternate on neighbouring operations.
+    #[inline]
+    fn shrink_table(&mut self) {
+        let (len, buckets) = (self.table.len(), self.table.num_buckets());
+        if buckets > MIN_BUCKETS && len * 32 < buckets * 7 {
+            self.shrink_table_to(2 * len);
+        }
+    }
+
+    #[cold]
+    fn shrink_table_to(&mut self, len: usize) {
+        let groups = &self.groups;
+        self.table
+            .shrink_to(len.max(MIN_SLOTS), |&i| table_hash(groups.at(i).hash));
     }
 
     /// Counts one grant from group `g`, which must have room. Runs no user
@@ -913,19 +999,9 @@ impl<K, S> Pool<K, S> {
     }
 
     /// Records a waiter's outcome and queues it for `poll_wake`.
+    #[inline]
     fn decide(&mut self, index: u32, state: State) {
-        let w = self.waiters.slot_mut(index);
-        w.state = state;
-        w.in_wake = true;
-        self.waiters.push_back(&mut self.wake, index);
-    }
-
-    /// Tells every waiter of `queue` that it was closed, emptying it.
-    fn close_queue(&mut self, queue: &mut List) {
-        while let Some(index) = self.waiters.pop_front(queue) {
-            self.waiters.waiting -= 1;
-            self.decide(index, State::Closed);
-        }
+        decide(&mut self.waiters, &mut self.wake, index, state);
     }
 
     /// Tells every key waiter of group `g` that it closed, then forgets the
@@ -934,7 +1010,7 @@ impl<K, S> Pool<K, S> {
         let group = self.groups.at_mut(g);
         let mut queue = core::mem::replace(&mut group.queue, List::EMPTY);
         group.waiting = 0;
-        self.close_queue(&mut queue);
+        close_queue(&mut self.waiters, &mut self.wake, &mut queue);
         self.forget_if_idle(g);
     }
 
@@ -964,26 +1040,60 @@ impl<K, S> fmt::Debug for Pool<K, S> {
     }
 }
 
+/// The table never shrinks below this many buckets.
+const MIN_BUCKETS: usize = 32;
+
+/// Records a waiter's outcome and queues it on `wake` for `poll_wake`.
+#[inline]
+fn decide(waiters: &mut Waiters, wake: &mut List, index: u32, state: State) {
+    let w = waiters.slot_mut(index);
+    w.state = state;
+    w.in_wake = true;
+    waiters.push_back(wake, index);
+}
+
+/// Tells every waiter of `queue` that it was closed, emptying it.
+fn close_queue(waiters: &mut Waiters, wake: &mut List, queue: &mut List) {
+    while let Some(index) = waiters.pop_front(queue) {
+        waiters.waiting -= 1;
+        decide(waiters, wake, index, State::Closed);
+    }
+}
+
 /// The iterator returned by [`Pool::iter`]: every tracked key with its counts.
 pub struct Iter<'a, K> {
-    inner: crate::groups::GroupIter<'a, K>,
+    /// The live keys' slots.
+    table: hashbrown::hash_table::Iter<'a, u32>,
+    groups: &'a Groups<K>,
 }
 
 impl<'a, K> Iterator for Iter<'a, K> {
     type Item = (&'a K, Counts);
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.inner.next().map(|g| {
+        self.table.next().map(|&g| {
+            let Group {
+                key,
+                target,
+                active,
+                ..
+            } = self.groups.at(g);
             (
-                &g.key,
+                key,
                 Counts {
-                    target: g.target,
-                    active: g.active,
+                    target: *target,
+                    active: *active,
                 },
             )
         })
     }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.table.size_hint()
+    }
 }
+
+impl<K> ExactSizeIterator for Iter<'_, K> {}
 
 impl<K> fmt::Debug for Iter<'_, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

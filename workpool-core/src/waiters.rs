@@ -1,13 +1,17 @@
 //! The waiter slab and the intrusive FIFO lists threaded through it.
 //!
-//! Every registered waiter lives in one slot of a grow-only `Vec`. A waiting
-//! waiter is linked into exactly one queue (the any-key queue or its group's
-//! queue); a waiter whose outcome is decided but not yet reported is linked
-//! into the wake list. Vacant slots form a free list through `next`. All
-//! operations are O(1) and allocate only when the slab grows.
+//! Every registered waiter lives in one slot of a `Vec`. A waiting waiter is
+//! linked into exactly one queue (the any-key queue or its group's queue); a
+//! waiter whose outcome is decided but not yet reported is linked into the
+//! wake list. Vacant slots are kept on free lists through `next`, by band, so
+//! that reuse prefers low slots and the top of the slab drains and is cut off
+//! after a burst (see [`crate::bands`]). All operations are O(1) amortised
+//! and allocate only when the slab grows; it shrinks once less than a
+//! quarter of it is in use.
 
 use alloc::vec::Vec;
 
+use crate::bands::{self, Bands, Freed};
 use crate::identity::PoolId;
 use crate::lease::{Grant, WaiterId};
 
@@ -44,7 +48,8 @@ pub(crate) struct Waiter {
     pub(crate) group: u32,
     /// Arrival order: lower is older. Unique in the pool, so it is also the
     /// slot's generation: a handle names this waiter only while its `seq`
-    /// matches (see [`Waiters::lookup`]).
+    /// matches (see [`Waiters::lookup`]), however often the slot is reused
+    /// or cut off and grown again.
     pub(crate) seq: u64,
     pub(crate) in_wake: bool,
     prev: u32,
@@ -55,7 +60,8 @@ pub(crate) struct Waiters {
     /// The owning pool's id, stamped on every handle.
     pool: PoolId,
     slots: Vec<Waiter>,
-    free: u32,
+    /// The vacant slots, lowest band first.
+    free: Bands,
     /// Waiters in the `Waiting` state.
     pub(crate) waiting: usize,
 }
@@ -65,36 +71,36 @@ impl Waiters {
         Self {
             pool,
             slots: Vec::new(),
-            free: NIL,
+            free: Bands::new(),
             waiting: 0,
         }
     }
 
     /// Registers a waiter in `state` (linked into no list) and returns its
-    /// handle. `seq` must be a fresh arrival number, never passed before:
-    /// it is the slot's generation.
+    /// handle.
     pub(crate) fn insert(&mut self, group: u32, seq: u64, state: State) -> WaiterId {
         if matches!(state, State::Waiting) {
             self.waiting += 1;
         }
-        let index = if self.free == NIL {
-            let index = u32::try_from(self.slots.len())
-                .ok()
-                .filter(|&i| i != NIL)
-                .expect("more than u32::MAX - 1 waiters at once");
-            self.slots.push(Waiter {
-                state: State::Vacant,
-                group,
-                seq,
-                in_wake: false,
-                prev: NIL,
-                next: NIL,
-            });
-            index
-        } else {
-            let index = self.free;
-            self.free = self.slots[index as usize].next;
-            index
+        let slots = &self.slots;
+        let index = match self.free.take(|i| slots[i as usize].next) {
+            Some(index) => index,
+            None => {
+                let index = u32::try_from(self.slots.len())
+                    .ok()
+                    .filter(|&i| i != NIL)
+                    .expect("more than u32::MAX - 1 waiters at once");
+                self.slots.push(Waiter {
+                    state: State::Vacant,
+                    group,
+                    seq,
+                    in_wake: false,
+                    prev: NIL,
+                    next: NIL,
+                });
+                self.free.pushed(index);
+                index
+            }
         };
         let w = &mut self.slots[index as usize];
         w.state = state;
@@ -116,12 +122,6 @@ impl Waiters {
     }
 
     /// The slot named by `id`, if it is a registered waiter of this pool.
-    ///
-    /// Every registration takes a new arrival number, so a slot never holds
-    /// the same `seq` twice: a handle of a removed waiter matches no later
-    /// occupant of its slot, however often the slot is reused. (A `u32`
-    /// generation bumped on each reuse matched again after 2^32 reuses, and
-    /// the LIFO free list puts most reuses on the same few slots.)
     pub(crate) fn lookup(&self, id: WaiterId) -> Option<&Waiter> {
         if id.pool != self.pool {
             return None;
@@ -140,13 +140,41 @@ impl Waiters {
     }
 
     /// Frees a slot that is linked into no list and returns its state.
+    ///
+    /// When the top of the slab is free it is cut off, and capacity goes
+    /// back once less than a quarter of it is used.
+    #[inline]
     pub(crate) fn remove(&mut self, index: u32) -> State {
-        let free = self.free;
         let w = &mut self.slots[index as usize];
         debug_assert!(!w.in_wake);
-        w.next = free;
-        self.free = index;
-        core::mem::replace(&mut w.state, State::Vacant)
+        let state = core::mem::replace(&mut w.state, State::Vacant);
+        match self.free.free(index, self.slots.len()) {
+            Freed::Linked(next) => self.slots[index as usize].next = next,
+            Freed::Cut(len) => self.cut(len),
+        }
+        state
+    }
+
+    /// Truncates the slab to its first `len` slots, all vacant beyond.
+    #[cold]
+    fn cut(&mut self, len: usize) {
+        for w in &self.slots[len..] {
+            debug_assert!(matches!(w.state, State::Vacant), "a cut slot is in use");
+        }
+        self.slots.truncate(len);
+        // Room to double, as growth does.
+        bands::shrink(&mut self.slots, 2 * len);
+    }
+
+    /// How many slots the slab has: every registered waiter's is below it.
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// How many slots the slab has room for before it must reallocate.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.slots.capacity()
     }
 
     /// Appends slot `index` to `list`.

@@ -240,3 +240,47 @@ fn keys_forgotten_and_set_again() {
     });
     assert_eq!(n, 0, "{n} allocations in {CYCLES} key churn cycles");
 }
+
+/// After bursts of waiters and of keys the pool shrinks back; then a waiter
+/// and a key coming and going right at the edge where it was cut (a slot
+/// past the end, cut off again each time) allocate nothing: shrinking has
+/// hysteresis, so it never alternates with growing.
+#[test]
+fn churn_at_the_edge_of_a_shrunk_pool() {
+    let burst = if cfg!(miri) { 64 } else { 100_000 };
+    let mut pool = Pool::new();
+    let waiters: Vec<_> = (0..burst)
+        .map(|_| pool.enqueue_key(&u64::MAX).unwrap())
+        .collect();
+    for &w in &waiters[15..] {
+        pool.cancel(w).unwrap();
+    }
+    assert_eq!(pool.waiter_slots(), 15);
+    // u64::MAX is tracked for its waiters; 14 more keys stay.
+    for key in 0..burst {
+        pool.set(key, 1);
+    }
+    for key in 14..burst {
+        pool.set(key, 0);
+    }
+    while pool.poll_forgotten().is_some() {}
+    assert_eq!(pool.len(), 15);
+    let cycle = |pool: &mut Pool<u64>, key: u64| {
+        let waiter = pool.enqueue_key(&u64::MAX).unwrap();
+        assert_eq!(waiter.index(), 15);
+        pool.cancel(waiter).unwrap();
+        assert_eq!(pool.waiter_slots(), 15);
+        pool.set(key, 1);
+        pool.set(key, 0);
+        assert_eq!(pool.poll_forgotten(), Some(key));
+    };
+    for key in burst..burst + 16 {
+        cycle(&mut pool, key);
+    }
+    let n = allocations(|| {
+        for key in 0..CYCLES {
+            cycle(&mut pool, burst + 1_000 + key);
+        }
+    });
+    assert_eq!(n, 0, "{n} allocations in {CYCLES} cycles at the edge");
+}

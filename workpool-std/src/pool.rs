@@ -69,6 +69,15 @@ use crate::{Counts, DefaultHashBuilder, Equivalent};
 /// drop(lease); // leases out stay valid until dropped
 /// ```
 ///
+/// # Memory use
+///
+/// Memory follows the keys and waiters that are live, not the most there
+/// ever were: after a burst of waiting acquisitions or of keys the pool
+/// gives the memory back once they are gone. Slots cannot move while in
+/// use, so a waiter or key that outlives a burst in one of its last slots
+/// holds the slots below it until it leaves (new ones take the lowest free
+/// slots, so that happens only to entries from during the burst).
+///
 /// # Memory ordering
 ///
 /// All state sits behind one mutex: everything a task did before releasing a

@@ -80,8 +80,13 @@ pub(crate) struct State<K, S> {
     pub(crate) core: workpool_core::Pool<K, S>,
     /// `wakers[i]`: the waker of the waiter in core slot `i`, once it
     /// registered one. Taken when the waiter is woken, claimed or cancelled.
+    /// Never longer than the core's waiter slots once a waiter has left,
+    /// so it shrinks with them after a burst.
     wakers: Vec<Option<Waker>>,
 }
+
+/// The waker slots never shrink below this many.
+const MIN_WAKERS: usize = 16;
 
 /// Where one waiting acquisition (a future or a stream) stands.
 #[derive(Debug, Default)]
@@ -455,6 +460,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> State<K, S> {
             Err(err) => unreachable!("only a waiter's owner removes it: {err}"),
         };
         after.push_stale(self.wakers[waiter.index()].take());
+        self.trim_wakers();
         Some(outcome)
     }
 }
@@ -476,6 +482,32 @@ impl<K, S> State<K, S> {
         let cancelled = self.core.cancel(waiter);
         debug_assert!(cancelled.is_ok(), "only a waiter's owner removes it");
         after.push_stale(self.wakers[waiter.index()].take());
+        self.trim_wakers();
+    }
+
+    /// Follows the core's waiter slab after a waiter left: drops the waker
+    /// slots past its end (all empty: a waiter's waker is taken when it
+    /// leaves, so no waker is dropped here, under the lock) and gives
+    /// capacity back once less than a quarter is used, keeping room to
+    /// double. O(1) amortised: each slot cut was pushed once.
+    #[inline]
+    fn trim_wakers(&mut self) {
+        let slots = self.core.waiter_slots();
+        if self.wakers.len() > slots {
+            self.cut_wakers(slots);
+        }
+    }
+
+    #[cold]
+    fn cut_wakers(&mut self, slots: usize) {
+        debug_assert!(
+            self.wakers[slots..].iter().all(Option::is_none),
+            "a waker outlived its waiter"
+        );
+        self.wakers.truncate(slots);
+        if self.wakers.capacity() > MIN_WAKERS && slots < self.wakers.capacity() / 4 {
+            self.wakers.shrink_to((2 * slots).max(MIN_WAKERS));
+        }
     }
 
     /// The waker of the next waiter the core decided, if any.
@@ -705,6 +737,38 @@ mod tests {
                 Poll::Ready(Err(Closed))
             ));
         }
+    }
+
+    #[test]
+    fn waker_slots_shrink_with_the_waiters() {
+        let shared = new_shared::<u8>();
+        let (count, waker) = counter();
+        let mut cx = Context::from_waker(&waker);
+        let n = if cfg!(miri) { 100 } else { 10_000 };
+        let mut waits: Vec<Wait> = (0..n).map(|_| Wait::default()).collect();
+        for wait in &mut waits {
+            assert!(shared
+                .poll_acquire(wait, Want::<u8>::Any, &mut cx)
+                .is_pending());
+        }
+        assert_eq!(shared.lock().wakers.len(), n);
+        // The oldest stays, in slot 0; the slots above it go.
+        for wait in &mut waits[1..] {
+            shared.cancel(wait);
+        }
+        {
+            let state = shared.lock();
+            assert_eq!((state.core.waiter_slots(), state.wakers.len()), (1, 1));
+            assert!(state.wakers.capacity() <= MIN_WAKERS);
+        }
+        shared.set(1, 1);
+        assert_eq!(woken(&count), 1, "its waker survived the trimming");
+        let Poll::Ready(Ok(lease)) = shared.poll_acquire(&mut waits[0], Want::<u8>::Any, &mut cx)
+        else {
+            panic!("the woken waiter holds the lease");
+        };
+        assert_eq!(shared.lock().wakers.len(), 0);
+        shared.release(lease);
     }
 
     #[test]

@@ -30,7 +30,7 @@ fn check<K: Hash + Eq + Clone, S: BuildHasher>(pool: &Pool<K, S>) {
     let any = pool.waiters.list(pool.any_queue);
     let mut waiting = any.len();
     let mut tracked = 0;
-    for g in 0..pool.groups.capacity() as u32 {
+    for g in 0..pool.groups.slots() as u32 {
         let Some(group) = pool.groups.get(g) else {
             continue;
         };
@@ -62,6 +62,7 @@ fn check<K: Hash + Eq + Clone, S: BuildHasher>(pool: &Pool<K, S>) {
     }
     assert_queue(pool, &any, super::NIL);
     assert_eq!(tracked, pool.len());
+    assert_eq!(pool.iter().count(), tracked);
     assert_eq!(pool.table.len(), tracked);
     assert_eq!(waiting, pool.waiters());
     let room = ring.iter().any(|&g| pool.groups.at(g).has_room());
@@ -144,4 +145,5 @@ fn public_types_are_send_and_sync() {
 mod acquire;
 mod close_key;
 mod lifecycle;
+mod memory;
 mod waiting;

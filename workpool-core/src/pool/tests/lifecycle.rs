@@ -269,12 +269,12 @@ mod forget {
             pool.release(lease).unwrap();
             assert!(pool.is_empty());
         }
-        assert_eq!(pool.groups.capacity(), 1);
+        assert_eq!(pool.groups.slots(), 1);
         for key in 0..100 {
             let w = pool.enqueue_key(&key).unwrap();
             pool.cancel(w).unwrap();
         }
-        assert_eq!(pool.groups.capacity(), 1);
+        assert_eq!(pool.groups.slots(), 1);
         check(&pool);
     }
 }
@@ -360,9 +360,9 @@ mod key_drops {
         let mut pool = P::new();
         pool.set("a", 1);
         pool.set("a", 0);
-        let capacity = pool.groups.capacity();
+        let capacity = pool.groups.slots();
         pool.set("b", 1); // reuses a's retired slot, dropping "a" there
-        assert_eq!(pool.groups.capacity(), capacity);
+        assert_eq!(pool.groups.slots(), capacity);
         assert!(pool.poll_forgotten().is_none());
         assert_eq!(pool.counts(&"b").target, 1);
         check(&pool);

@@ -376,41 +376,36 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         };
         let signal = ThreadSignal::current();
         let waker = Waker::from(StdArc::clone(&signal));
+        let mut timed_out = false;
         loop {
             // Listen before looking, so a wake between the look and the wait
             // is not lost.
             listener!(signal.event => listener);
-            {
-                let mut after = After::new();
-                let mut state = self.lock();
-                if let Some(outcome) = state.claim(waiter, &mut after) {
-                    guard.waiter = None;
-                    drop(state);
-                    return Ok(outcome?);
-                }
-                state.register(waiter, &waker, &mut after);
+            let mut after = After::new();
+            let mut state = self.lock();
+            // After the deadline too: take a lease that raced it rather than
+            // pass it on.
+            if let Some(outcome) = state.claim(waiter, &mut after) {
+                guard.waiter = None;
+                drop(state);
+                return Ok(outcome?);
             }
-            let woken = match deadline {
-                None => {
-                    listener.wait();
-                    true
-                }
-                Some(deadline) => listener.wait_deadline(deadline).is_some(),
-            };
-            if !woken {
-                let mut after = After::new();
-                let mut state = self.lock();
-                // Take a lease that raced the deadline rather than pass it on.
-                if let Some(outcome) = state.claim(waiter, &mut after) {
-                    guard.waiter = None;
-                    drop(state);
-                    return Ok(outcome?);
-                }
+            if timed_out {
                 guard.waiter = None;
                 state.cancel(waiter, &mut after);
                 self.finish(state, after);
                 return Err(AcquireTimeoutError::Timeout);
             }
+            state.register(waiter, &waker, &mut after);
+            drop(state);
+            drop(after);
+            timed_out = match deadline {
+                None => {
+                    listener.wait();
+                    false
+                }
+                Some(deadline) => listener.wait_deadline(deadline).is_none(),
+            };
         }
     }
 

@@ -33,8 +33,9 @@ async fn main() {
 
     sleep(Duration::from_millis(50)).await;
     pool.set("proxy-c".to_owned(), 1); // an endpoint appears
-                                       // One goes away: target 0, and whoever waits for proxy-b itself fails
-                                       // with `Closed` (after a mere `set(.., 0)` it would wait for its return).
+
+    // One goes away: target 0, and whoever waits for proxy-b itself fails
+    // with `Closed` (after a mere `set(.., 0)` it would wait for its return).
     pool.close_key("proxy-b");
     sleep(Duration::from_millis(50)).await;
     pool.close(); // no new leases: the stream ends, the agents finish

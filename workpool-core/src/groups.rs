@@ -179,6 +179,12 @@ impl<K> Groups<K> {
         self.len -= 1;
     }
 
+    /// True when a retired group waits for [`reap`](Self::reap).
+    #[inline]
+    pub(crate) fn has_retired(&self) -> bool {
+        self.retired != NIL
+    }
+
     /// Frees the slot of the newest retired group and returns its key, or
     /// `None` when no retired group is left.
     ///

@@ -17,7 +17,7 @@
 //!
 //! - **Queries**: [`Pool::counts`], [`Pool::waiting`], [`Pool::waiters`],
 //!   [`Pool::len`], [`Pool::iter`], [`Pool::is_closed`],
-//!   [`Pool::waiter_slots`].
+//!   [`Pool::waiter_slots`], [`Pool::has_wakes`], [`Pool::has_forgotten`].
 //! - **Inputs**: [`Pool::set`] (a target changed), [`Pool::try_acquire`] /
 //!   [`Pool::try_acquire_key`] (take a lease now or fail),
 //!   [`Pool::enqueue`] / [`Pool::enqueue_key`] (a waiter arrived),

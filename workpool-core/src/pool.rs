@@ -685,6 +685,40 @@ impl<K, S> Pool<K, S> {
 
     // ---------------------------------------------------------------- outputs
 
+    /// True when [`poll_wake`](Self::poll_wake) has a waiter to report: a
+    /// cheap check an adapter can make before draining it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::new();
+    /// let _waiter = pool.enqueue_key(&"a").unwrap();
+    /// assert!(!pool.has_wakes());
+    /// pool.set("a", 1);
+    /// assert!(pool.has_wakes());
+    /// ```
+    #[inline]
+    pub fn has_wakes(&self) -> bool {
+        self.wake != List::EMPTY
+    }
+
+    /// True when [`poll_forgotten`](Self::poll_forgotten) has a key to hand
+    /// out: a cheap check an adapter can make before draining it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::new();
+    /// pool.set("a", 1);
+    /// assert!(!pool.has_forgotten());
+    /// pool.set("a", 0);
+    /// assert!(pool.has_forgotten());
+    /// ```
+    #[inline]
+    pub fn has_forgotten(&self) -> bool {
+        self.groups.has_retired()
+    }
+
     /// The next waiter whose outcome was decided (granted a lease, or told
     /// the pool or its key closed) since it last waited, oldest decision first; `None`
     /// when there is nothing new.

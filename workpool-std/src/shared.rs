@@ -214,9 +214,22 @@ impl<K, S> Shared<K, S> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Collects what the core decided, unlocks, and carries it out; repeats
-    /// while one batch was not enough.
-    fn finish<'a>(&'a self, mut state: MutexGuard<'a, State<K, S>>, mut after: After<K>) {
+    /// Collects what the core decided, unlocks, and carries it out. The
+    /// common case (nothing forgotten, nobody to wake) stays inline.
+    #[inline]
+    fn finish<'a>(&'a self, state: MutexGuard<'a, State<K, S>>, after: After<K>) {
+        if state.core.has_forgotten() || state.core.has_wakes() {
+            self.finish_slow(state, after);
+        } else {
+            drop(state);
+            drop(after);
+        }
+    }
+
+    /// [`finish`](Self::finish) with something to collect; repeats while one
+    /// wake batch was not enough.
+    #[cold]
+    fn finish_slow<'a>(&'a self, mut state: MutexGuard<'a, State<K, S>>, mut after: After<K>) {
         loop {
             while let Some(key) = state.core.poll_forgotten() {
                 after.push_key(key);
@@ -245,16 +258,25 @@ impl<K, S> Shared<K, S> {
         self.finish(state, after);
     }
 
+    #[inline]
     pub(crate) fn release(&self, lease: workpool_core::Lease<K>) {
-        let mut after = After::new();
         let mut state = self.lock();
-        match state.core.release(lease) {
-            Ok(key) => after.push_key(key),
+        let key = match state.core.release(lease) {
+            Ok(key) => key,
             // A std lease is only ever built from a grant of this pool and
             // released once, by its `Drop`.
             Err(err) => unreachable!("a std lease was rejected: {err}"),
+        };
+        if state.core.has_forgotten() || state.core.has_wakes() {
+            let mut after = After::new();
+            after.push_key(key);
+            self.finish_slow(state, after);
+        } else {
+            // Nobody to wake: the common, uncontended case. The key is
+            // dropped after unlocking, as always.
+            drop(state);
+            drop(key);
         }
-        self.finish(state, after);
     }
 
     /// Gives up a waiting acquisition. A lease already handed to it passes
@@ -309,11 +331,14 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         want: Want<'_, Q>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<workpool_core::Lease<K>, Closed>> {
-        let mut after = After::new();
+        assert!(
+            !wait.is_done(),
+            "a workpool acquire future was polled after it completed"
+        );
         let mut state = self.lock();
         let waiter = match *wait {
             Wait::Waiting(waiter) => waiter,
-            Wait::Idle => match state.try_acquire(want) {
+            _ => match state.try_acquire(want) {
                 Ok(lease) => {
                     *wait = Wait::Done;
                     return Poll::Ready(Ok(lease));
@@ -330,23 +355,25 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                     }
                 },
             },
-            Wait::Done => {
-                drop(state);
-                panic!("a workpool acquire future was polled after it completed");
-            }
         };
         // Recorded before `claim`, which clones the key: if that panics,
         // dropping the future cancels the waiter and its grant passes on.
         *wait = Wait::Waiting(waiter);
+        // Declared after the guard, so both paths below unlock explicitly
+        // first. (Should `claim` unwind, `after` is still empty: dropping it
+        // under the lock then runs no user code.)
+        let mut after = After::new();
         match state.claim(waiter, &mut after) {
             Some(outcome) => {
                 *wait = Wait::Done;
                 drop(state);
+                drop(after);
                 Poll::Ready(outcome)
             }
             None => {
                 state.register(waiter, cx.waker(), &mut after);
                 drop(state);
+                drop(after);
                 Poll::Pending
             }
         }

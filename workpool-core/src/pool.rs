@@ -505,7 +505,7 @@ impl<K, S> Pool<K, S> {
     pub fn cancel(&mut self, waiter: WaiterId) -> Result<(), UnknownWaiter> {
         let w = self.waiters.lookup(waiter).ok_or(UnknownWaiter)?;
         let (index, group) = (waiter.index, w.group);
-        if matches!(w.state, State::Waiting) {
+        if w.is_waiting() {
             self.unlink_waiting(index, group);
             self.waiters.remove(index);
             if group != NIL {
@@ -805,7 +805,7 @@ impl<K, S> Pool<K, S> {
         K: Clone,
     {
         let w = self.waiters.lookup(waiter).ok_or(UnknownWaiter)?;
-        let key = match &w.state {
+        let key = match &w.state() {
             State::Waiting => return Ok(Claim::Waiting),
             // Clone before removing: if `K::clone` panics the waiter keeps
             // its grant, and cancelling it later passes the grant on.
@@ -1081,7 +1081,7 @@ const MIN_BUCKETS: usize = 32;
 #[inline]
 fn decide(waiters: &mut Waiters, wake: &mut List, index: u32, state: State) {
     let w = waiters.slot_mut(index);
-    w.state = state;
+    w.set_state(state);
     w.in_wake = true;
     waiters.push_back(wake, index);
 }

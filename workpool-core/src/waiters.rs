@@ -33,6 +33,7 @@ impl List {
 }
 
 /// Where a waiter stands.
+#[derive(Clone, Copy)]
 pub(crate) enum State {
     Vacant,
     Waiting,
@@ -42,18 +43,74 @@ pub(crate) enum State {
     Closed,
 }
 
+/// One waiter slot: 40 bytes. The [`State`] is stored flat (a kind byte
+/// beside the grant's fields) so that no enum tag pads the slot to 48.
 pub(crate) struct Waiter {
-    pub(crate) state: State,
-    /// The group slot a key waiter asks for, or `NIL` for an any-key waiter.
-    pub(crate) group: u32,
     /// Arrival order: lower is older. Unique in the pool, so it is also the
     /// slot's generation: a handle names this waiter only while its `seq`
     /// matches (see [`Waiters::lookup`]), however often the slot is reused
     /// or cut off and grown again.
     pub(crate) seq: u64,
-    pub(crate) in_wake: bool,
+    /// The lease id of a grant.
+    grant_id: u64,
+    /// The group slot's generation of a grant.
+    grant_generation: u32,
+    /// While waiting: the group slot a key waiter asks for, or `NIL` for an
+    /// any-key waiter. Once granted: the group the grant is from.
+    pub(crate) group: u32,
     prev: u32,
     next: u32,
+    kind: Kind,
+    pub(crate) in_wake: bool,
+}
+
+/// [`State`] without its grant.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Vacant,
+    Waiting,
+    Granted,
+    Closed,
+}
+
+impl Waiter {
+    /// Where the waiter stands.
+    #[inline]
+    pub(crate) fn state(&self) -> State {
+        match self.kind {
+            Kind::Vacant => State::Vacant,
+            Kind::Waiting => State::Waiting,
+            Kind::Granted => State::Granted(Grant {
+                group: self.group,
+                generation: self.grant_generation,
+                id: self.grant_id,
+            }),
+            Kind::Closed => State::Closed,
+        }
+    }
+
+    /// True while the waiter waits in a queue.
+    #[inline]
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.kind == Kind::Waiting
+    }
+
+    /// Records where the waiter stands. A grant's group replaces the group
+    /// asked for, which is no longer needed once the waiter left its queue.
+    #[inline]
+    pub(crate) fn set_state(&mut self, state: State) {
+        self.kind = match state {
+            State::Vacant => Kind::Vacant,
+            State::Waiting => Kind::Waiting,
+            State::Granted(grant) => {
+                self.group = grant.group;
+                self.grant_generation = grant.generation;
+                self.grant_id = grant.id;
+                Kind::Granted
+            }
+            State::Closed => Kind::Closed,
+        };
+    }
 }
 
 pub(crate) struct Waiters {
@@ -90,21 +147,29 @@ impl Waiters {
                     .ok()
                     .filter(|&i| i != NIL)
                     .expect("more than u32::MAX - 1 waiters at once");
+                if self.slots.len() == self.slots.capacity() {
+                    // Grow by an eighth, not double, as the group slab does:
+                    // a queued waiter costs at most 12.5% slack, and growth
+                    // stays geometric, so O(1) amortised.
+                    self.slots.reserve_exact((self.slots.len() / 8).max(8));
+                }
                 self.slots.push(Waiter {
-                    state: State::Vacant,
-                    group,
                     seq,
-                    in_wake: false,
+                    grant_id: 0,
+                    grant_generation: 0,
+                    group,
                     prev: NIL,
                     next: NIL,
+                    kind: Kind::Vacant,
+                    in_wake: false,
                 });
                 self.free.pushed(index);
                 index
             }
         };
         let w = &mut self.slots[index as usize];
-        w.state = state;
         w.group = group;
+        w.set_state(state);
         w.seq = seq;
         w.in_wake = false;
         w.prev = NIL;
@@ -128,7 +193,7 @@ impl Waiters {
         }
         self.slots
             .get(id.index as usize)
-            .filter(|w| w.seq == id.seq && !matches!(w.state, State::Vacant))
+            .filter(|w| w.seq == id.seq && w.kind != Kind::Vacant)
     }
 
     pub(crate) fn slot(&self, index: u32) -> &Waiter {
@@ -147,7 +212,8 @@ impl Waiters {
     pub(crate) fn remove(&mut self, index: u32) -> State {
         let w = &mut self.slots[index as usize];
         debug_assert!(!w.in_wake);
-        let state = core::mem::replace(&mut w.state, State::Vacant);
+        let state = w.state();
+        w.kind = Kind::Vacant;
         match self.free.free(index, self.slots.len()) {
             Freed::Linked(next) => self.slots[index as usize].next = next,
             Freed::Cut(len) => self.cut(len),
@@ -159,11 +225,11 @@ impl Waiters {
     #[cold]
     fn cut(&mut self, len: usize) {
         for w in &self.slots[len..] {
-            debug_assert!(matches!(w.state, State::Vacant), "a cut slot is in use");
+            debug_assert!(w.kind == Kind::Vacant, "a cut slot is in use");
         }
         self.slots.truncate(len);
-        // Room to double, as growth does.
-        bands::shrink(&mut self.slots, 2 * len);
+        // The same eighth of slack that growth leaves.
+        bands::shrink(&mut self.slots, len + len / 8);
     }
 
     /// How many slots the slab has: every registered waiter's is below it.
@@ -238,5 +304,16 @@ impl Waiters {
         }
         self.unlink(list, head);
         Some(head)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waiter_slot_is_40_bytes() {
+        // seq, grant id, grant generation, group, links, kind, in_wake.
+        assert_eq!(core::mem::size_of::<Waiter>(), 40);
     }
 }

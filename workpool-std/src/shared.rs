@@ -463,7 +463,15 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> State<K, S> {
             Want::Key(key) => self.core.enqueue_key(key),
         }?;
         if self.wakers.len() <= waiter.index() {
-            self.wakers.resize_with(waiter.index() + 1, || None);
+            let len = waiter.index() + 1;
+            if len > self.wakers.capacity() {
+                // An eighth of slack, as the core's waiter slab keeps: a
+                // queued acquisition costs its 40-byte slot there and a
+                // 16-byte waker slot here, with little to spare.
+                let more = len - self.wakers.len();
+                self.wakers.reserve_exact(more.max(len / 8).max(8));
+            }
+            self.wakers.resize_with(len, || None);
         }
         Ok(waiter)
     }
@@ -510,8 +518,9 @@ impl<K, S> State<K, S> {
     /// Follows the core's waiter slab after a waiter left: drops the waker
     /// slots past its end (all empty: a waiter's waker is taken when it
     /// leaves, so no waker is dropped here, under the lock) and gives
-    /// capacity back once less than a quarter is used, keeping room to
-    /// double. O(1) amortised: each slot cut was pushed once.
+    /// capacity back once less than a quarter is used, keeping the eighth
+    /// of slack that growth leaves. O(1) amortised: each slot cut was
+    /// pushed once.
     #[inline]
     fn trim_wakers(&mut self) {
         let slots = self.core.waiter_slots();
@@ -528,7 +537,7 @@ impl<K, S> State<K, S> {
         );
         self.wakers.truncate(slots);
         if self.wakers.capacity() > MIN_WAKERS && slots < self.wakers.capacity() / 4 {
-            self.wakers.shrink_to((2 * slots).max(MIN_WAKERS));
+            self.wakers.shrink_to((slots + slots / 8).max(MIN_WAKERS));
         }
     }
 

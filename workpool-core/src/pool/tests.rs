@@ -73,7 +73,7 @@ fn check<K: Hash + Eq + Clone, S: BuildHasher>(pool: &Pool<K, S>) {
     for index in pool.waiters.list(pool.wake) {
         let w = pool.waiters.slot(index);
         assert!(w.in_wake);
-        assert!(matches!(w.state, State::Granted(_) | State::Closed));
+        assert!(matches!(w.state(), State::Granted(_) | State::Closed));
     }
 }
 
@@ -86,7 +86,7 @@ fn assert_queue<K: Hash + Eq + Clone, S: BuildHasher>(
     let mut last = None;
     for &index in queue {
         let w = pool.waiters.slot(index);
-        assert!(matches!(w.state, State::Waiting));
+        assert!(matches!(w.state(), State::Waiting));
         assert!(!w.in_wake);
         assert_eq!(w.group, group);
         assert!(last < Some(w.seq), "queue out of arrival order");

@@ -19,9 +19,9 @@
 //! and so re-enter the pool. None of them runs while the lock is held.
 //! Every path decides under the lock, takes the wakers to wake into a
 //! [`WakeBatch`] and what it must drop into an [`After`], and acts once the
-//! guard is gone. The waker slots are
-//! ours (not `event-listener`'s) for the same reason: a re-poll with a new
-//! waker swaps it under our lock and drops the old one after unlocking.
+//! guard is gone. The waker slots are ours (not `event-listener`'s) for the
+//! same reason: a re-poll with a new waker swaps it under our lock and drops
+//! the old one after unlocking.
 //! Threads park on a per-thread `event-listener` [`Event`], which wakes
 //! nothing but that thread. `Hash`, `Eq` and `Clone` of `K` do run under the
 //! lock (finding a key needs them); the core stays consistent when they
@@ -42,7 +42,6 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use event_listener::{listener, Event, Listener};
-
 use workpool_core::{Claim, Closed, Counts, Equivalent, TryAcquireError, WaiterId};
 
 use crate::error::AcquireTimeoutError;

@@ -419,3 +419,53 @@ fn keys_are_dropped_outside_the_lock() {
         assert!(KEY_DROPS.load(Ordering::SeqCst) - before >= 10);
     });
 }
+
+thread_local! {
+    /// Clones of [`Brittle`] left before one panics.
+    static CLONES_LEFT: std::cell::Cell<u32> = const { std::cell::Cell::new(u32::MAX) };
+    /// The pool a [`Brittle`] key reads when it is dropped.
+    static BRITTLE_POOL: std::cell::RefCell<Option<Pool<Brittle>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A key whose `Clone` panics when told to, and whose `Drop` uses the pool.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Brittle(u32);
+
+impl Clone for Brittle {
+    fn clone(&self) -> Self {
+        let left = CLONES_LEFT.with(std::cell::Cell::get);
+        assert!(left > 0, "clone of {} fails", self.0);
+        CLONES_LEFT.with(|c| c.set(left - 1));
+        Self(self.0)
+    }
+}
+
+impl Drop for Brittle {
+    fn drop(&mut self) {
+        let pool = BRITTLE_POOL.with(|p| p.borrow().clone());
+        if let Some(pool) = pool {
+            let _ = pool.len(); // takes the pool's lock
+        }
+    }
+}
+
+/// `snapshot` whose `K::clone` panics half-way: the keys it had cloned are
+/// dropped after the lock is released, so their `Drop` can use the pool.
+#[test]
+fn a_snapshot_that_panics_drops_its_clones_outside_the_lock() {
+    with_hang_guard("snapshot panic", GUARD, || {
+        let pool: Pool<Brittle> = Pool::new();
+        for k in 0..8 {
+            pool.set(Brittle(k), 1);
+        }
+        BRITTLE_POOL.with(|p| *p.borrow_mut() = Some(pool.clone()));
+        CLONES_LEFT.with(|c| c.set(3));
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.snapshot()));
+        assert!(caught.is_err(), "the fourth clone panicked");
+        CLONES_LEFT.with(|c| c.set(u32::MAX));
+        BRITTLE_POOL.with(|p| p.borrow_mut().take());
+        // The pool is still usable and whole.
+        assert_eq!(pool.snapshot().len(), 8);
+        assert_eq!(pool.len(), 8);
+    });
+}

@@ -304,8 +304,14 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// assert_eq!(all[1].1.target, 2);
     /// ```
     pub fn snapshot(&self) -> Vec<(K, Counts)> {
+        // Declared before the guard: should a `K::clone` panic, the keys
+        // cloned so far are dropped after the lock is released.
+        let mut all = Vec::new();
         let state = self.shared.lock();
-        state.core.iter().map(|(k, c)| (k.clone(), c)).collect()
+        all.reserve_exact(state.core.len());
+        all.extend(state.core.iter().map(|(k, c)| (k.clone(), c)));
+        drop(state);
+        all
     }
 
     /// Waits for a lease from any key with room.

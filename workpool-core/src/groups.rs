@@ -1,4 +1,4 @@
-//! The group slab and the ready ring.
+//! The group slab.
 //!
 //! A group is one key's state. Groups live in a slab of slots (a freed slot
 //! is reused, with its generation bumped so old leases can be told apart).
@@ -8,12 +8,8 @@
 //! so a lease of its old occupants never matches, and a slot whose
 //! generation would wrap is retired for good instead.
 //!
-//! Every group with `active < target` is linked into the *ready ring*, a
-//! circular doubly-linked list with a cursor: any-key grants take the group
-//! under the cursor and move it on, which is round-robin in O(1). The ring
-//! may also hold groups that filled up since they joined; they are unlinked
-//! lazily, when the cursor reaches them (each removal pays for one earlier
-//! insertion, so this stays O(1) amortised).
+//! A group may be linked into the lane's ready ring (see [`crate::ring`]);
+//! it then records its node there.
 //!
 //! A forgotten group is *retired* before its slot is freed: it leaves the
 //! table and the ring and its generation moves on at once, but its key stays
@@ -57,8 +53,9 @@ pub(crate) struct Group<K> {
     /// The key's hash, cached so that rehashing and forgetting never call
     /// user code.
     pub(crate) hash: ShortHash,
-    ring_prev: u32,
-    ring_next: u32,
+    /// The group's node in the lane's ready ring, or `NIL` when it is not
+    /// linked (see [`crate::ring`]).
+    pub(crate) node: u32,
 }
 
 impl<K> Group<K> {
@@ -67,7 +64,7 @@ impl<K> Group<K> {
     }
 
     pub(crate) fn in_ring(&self) -> bool {
-        self.ring_next != NIL
+        self.node != NIL
     }
 
     /// True when nothing refers to the group any more: it may be forgotten.
@@ -96,8 +93,6 @@ pub(crate) struct Groups<K> {
     /// `next_free`, newest first.
     retired: u32,
     len: usize,
-    /// The ready ring's cursor: the group the next any-key grant comes from.
-    cursor: u32,
 }
 
 impl<K> Groups<K> {
@@ -108,7 +103,6 @@ impl<K> Groups<K> {
             epoch: 0,
             retired: NIL,
             len: 0,
-            cursor: NIL,
         }
     }
 
@@ -125,8 +119,7 @@ impl<K> Groups<K> {
             active: 0,
             queue: List::EMPTY,
             waiting: 0,
-            ring_prev: NIL,
-            ring_next: NIL,
+            node: NIL,
         };
         self.len += 1;
         if self.free.is_full() && self.retired != NIL {
@@ -275,92 +268,6 @@ impl<K> Groups<K> {
     pub(crate) fn slot_capacity(&self) -> usize {
         self.slots.capacity()
     }
-
-    // ---- the ready ring ----
-
-    /// The group the next any-key grant should come from.
-    pub(crate) fn cursor(&self) -> u32 {
-        self.cursor
-    }
-
-    /// Moves the cursor past group `index`, which it is on, after a grant.
-    pub(crate) fn advance_past(&mut self, index: u32) {
-        debug_assert_eq!(self.cursor, index);
-        self.cursor = self.at(index).ring_next;
-    }
-
-    /// Links group `index` into the ring just before the cursor, so it is
-    /// served last in the current round. No-op if it is already linked.
-    pub(crate) fn ring_insert(&mut self, index: u32) {
-        if self.at(index).in_ring() {
-            return;
-        }
-        if self.cursor == NIL {
-            let g = self.at_mut(index);
-            g.ring_prev = index;
-            g.ring_next = index;
-            self.cursor = index;
-            return;
-        }
-        let next = self.cursor;
-        let prev = self.at(next).ring_prev;
-        {
-            let g = self.at_mut(index);
-            g.ring_prev = prev;
-            g.ring_next = next;
-        }
-        self.at_mut(prev).ring_next = index;
-        self.at_mut(next).ring_prev = index;
-    }
-
-    /// Unlinks group `index` from the ring. No-op if it is not linked.
-    pub(crate) fn ring_remove(&mut self, index: u32) {
-        let (prev, next) = {
-            let g = self.at_mut(index);
-            if !g.in_ring() {
-                return;
-            }
-            let links = (g.ring_prev, g.ring_next);
-            g.ring_prev = NIL;
-            g.ring_next = NIL;
-            links
-        };
-        if next == index {
-            self.cursor = NIL;
-            return;
-        }
-        self.at_mut(prev).ring_next = next;
-        self.at_mut(next).ring_prev = prev;
-        if self.cursor == index {
-            self.cursor = next;
-        }
-    }
-
-    /// The ring's groups from the cursor on, checking its links both ways.
-    #[cfg(test)]
-    pub(crate) fn ring(&self) -> Vec<u32> {
-        let mut out = Vec::new();
-        let mut g = self.cursor;
-        while g != NIL {
-            assert!(out.len() < self.len, "the ring does not close");
-            out.push(g);
-            let next = self.at(g).ring_next;
-            assert_eq!(self.at(next).ring_prev, g, "ring links disagree");
-            g = if next == self.cursor { NIL } else { next };
-        }
-        out
-    }
-
-    /// Links group `index` into the ring if it has room. Full groups are
-    /// not unlinked eagerly: an any-key request drops them when the cursor
-    /// reaches them, so one-key traffic never touches the ring.
-    #[inline]
-    pub(crate) fn ring_offer(&mut self, index: u32) {
-        let group = self.at(index);
-        if group.has_room() && !group.in_ring() {
-            self.ring_insert(index);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -369,7 +276,7 @@ mod tests {
 
     #[test]
     fn a_slot_needs_no_tag() {
-        // Key + target + active + queue + waiting + hash + ring links, plus
+        // Key + target + active + queue + waiting + hash + ring node, plus
         // generation and free link: the `Option` rides on the hash's niche.
         assert_eq!(core::mem::size_of::<Slot<u64>>(), 56);
         assert_eq!(

@@ -34,6 +34,7 @@ pub struct Lease<K> {
 /// holds between the grant and its claim.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Grant {
+    pub(crate) shard: u32,
     pub(crate) group: u32,
     pub(crate) generation: u32,
     pub(crate) id: u64,
@@ -68,6 +69,20 @@ impl<K> Lease<K> {
     pub fn key(&self) -> &K {
         &self.key
     }
+
+    /// The shard of the pool's [parts](crate::parts) that holds the lease's
+    /// key; 0 for every lease of a [`Pool`](crate::Pool), which has one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::new();
+    /// pool.set("a", 1);
+    /// assert_eq!(pool.try_acquire().unwrap().shard(), 0);
+    /// ```
+    pub fn shard(&self) -> usize {
+        self.grant.shard as usize
+    }
 }
 
 impl<K: fmt::Debug> fmt::Debug for Lease<K> {
@@ -91,11 +106,13 @@ impl<K: fmt::Debug> fmt::Debug for Lease<K> {
 pub struct WaiterId {
     /// The issuing pool's id, so that a handle of another pool is rejected.
     pub(crate) pool: PoolId,
+    /// The shard whose slab holds the waiter, or `NIL` for the lane.
+    pub(crate) part: u32,
     pub(crate) index: u32,
-    /// The waiter's arrival number, which doubles as the slot's generation:
-    /// unique in the pool and never reused (a `u64` does not wrap), so a
-    /// stale handle never names a later waiter of the same slot.
-    pub(crate) seq: u64,
+    /// The waiter's registration number in its slab, which is the slot's
+    /// generation: never reused (a `u64` does not wrap), so a stale handle
+    /// never names a later waiter of the same slot.
+    pub(crate) generation: u64,
 }
 
 impl WaiterId {
@@ -114,11 +131,30 @@ impl WaiterId {
     pub fn index(self) -> usize {
         self.index as usize
     }
+
+    /// The shard whose waiter slab holds the waiter, or `None` for an
+    /// any-key waiter, which the [lane](crate::parts::Lane) holds. A
+    /// [`Pool`](crate::Pool) has one shard, 0. Slot
+    /// [`index`](Self::index)es are dense per shard and in the lane.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::new();
+    /// assert_eq!(pool.enqueue_key(&"a").unwrap().shard(), Some(0));
+    /// assert_eq!(pool.enqueue().unwrap().shard(), None);
+    /// ```
+    pub fn shard(self) -> Option<usize> {
+        (self.part != crate::waiters::NIL).then_some(self.part as usize)
+    }
 }
 
 impl fmt::Debug for WaiterId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "WaiterId({}v{})", self.index, self.seq)
+        match self.shard() {
+            Some(shard) => write!(f, "WaiterId({shard}:{}v{})", self.index, self.generation),
+            None => write!(f, "WaiterId(any:{}v{})", self.index, self.generation),
+        }
     }
 }
 

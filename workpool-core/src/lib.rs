@@ -24,7 +24,7 @@
 //!   [`Pool::cancel`] (a waiter gave up), [`Pool::release`] (a lease came
 //!   back), [`Pool::close`], [`Pool::close_key`] (a key went away: its
 //!   waiters fail).
-//! - **Outputs**: [`Pool::poll_wake`] names, oldest first, each waiter whose
+//! - **Outputs**: [`Pool::poll_wake`] names each waiter whose
 //!   outcome was decided (granted or closed). It gains entries only during
 //!   `set`, `release`, `cancel`, `close` and `close_key`; drain it after each
 //!   of those and wake whoever it names. The woken party calls
@@ -87,8 +87,12 @@ mod bands;
 mod error;
 mod groups;
 mod identity;
+mod lane;
 mod lease;
+pub mod parts;
 mod pool;
+mod ring;
+mod shard;
 #[cfg(feature = "spin")]
 mod spin_pool;
 mod waiters;
@@ -96,6 +100,7 @@ mod waiters;
 pub use error::{Closed, ReleaseError, TryAcquireError, UnknownWaiter};
 pub use hashbrown::{DefaultHashBuilder, Equivalent};
 pub use lease::{Claim, Counts, Lease, WaiterId};
-pub use pool::{Iter, Pool};
+pub use pool::Pool;
+pub use shard::Iter;
 #[cfg(feature = "spin")]
 pub use spin_pool::SharedPool;

@@ -4,14 +4,14 @@ use alloc::borrow::ToOwned;
 use core::fmt;
 use core::hash::{BuildHasher, Hash};
 
-use hashbrown::{DefaultHashBuilder, Equivalent, HashTable};
+use hashbrown::{DefaultHashBuilder, Equivalent};
 
-use crate::bands::MIN_SLOTS;
 use crate::error::{Closed, ReleaseError, TryAcquireError, UnknownWaiter};
-use crate::groups::{short_hash, table_hash, Group, Groups, ShortHash};
 use crate::identity::Identity;
-use crate::lease::{Claim, Counts, Grant, Lease, WaiterId};
-use crate::waiters::{List, State, Waiters, NIL};
+use crate::lane::Lane;
+use crate::lease::{Claim, Counts, Lease, WaiterId};
+use crate::parts::NeedsLane;
+use crate::shard::{Iter, Shard};
 
 /// The keyed counting state machine: a target and an active count per key,
 /// round-robin any-key selection and a FIFO waiter queue.
@@ -63,21 +63,22 @@ use crate::waiters::{List, State, Waiters, NIL};
 /// in use, so a long-lived waiter or key that took a high slot during the
 /// burst holds the slots below it until it leaves. Forgotten keys hold their
 /// slots until [`poll_forgotten`](Self::poll_forgotten) collects them.
+///
+/// # Parts
+///
+/// A pool is built from the [parts](crate::parts) that `workpool-std`
+/// locks separately: a [`Lane`] and one [`Shard`]. Each call runs the same
+/// two steps an adapter runs (the shard alone, then with the lane if the
+/// shard says it needs it), so the property tests of this type check the
+/// rules every adapter runs.
 pub struct Pool<K, S = DefaultHashBuilder> {
-    /// Told apart from every other pool's, see [`Identity`].
-    identity: Identity,
     hasher: S,
-    /// Group slots, found by the key's cached hash.
-    table: HashTable<u32>,
-    groups: Groups<K>,
-    waiters: Waiters,
-    /// Any-key waiters, oldest first.
-    any_queue: List,
-    /// Waiters whose outcome is decided and not yet reported by `poll_wake`.
-    wake: List,
+    /// The any-key part; it holds the pool's identity.
+    pub(crate) lane: Lane,
+    /// The keyed part: every key.
+    pub(crate) shard: Shard<K>,
+    /// The next lease id.
     next_lease: u64,
-    next_seq: u64,
-    closed: bool,
 }
 
 impl<K: Hash + Eq + Clone> Pool<K> {
@@ -113,18 +114,13 @@ impl<K, S> Pool<K, S> {
     /// The constructor behind [`with_hasher`](Self::with_hasher); unit tests
     /// pass an anchored identity to cover targets without atomics.
     fn with_identity(hasher: S, identity: Identity) -> Self {
-        let id = identity.id();
+        let lane = Lane::with_identity(identity);
+        let shard = Shard::new(0, &lane);
         Self {
-            identity,
             hasher,
-            table: HashTable::new(),
-            groups: Groups::new(),
-            waiters: Waiters::new(id),
-            any_queue: List::EMPTY,
-            wake: List::EMPTY,
+            lane,
+            shard,
             next_lease: 1,
-            next_seq: 0,
-            closed: false,
         }
     }
 
@@ -149,13 +145,7 @@ impl<K, S> Pool<K, S> {
         Q: ?Sized + Hash + Equivalent<K>,
         S: BuildHasher,
     {
-        self.find(key).map_or_else(Counts::default, |g| {
-            let g = self.groups.at(g);
-            Counts {
-                target: g.target,
-                active: g.active,
-            }
-        })
+        self.shard.counts(self.hasher.hash_one(key), key)
     }
 
     /// How many waiters are waiting for `key` specifically (any-key waiters
@@ -173,8 +163,7 @@ impl<K, S> Pool<K, S> {
         Q: ?Sized + Hash + Equivalent<K>,
         S: BuildHasher,
     {
-        self.find(key)
-            .map_or(0, |g| self.groups.at(g).waiting as usize)
+        self.shard.waiting(self.hasher.hash_one(key), key)
     }
 
     /// How many waiters of either kind are still waiting.
@@ -187,7 +176,7 @@ impl<K, S> Pool<K, S> {
     /// assert_eq!(pool.waiters(), 1);
     /// ```
     pub fn waiters(&self) -> usize {
-        self.waiters.waiting
+        self.lane.waiters() + self.shard.waiters()
     }
 
     /// How many keys the pool tracks: keys with a non-zero target, a live
@@ -202,7 +191,7 @@ impl<K, S> Pool<K, S> {
     /// assert_eq!(pool.len(), 1);
     /// ```
     pub fn len(&self) -> usize {
-        self.groups.len()
+        self.shard.len()
     }
 
     /// True when the pool tracks no key.
@@ -213,7 +202,7 @@ impl<K, S> Pool<K, S> {
     /// assert!(workpool_core::Pool::<u8>::new().is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.groups.len() == 0
+        self.shard.is_empty()
     }
 
     /// True once [`close`](Self::close) was called.
@@ -226,7 +215,7 @@ impl<K, S> Pool<K, S> {
     /// assert!(pool.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.closed
+        self.lane.is_closed()
     }
 
     /// A snapshot of every tracked key with its counts, in no particular
@@ -243,10 +232,7 @@ impl<K, S> Pool<K, S> {
     /// assert_eq!(all, [("a", 1), ("b", 2)]);
     /// ```
     pub fn iter(&self) -> Iter<'_, K> {
-        Iter {
-            table: self.table.iter(),
-            groups: &self.groups,
-        }
+        self.shard.iter()
     }
 
     /// How many waiter slots the pool has: every registered waiter's
@@ -269,7 +255,7 @@ impl<K, S> Pool<K, S> {
     /// assert_eq!(pool.waiter_slots(), 0);
     /// ```
     pub fn waiter_slots(&self) -> usize {
-        self.waiters.len()
+        self.lane.waiter_slots().max(self.shard.waiter_slots())
     }
 
     // ----------------------------------------------------------------- inputs
@@ -313,20 +299,15 @@ impl<K, S> Pool<K, S> {
         K: Hash + Eq,
         S: BuildHasher,
     {
-        let hash = short_hash(self.hasher.hash_one(&key));
-        let (g, unused) = match self.find_hashed(hash, &key) {
-            Some(g) => (g, Some(key)),
-            None if target == 0 => return Some(key),
-            None => (self.insert_group(key, hash), None),
-        };
-        let group = self.groups.at_mut(g);
-        let old = core::mem::replace(&mut group.target, target);
-        if target > old {
-            self.serve(g);
-        } else {
-            self.forget_if_idle(g);
+        let hash = self.hasher.hash_one(&key);
+        let ids = &mut self.next_lease;
+        match self.shard.set(None, hash, key, target, ids) {
+            Ok(unused) => unused,
+            Err(NeedsLane(key)) => self
+                .shard
+                .set(Some(&mut self.lane), hash, key, target, ids)
+                .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane")),
         }
-        unused
     }
 
     /// Takes a lease from any key with room, round-robin over those keys.
@@ -354,11 +335,16 @@ impl<K, S> Pool<K, S> {
     where
         K: Clone,
     {
-        if self.closed {
+        if self.lane.is_closed() {
             return Err(TryAcquireError::Closed);
         }
-        self.take_any(Self::lease_from)
-            .ok_or(TryAcquireError::NoCapacity)
+        while self.lane.next_shard().is_some() {
+            if let Some(lease) = self.lane.try_take(&mut self.shard, &mut self.next_lease) {
+                self.lane.mark_named();
+                return Ok(lease);
+            }
+        }
+        Err(TryAcquireError::NoCapacity)
     }
 
     /// Takes a lease from `key` if it has room.
@@ -385,12 +371,12 @@ impl<K, S> Pool<K, S> {
         Q: ?Sized + Hash + Equivalent<K>,
         S: BuildHasher,
     {
-        if self.closed {
-            return Err(TryAcquireError::Closed);
-        }
-        self.find(key)
-            .and_then(|g| self.take_from(g, Self::lease_from))
-            .ok_or(TryAcquireError::NoCapacity)
+        let hash = self.hasher.hash_one(key);
+        let lease = self
+            .shard
+            .try_acquire_key(hash, key, &mut self.next_lease)?;
+        self.lane.mark_named();
+        Ok(lease)
     }
 
     /// Registers a waiter for a lease from any key.
@@ -415,18 +401,16 @@ impl<K, S> Pool<K, S> {
     /// assert!(matches!(pool.claim(waiter), Ok(Claim::Granted(_))));
     /// ```
     pub fn enqueue(&mut self) -> Result<WaiterId, Closed> {
-        if self.closed {
+        if self.lane.is_closed() {
             return Err(Closed);
         }
-        let seq = self.bump_seq();
-        Ok(match self.take_any(Self::grant) {
-            Some(grant) => self.waiters.insert(NIL, seq, State::Granted(grant)),
-            None => {
-                let w = self.waiters.insert(NIL, seq, State::Waiting);
-                self.waiters.push_back(&mut self.any_queue, w.index);
-                w
+        self.lane.mark_named();
+        while self.lane.next_shard().is_some() {
+            if let Some(w) = self.lane.try_grant(&mut self.shard, &mut self.next_lease) {
+                return Ok(w);
             }
-        })
+        }
+        self.lane.enqueue()
     }
 
     /// Registers a waiter for a lease from `key`.
@@ -460,27 +444,13 @@ impl<K, S> Pool<K, S> {
         Q: ?Sized + Hash + Equivalent<K> + ToOwned<Owned = K>,
         S: BuildHasher,
     {
-        if self.closed {
-            return Err(Closed);
-        }
-        let hash = short_hash(self.hasher.hash_one(key));
-        let g = match self.find_hashed(hash, key) {
-            Some(g) => g,
-            None => self.insert_group(key.to_owned(), hash),
-        };
-        let seq = self.bump_seq();
-        Ok(match self.take_from(g, Self::grant) {
-            Some(grant) => self.waiters.insert(g, seq, State::Granted(grant)),
-            None => {
-                let w = self.waiters.insert(g, seq, State::Waiting);
-                let group = self.groups.at_mut(g);
-                let mut queue = group.queue;
-                group.waiting += 1;
-                self.waiters.push_back(&mut queue, w.index);
-                self.groups.at_mut(g).queue = queue;
-                w
-            }
-        })
+        let hash = self.hasher.hash_one(key);
+        let arrivals = self.lane.arrivals();
+        let w = self
+            .shard
+            .enqueue_key(hash, key, arrivals, &mut self.next_lease)?;
+        self.lane.mark_named();
+        Ok(w)
     }
 
     /// Removes a waiter that gave up. If it had already been granted a lease,
@@ -503,18 +473,20 @@ impl<K, S> Pool<K, S> {
     /// assert_eq!(pool.poll_wake(), Some(second));
     /// ```
     pub fn cancel(&mut self, waiter: WaiterId) -> Result<(), UnknownWaiter> {
-        let w = self.waiters.lookup(waiter).ok_or(UnknownWaiter)?;
-        let (index, group) = (waiter.index, w.group);
-        if w.is_waiting() {
-            self.unlink_waiting(index, group);
-            self.waiters.remove(index);
-            if group != NIL {
-                self.forget_if_idle(group);
+        let ids = &mut self.next_lease;
+        if waiter.shard().is_none() {
+            if let Some(returned) = self.lane.cancel(waiter)? {
+                self.shard.give_back(&mut self.lane, returned, ids);
             }
-        } else if let State::Granted(grant) = self.finish(index) {
-            self.give_back(grant.group);
+            return Ok(());
         }
-        Ok(())
+        match self.shard.cancel(None, waiter, ids)? {
+            Ok(()) => Ok(()),
+            Err(NeedsLane(())) => self
+                .shard
+                .cancel(Some(&mut self.lane), waiter, ids)?
+                .map_err(|_| unreachable!("a call with the lane needs no lane")),
+        }
     }
 
     /// Gives a lease back. Its capacity goes at once to the oldest eligible
@@ -548,20 +520,13 @@ impl<K, S> Pool<K, S> {
     /// ```
     #[inline]
     pub fn release(&mut self, lease: Lease<K>) -> Result<K, ReleaseError<K>> {
-        if lease.pool != self.identity.id() {
-            return Err(ReleaseError::ForeignPool(lease));
-        }
-        let Grant {
-            group,
-            generation,
-            id,
-        } = lease.grant;
-        match self.groups.get_checked(group, generation) {
-            Some(g) if g.active > 0 && id < self.next_lease => {
-                self.give_back(group);
-                Ok(lease.key)
-            }
-            _ => Err(ReleaseError::Stale(lease)),
+        let ids = &mut self.next_lease;
+        match self.shard.release(None, lease, ids) {
+            Ok(released) => released,
+            Err(NeedsLane(lease)) => self
+                .shard
+                .release(Some(&mut self.lane), lease, ids)
+                .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane")),
         }
     }
 
@@ -587,41 +552,8 @@ impl<K, S> Pool<K, S> {
     /// assert!(pool.enqueue().is_err());
     /// ```
     pub fn close(&mut self) {
-        if self.closed {
-            return;
-        }
-        self.closed = true;
-        let Self {
-            table,
-            groups,
-            waiters,
-            any_queue,
-            wake,
-            ..
-        } = self;
-        close_queue(waiters, wake, any_queue);
-        if waiters.waiting == 0 {
-            return;
-        }
-        // Every key waiter waits for a live key, and the table holds exactly
-        // the live keys, in at most 32 buckets or about 4.6 per key (see
-        // `shrink_table`).
-        table.retain(|&mut g| {
-            let group = groups.at_mut(g);
-            if group.waiting == 0 {
-                return true;
-            }
-            group.waiting = 0;
-            close_queue(waiters, wake, &mut group.queue);
-            if !group.is_idle() {
-                return true;
-            }
-            // Forgotten, as `forget` does; `retain` unlinks it.
-            groups.ring_remove(g);
-            groups.retire(g);
-            false
-        });
-        self.shrink_table();
+        self.lane.close();
+        self.shard.close(&mut self.lane);
     }
 
     /// Closes one key: its target becomes 0 and every waiter waiting for it
@@ -677,9 +609,11 @@ impl<K, S> Pool<K, S> {
         Q: ?Sized + Hash + Equivalent<K>,
         S: BuildHasher,
     {
-        if let Some(g) = self.find(key) {
-            self.groups.at_mut(g).target = 0;
-            self.close_group(g);
+        let hash = self.hasher.hash_one(key);
+        if self.shard.close_key(None, hash, key).is_err() {
+            self.shard
+                .close_key(Some(&mut self.lane), hash, key)
+                .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"));
         }
     }
 
@@ -699,7 +633,7 @@ impl<K, S> Pool<K, S> {
     /// ```
     #[inline]
     pub fn has_wakes(&self) -> bool {
-        self.wake != List::EMPTY
+        self.lane.has_wakes() || self.shard.has_wakes()
     }
 
     /// True when [`poll_forgotten`](Self::poll_forgotten) has a key to hand
@@ -716,12 +650,15 @@ impl<K, S> Pool<K, S> {
     /// ```
     #[inline]
     pub fn has_forgotten(&self) -> bool {
-        self.groups.has_retired()
+        self.shard.has_forgotten()
     }
 
     /// The next waiter whose outcome was decided (granted a lease, or told
-    /// the pool or its key closed) since it last waited, oldest decision first; `None`
-    /// when there is nothing new.
+    /// the pool or its key closed) since it last waited; `None` when there
+    /// is nothing new. Any-key waiters are reported first, then key
+    /// waiters, each kind in the order decided (the pool's
+    /// [parts](crate::parts) keep one list each; the order of wake-ups does
+    /// not change who was granted what).
     ///
     /// New entries appear only during [`set`](Self::set),
     /// [`release`](Self::release), [`cancel`](Self::cancel),
@@ -742,12 +679,10 @@ impl<K, S> Pool<K, S> {
     #[must_use = "every waiter it names must be woken"]
     #[inline]
     pub fn poll_wake(&mut self) -> Option<WaiterId> {
-        if self.wake == List::EMPTY {
+        if !self.has_wakes() {
             return None; // the common case, kept inline
         }
-        let index = self.waiters.pop_front(&mut self.wake)?;
-        self.waiters.slot_mut(index).in_wake = false;
-        Some(self.waiters.id(index))
+        self.lane.poll_wake().or_else(|| self.shard.poll_wake())
     }
 
     /// The key of the next group the pool forgot (target 0, no live lease,
@@ -776,7 +711,7 @@ impl<K, S> Pool<K, S> {
     #[must_use = "the key is dropped where the returned value is"]
     #[inline]
     pub fn poll_forgotten(&mut self) -> Option<K> {
-        self.groups.reap()
+        self.shard.poll_forgotten()
     }
 
     /// Asks where a waiter stands. [`Claim::Granted`] hands over its lease
@@ -804,260 +739,12 @@ impl<K, S> Pool<K, S> {
     where
         K: Clone,
     {
-        let w = self.waiters.lookup(waiter).ok_or(UnknownWaiter)?;
-        let key = match &w.state() {
-            State::Waiting => return Ok(Claim::Waiting),
-            // Clone before removing: if `K::clone` panics the waiter keeps
-            // its grant, and cancelling it later passes the grant on.
-            State::Granted(grant) => Some(self.groups.at(grant.group).key.clone()),
-            _ => None,
-        };
-        Ok(match (self.finish(waiter.index), key) {
-            (State::Granted(grant), Some(key)) => Claim::Granted(Lease {
-                pool: self.identity.id(),
-                grant,
-                key,
-            }),
-            _ => Claim::Closed,
-        })
-    }
-
-    // ---------------------------------------------------------------- helpers
-
-    /// A fresh arrival number for a waiter about to get a handle.
-    fn bump_seq(&mut self) -> u64 {
-        self.identity.mark_named();
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        seq
-    }
-
-    #[inline]
-    fn find<Q>(&self, key: &Q) -> Option<u32>
-    where
-        Q: ?Sized + Hash + Equivalent<K>,
-        S: BuildHasher,
-    {
-        self.find_hashed(short_hash(self.hasher.hash_one(key)), key)
-    }
-
-    #[inline]
-    fn find_hashed<Q>(&self, hash: ShortHash, key: &Q) -> Option<u32>
-    where
-        Q: ?Sized + Equivalent<K>,
-    {
-        let groups = &self.groups;
-        self.table
-            .find(table_hash(hash), |&g| {
-                let group = groups.at(g);
-                group.hash == hash && key.equivalent(&group.key)
-            })
-            .copied()
-    }
-
-    fn insert_group(&mut self, key: K, hash: ShortHash) -> u32 {
-        let g = self.groups.insert(key, hash);
-        let groups = &self.groups;
-        self.table
-            .insert_unique(table_hash(hash), g, |&i| table_hash(groups.at(i).hash));
-        g
-    }
-
-    /// Forgets group `g` if nothing refers to it any more.
-    #[inline]
-    fn forget_if_idle(&mut self, g: u32) {
-        if self.groups.at(g).is_idle() {
-            self.forget(g);
+        match waiter.shard() {
+            None => self.lane.claim(waiter, Some(&self.shard)),
+            Some(_) => self.shard.claim(waiter),
         }
-    }
-
-    #[cold]
-    fn forget(&mut self, g: u32) {
-        let group = self.groups.at(g);
-        if let Ok(entry) = self.table.find_entry(table_hash(group.hash), |&i| i == g) {
-            entry.remove();
-        }
-        self.groups.ring_remove(g);
-        self.groups.retire(g);
-        self.shrink_table();
-    }
-
-    /// Gives the table's spare buckets back once less than a quarter of its
-    /// capacity (7/8 of its buckets) is used, keeping room for twice its
-    /// length: each shrink is paid for by the removals since the table was
-    /// last resized, so this is O(1) amortised, and growing and shrinking
-    /// never alternate on neighbouring operations.
-    #[inline]
-    fn shrink_table(&mut self) {
-        let (len, buckets) = (self.table.len(), self.table.num_buckets());
-        if buckets > MIN_BUCKETS && len * 32 < buckets * 7 {
-            self.shrink_table_to(2 * len);
-        }
-    }
-
-    #[cold]
-    fn shrink_table_to(&mut self, len: usize) {
-        let groups = &self.groups;
-        self.table
-            .shrink_to(len.max(MIN_SLOTS), |&i| table_hash(groups.at(i).hash));
-    }
-
-    /// Counts one grant from group `g`, which must have room. Runs no user
-    /// code, so it cannot panic half-way.
-    #[inline]
-    fn grant(&mut self, g: u32) -> Grant {
-        let generation = self.groups.generation(g);
-        let group = self.groups.at_mut(g);
-        debug_assert!(group.has_room());
-        group.active += 1;
-        // The lease made of this grant, now or at its claim, names the pool.
-        self.identity.mark_named();
-        let id = self.next_lease;
-        self.next_lease += 1;
-        Grant {
-            group: g,
-            generation,
-            id,
-        }
-    }
-
-    /// Attaches a clone of the group's key, cloned *before* the grant is
-    /// counted so that a panicking `K::clone` leaves the pool untouched.
-    #[inline]
-    fn lease_from(&mut self, g: u32) -> Lease<K>
-    where
-        K: Clone,
-    {
-        let key = self.groups.at(g).key.clone();
-        Lease {
-            pool: self.identity.id(),
-            grant: self.grant(g),
-            key,
-        }
-    }
-
-    /// Takes from the group under the ring's cursor with `take` (a lease
-    /// or a bare grant), moving the cursor on.
-    #[inline]
-    fn take_any<T>(&mut self, take: impl FnOnce(&mut Self, u32) -> T) -> Option<T> {
-        let g = self.any_with_room()?;
-        let taken = take(self, g);
-        self.groups.advance_past(g);
-        Some(taken)
-    }
-
-    /// The group under the ring's cursor once full groups are skipped (and
-    /// unlinked).
-    fn any_with_room(&mut self) -> Option<u32> {
-        loop {
-            let g = self.groups.cursor();
-            if g == NIL {
-                return None;
-            }
-            if self.groups.at(g).has_room() {
-                debug_assert_eq!(self.any_queue, List::EMPTY, "waiter left behind room");
-                return Some(g);
-            }
-            self.groups.ring_remove(g);
-        }
-    }
-
-    /// Takes from group `g` with `take` (a lease or a bare grant) if it has
-    /// room.
-    #[inline]
-    fn take_from<T>(&mut self, g: u32, take: impl FnOnce(&mut Self, u32) -> T) -> Option<T> {
-        self.has_room_for_newcomer(g).then(|| take(self, g))
-    }
-
-    #[inline]
-    fn has_room_for_newcomer(&self, g: u32) -> bool {
-        let group = self.groups.at(g);
-        debug_assert!(
-            !group.has_room() || group.queue == List::EMPTY,
-            "waiter left behind room"
-        );
-        group.has_room()
-    }
-
-    /// Returns one unit of capacity to group `g` and passes it on.
-    #[inline]
-    fn give_back(&mut self, g: u32) {
-        let group = self.groups.at_mut(g);
-        group.active -= 1;
-        if group.queue == List::EMPTY && self.any_queue == List::EMPTY {
-            // Nobody to serve: the common, uncontended case.
-            self.groups.ring_offer(g);
-        } else {
-            self.serve(g);
-        }
-        self.forget_if_idle(g);
-    }
-
-    /// Hands group `g`'s room to waiters, oldest eligible first, then leaves
-    /// what is left for any-key grants.
-    fn serve(&mut self, g: u32) {
-        while self.groups.at(g).has_room() {
-            let key_head = self.groups.at(g).queue.head;
-            let any_head = self.any_queue.head;
-            let from_key = match (key_head, any_head) {
-                (NIL, NIL) => break,
-                (_, NIL) => true,
-                (NIL, _) => false,
-                (k, a) => self.waiters.slot(k).seq < self.waiters.slot(a).seq,
-            };
-            let grant = self.grant(g);
-            let (index, queue) = if from_key {
-                (key_head, g)
-            } else {
-                (any_head, NIL)
-            };
-            self.unlink_waiting(index, queue);
-            self.decide(index, State::Granted(grant));
-        }
-        self.groups.ring_offer(g);
-    }
-
-    /// Takes a waiting waiter out of its queue: group `group`'s, or the
-    /// any-key queue for `NIL`.
-    fn unlink_waiting(&mut self, index: u32, group: u32) {
-        self.waiters.waiting -= 1;
-        if group == NIL {
-            self.waiters.unlink(&mut self.any_queue, index);
-        } else {
-            let g = self.groups.at_mut(group);
-            let mut queue = g.queue;
-            g.waiting -= 1;
-            self.waiters.unlink(&mut queue, index);
-            self.groups.at_mut(group).queue = queue;
-        }
-    }
-
-    /// Records a waiter's outcome and queues it for `poll_wake`.
-    #[inline]
-    fn decide(&mut self, index: u32, state: State) {
-        decide(&mut self.waiters, &mut self.wake, index, state);
-    }
-
-    /// Tells every key waiter of group `g` that it closed, then forgets the
-    /// group if nothing else refers to it.
-    fn close_group(&mut self, g: u32) {
-        let group = self.groups.at_mut(g);
-        let mut queue = core::mem::replace(&mut group.queue, List::EMPTY);
-        group.waiting = 0;
-        close_queue(&mut self.waiters, &mut self.wake, &mut queue);
-        self.forget_if_idle(g);
-    }
-
-    /// Removes a decided waiter (granted or closed) and returns its state.
-    fn finish(&mut self, index: u32) -> State {
-        if self.waiters.slot(index).in_wake {
-            self.waiters.unlink(&mut self.wake, index);
-            self.waiters.slot_mut(index).in_wake = false;
-        }
-        self.waiters.remove(index)
     }
 }
-
 impl<K: Hash + Eq + Clone> Default for Pool<K> {
     fn default() -> Self {
         Self::new()
@@ -1067,71 +754,10 @@ impl<K: Hash + Eq + Clone> Default for Pool<K> {
 impl<K, S> fmt::Debug for Pool<K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
-            .field("keys", &self.groups.len())
-            .field("waiters", &self.waiters.waiting)
-            .field("closed", &self.closed)
+            .field("keys", &self.len())
+            .field("waiters", &self.waiters())
+            .field("closed", &self.is_closed())
             .finish_non_exhaustive()
-    }
-}
-
-/// The table never shrinks below this many buckets.
-const MIN_BUCKETS: usize = 32;
-
-/// Records a waiter's outcome and queues it on `wake` for `poll_wake`.
-#[inline]
-fn decide(waiters: &mut Waiters, wake: &mut List, index: u32, state: State) {
-    let w = waiters.slot_mut(index);
-    w.set_state(state);
-    w.in_wake = true;
-    waiters.push_back(wake, index);
-}
-
-/// Tells every waiter of `queue` that it was closed, emptying it.
-fn close_queue(waiters: &mut Waiters, wake: &mut List, queue: &mut List) {
-    while let Some(index) = waiters.pop_front(queue) {
-        waiters.waiting -= 1;
-        decide(waiters, wake, index, State::Closed);
-    }
-}
-
-/// The iterator returned by [`Pool::iter`]: every tracked key with its counts.
-pub struct Iter<'a, K> {
-    /// The live keys' slots.
-    table: hashbrown::hash_table::Iter<'a, u32>,
-    groups: &'a Groups<K>,
-}
-
-impl<'a, K> Iterator for Iter<'a, K> {
-    type Item = (&'a K, Counts);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.table.next().map(|&g| {
-            let Group {
-                key,
-                target,
-                active,
-                ..
-            } = self.groups.at(g);
-            (
-                key,
-                Counts {
-                    target: *target,
-                    active: *active,
-                },
-            )
-        })
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.table.size_hint()
-    }
-}
-
-impl<K> ExactSizeIterator for Iter<'_, K> {}
-
-impl<K> fmt::Debug for Iter<'_, K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Iter").finish_non_exhaustive()
     }
 }
 

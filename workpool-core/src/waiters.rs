@@ -46,18 +46,23 @@ pub(crate) enum State {
 /// One waiter slot: 40 bytes. The [`State`] is stored flat (a kind byte
 /// beside the grant's fields) so that no enum tag pads the slot to 48.
 pub(crate) struct Waiter {
-    /// Arrival order: lower is older. Unique in the pool, so it is also the
-    /// slot's generation: a handle names this waiter only while its `seq`
-    /// matches (see [`Waiters::lookup`]), however often the slot is reused
-    /// or cut off and grown again.
-    pub(crate) seq: u64,
-    /// The lease id of a grant.
-    grant_id: u64,
+    /// Registration number, unique in the slab, so it is the slot's
+    /// generation: a handle names this waiter only while it matches (see
+    /// [`Waiters::lookup`]), however often the slot is reused or cut off and
+    /// grown again.
+    generation: u64,
+    /// While waiting: the arrival order (lower is older, comparable across
+    /// the lane and every shard, see [`crate::lane::Lane::arrivals`]). Once
+    /// granted: the lease id. One word serves both, since a granted waiter
+    /// is in no queue.
+    word: u64,
     /// The group slot's generation of a grant.
     grant_generation: u32,
     /// While waiting: the group slot a key waiter asks for, or `NIL` for an
     /// any-key waiter. Once granted: the group the grant is from.
     pub(crate) group: u32,
+    /// Once granted: the shard of the group the grant is from.
+    grant_shard: u32,
     prev: u32,
     next: u32,
     kind: Kind,
@@ -81,12 +86,20 @@ impl Waiter {
             Kind::Vacant => State::Vacant,
             Kind::Waiting => State::Waiting,
             Kind::Granted => State::Granted(Grant {
+                shard: self.grant_shard,
                 group: self.group,
                 generation: self.grant_generation,
-                id: self.grant_id,
+                id: self.word,
             }),
             Kind::Closed => State::Closed,
         }
+    }
+
+    /// The arrival order of a waiting waiter: lower is older.
+    #[inline]
+    pub(crate) fn order(&self) -> u64 {
+        debug_assert!(self.is_waiting());
+        self.word
     }
 
     /// True while the waiter waits in a queue.
@@ -104,8 +117,9 @@ impl Waiter {
             State::Waiting => Kind::Waiting,
             State::Granted(grant) => {
                 self.group = grant.group;
+                self.grant_shard = grant.shard;
                 self.grant_generation = grant.generation;
-                self.grant_id = grant.id;
+                self.word = grant.id;
                 Kind::Granted
             }
             State::Closed => Kind::Closed,
@@ -116,6 +130,11 @@ impl Waiter {
 pub(crate) struct Waiters {
     /// The owning pool's id, stamped on every handle.
     pool: PoolId,
+    /// The part of the pool the slab belongs to (a shard's index, or
+    /// [`NIL`] for the lane), stamped on every handle.
+    part: u32,
+    /// The generation the next registered waiter gets.
+    next_generation: u64,
     slots: Vec<Waiter>,
     /// The vacant slots, lowest band first.
     free: Bands,
@@ -124,18 +143,22 @@ pub(crate) struct Waiters {
 }
 
 impl Waiters {
-    pub(crate) const fn new(pool: PoolId) -> Self {
+    pub(crate) const fn new(pool: PoolId, part: u32) -> Self {
         Self {
             pool,
+            part,
+            next_generation: 0,
             slots: Vec::new(),
             free: Bands::new(),
             waiting: 0,
         }
     }
 
-    /// Registers a waiter in `state` (linked into no list) and returns its
-    /// handle.
-    pub(crate) fn insert(&mut self, group: u32, seq: u64, state: State) -> WaiterId {
+    /// Registers a waiter in `state` (linked into no list), arrived as
+    /// `order`, and returns its handle.
+    pub(crate) fn insert(&mut self, group: u32, order: u64, state: State) -> WaiterId {
+        let generation = self.next_generation;
+        self.next_generation += 1;
         if matches!(state, State::Waiting) {
             self.waiting += 1;
         }
@@ -154,10 +177,11 @@ impl Waiters {
                     self.slots.reserve_exact((self.slots.len() / 8).max(8));
                 }
                 self.slots.push(Waiter {
-                    seq,
-                    grant_id: 0,
+                    generation,
+                    word: order,
                     grant_generation: 0,
                     group,
+                    grant_shard: NIL,
                     prev: NIL,
                     next: NIL,
                     kind: Kind::Vacant,
@@ -169,31 +193,40 @@ impl Waiters {
         };
         let w = &mut self.slots[index as usize];
         w.group = group;
+        w.word = order;
         w.set_state(state);
-        w.seq = seq;
+        w.generation = generation;
         w.in_wake = false;
         w.prev = NIL;
         w.next = NIL;
         self.id(index)
     }
 
+    /// Makes `generation` the next registration number, as if the ones
+    /// before it had been used.
+    #[cfg(test)]
+    pub(crate) fn skip_to(&mut self, generation: u64) {
+        self.next_generation = generation;
+    }
+
     /// The handle of the waiter in slot `index`.
     pub(crate) fn id(&self, index: u32) -> WaiterId {
         WaiterId {
             pool: self.pool,
+            part: self.part,
             index,
-            seq: self.slots[index as usize].seq,
+            generation: self.slots[index as usize].generation,
         }
     }
 
     /// The slot named by `id`, if it is a registered waiter of this pool.
     pub(crate) fn lookup(&self, id: WaiterId) -> Option<&Waiter> {
-        if id.pool != self.pool {
+        if id.pool != self.pool || id.part != self.part {
             return None;
         }
         self.slots
             .get(id.index as usize)
-            .filter(|w| w.seq == id.seq && w.kind != Kind::Vacant)
+            .filter(|w| w.generation == id.generation && w.kind != Kind::Vacant)
     }
 
     pub(crate) fn slot(&self, index: u32) -> &Waiter {
@@ -313,7 +346,8 @@ mod tests {
 
     #[test]
     fn a_waiter_slot_is_40_bytes() {
-        // seq, grant id, grant generation, group, links, kind, in_wake.
+        // generation, order or lease id, grant generation, group, grant
+        // shard, links, kind, in_wake.
         assert_eq!(core::mem::size_of::<Waiter>(), 40);
     }
 }

@@ -222,8 +222,9 @@ struct Model {
     /// Decided and unreported waiters: (waiter, decision), oldest first.
     /// Waiters decided together (by `close`) share a decision number.
     wake: Vec<(u64, u64)>,
-    /// The keys with room, in ring order, and the one the cursor is on: the
-    /// core's round robin, modelled exactly.
+    /// The linked keys (every key with room, and full ones not yet passed),
+    /// in ring order, and the one the cursor is on: the core's round robin,
+    /// modelled exactly.
     ring: Vec<u8>,
     cursor: Option<u8>,
     next_lease: u64,
@@ -301,10 +302,16 @@ impl Model {
         (id, key)
     }
 
-    /// Puts `key` in the ring just before the cursor if it has room and is
-    /// not there yet. Full keys stay until the cursor reaches them.
-    fn offer_ring(&mut self, key: u8) {
-        if !self.room(key) || self.ring.contains(&key) {
+    /// Puts `key` in the ring just before the cursor unless it is there
+    /// already or an any-key waiter waits (then no key has room, and none
+    /// is linked: what lets the core's key operations skip its lane). Full
+    /// keys stay until the cursor reaches them.
+    fn link_ring(&mut self, key: u8) {
+        let any_waiting = self
+            .waiters
+            .iter()
+            .any(|w| w.key.is_none() && w.state == State::Waiting);
+        if any_waiting || self.ring.contains(&key) {
             return;
         }
         match self.cursor {
@@ -383,7 +390,7 @@ impl Model {
             self.decisions += 1;
             self.wake.push((self.waiters[i].id, self.decisions));
         }
-        self.offer_ring(key);
+        self.link_ring(key);
     }
 
     fn set(&mut self, key: u8, target: u64) {
@@ -726,12 +733,21 @@ impl<S: BuildHasher> Run<S> {
         }
         let mut expected: Vec<(u64, u64)> =
             self.model.wake.drain(..).map(|(w, d)| (d, w)).collect();
-        // Decisions come out in order; those made together (by close) in
-        // any order. Those of `close_key` are one per waiter, oldest first.
+        // Any-key waiters first, then key waiters; each kind's decisions in
+        // order, those made together (by close) in any order. Those of
+        // `close_key` are one per waiter, oldest first.
+        let is_any = |id: u64| self.model.waiters.iter().any(|w| w.id == id && w.key.is_none());
+        let split = got.iter().take_while(|&&(_, id)| is_any(id)).count();
         assert!(
-            got.windows(2).all(|p| p[0].0 <= p[1].0),
-            "wake order {got:?}"
+            got[split..].iter().all(|&(_, id)| !is_any(id)),
+            "any-key waiters reported after key waiters: {got:?}"
         );
+        for part in [&got[..split], &got[split..]] {
+            assert!(
+                part.windows(2).all(|p| p[0].0 <= p[1].0),
+                "wake order {got:?}"
+            );
+        }
         got.sort_unstable();
         expected.sort_unstable();
         assert_eq!(got, expected, "poll_wake reports (decision, waiter)");

@@ -6,7 +6,7 @@ use core::hash::{BuildHasher, Hash};
 
 use super::Pool;
 use crate::lease::{Claim, Counts, Lease, WaiterId};
-use crate::waiters::State;
+use crate::waiters::{State, Waiters, NIL};
 use crate::{Closed, ReleaseError, TryAcquireError, UnknownWaiter};
 
 type P = Pool<&'static str>;
@@ -20,24 +20,40 @@ fn anchored() -> P {
     )
 }
 
-/// Checks the pool's bookkeeping and the contract's invariants: the ready
-/// ring holds every group with room (full ones may linger until the cursor
-/// reaches them), every queue is linked both ways
-/// and counted right, no idle group lingers, and (while open) no waiter
+/// Checks the pool's bookkeeping and the contract's invariants: every
+/// group with room is linked in the ring (full ones may linger until the
+/// cursor reaches them), no group is linked while an any-key waiter waits
+/// (what lets key operations skip the lane), every queue is linked both
+/// ways and counted right, no idle group lingers, and (while open) no waiter
 /// waits while a group that could serve it has room.
 fn check<K: Hash + Eq + Clone, S: BuildHasher>(pool: &Pool<K, S>) {
-    let ring = pool.groups.ring();
-    let any = pool.waiters.list(pool.any_queue);
+    let (lane, shard) = (&pool.lane, &pool.shard);
+    let ring: Vec<u32> = lane
+        .ring
+        .groups()
+        .into_iter()
+        .map(|(s, g)| {
+            assert_eq!(s, 0, "the ring names another shard");
+            g
+        })
+        .collect();
+    let any = lane.waiters.list(lane.any_queue);
+    assert!(
+        any.is_empty() || ring.is_empty(),
+        "a group is linked while an any-key waiter waits"
+    );
     let mut waiting = any.len();
     let mut tracked = 0;
-    for g in 0..pool.groups.slots() as u32 {
-        let Some(group) = pool.groups.get(g) else {
+    for g in 0..shard.groups.slots() as u32 {
+        let Some(group) = shard.groups.get(g) else {
             continue;
         };
+        let hash = pool.hasher.hash_one(&group.key);
+        assert_eq!(group.in_ring(), ring.contains(&g), "group {g}'s node is wrong");
         if group.is_idle() {
             // Retired: waiting for `poll_forgotten`, no longer tracked.
             assert_ne!(
-                pool.find(&group.key),
+                shard.slot_of(hash, &group.key),
                 Some(g),
                 "idle group {g} is still tracked"
             );
@@ -45,52 +61,53 @@ fn check<K: Hash + Eq + Clone, S: BuildHasher>(pool: &Pool<K, S>) {
             continue;
         }
         tracked += 1;
-        assert_eq!(pool.find(&group.key), Some(g), "the table lost group {g}");
+        assert_eq!(shard.slot_of(hash, &group.key), Some(g), "the table lost group {g}");
         if group.has_room() {
             assert!(
                 ring.contains(&g),
                 "group {g} has room but is not in the ring"
             );
         }
-        let queue = pool.waiters.list(group.queue);
+        let queue = shard.waiters.list(group.queue);
         assert_eq!(queue.len(), group.waiting as usize);
-        assert_queue(pool, &queue, g);
+        assert_queue(&shard.waiters, &queue, g);
         waiting += queue.len();
-        if !pool.closed {
+        if !pool.is_closed() {
             assert!(queue.is_empty() || !group.has_room(), "key waiter left");
         }
     }
-    assert_queue(pool, &any, super::NIL);
+    assert_queue(&lane.waiters, &any, NIL);
     assert_eq!(tracked, pool.len());
     assert_eq!(pool.iter().count(), tracked);
-    assert_eq!(pool.table.len(), tracked);
+    assert_eq!(shard.table_len(), tracked);
     assert_eq!(waiting, pool.waiters());
-    let room = ring.iter().any(|&g| pool.groups.at(g).has_room());
+    let room = ring.iter().any(|&g| shard.groups.at(g).has_room());
     assert!(any.is_empty() || !room, "any-key waiter left");
-    if pool.closed {
+    if pool.is_closed() {
         assert_eq!(waiting, 0, "a waiter still waits after close");
     }
-    for index in pool.waiters.list(pool.wake) {
-        let w = pool.waiters.slot(index);
-        assert!(w.in_wake);
-        assert!(matches!(w.state(), State::Granted(_) | State::Closed));
+    for (waiters, wake) in [
+        (&lane.waiters, lane.wake_list()),
+        (&shard.waiters, shard.wake_list()),
+    ] {
+        for index in waiters.list(wake) {
+            let w = waiters.slot(index);
+            assert!(w.in_wake);
+            assert!(matches!(w.state(), State::Granted(_) | State::Closed));
+        }
     }
 }
 
 /// Every waiter of `queue` waits for `group`, in arrival order.
-fn assert_queue<K: Hash + Eq + Clone, S: BuildHasher>(
-    pool: &Pool<K, S>,
-    queue: &[u32],
-    group: u32,
-) {
+fn assert_queue(waiters: &Waiters, queue: &[u32], group: u32) {
     let mut last = None;
     for &index in queue {
-        let w = pool.waiters.slot(index);
+        let w = waiters.slot(index);
         assert!(matches!(w.state(), State::Waiting));
         assert!(!w.in_wake);
         assert_eq!(w.group, group);
-        assert!(last < Some(w.seq), "queue out of arrival order");
-        last = Some(w.seq);
+        assert!(last <= Some(w.order()), "queue out of arrival order");
+        last = Some(w.order());
     }
 }
 

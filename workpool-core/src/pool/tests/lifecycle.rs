@@ -59,7 +59,7 @@ mod release {
         b.set("k", 1);
         let held = b.try_acquire().unwrap();
         assert!(crate::identity::tests::is_retired(lease.pool));
-        assert_ne!(b.identity.id(), lease.pool);
+        assert_ne!(b.lane.pool_id(), lease.pool);
         assert!(matches!(
             b.release(lease),
             Err(ReleaseError::ForeignPool(_))
@@ -161,8 +161,8 @@ mod close {
         pool.close();
         assert!(pool.is_closed());
         let mut woken = drain(&mut pool);
-        woken.sort_by_key(|w| w.index());
-        assert_eq!(woken, [w1, w2, w3]);
+        woken.sort_by_key(|w| (w.shard(), w.index()));
+        assert_eq!(woken, [w2, w1, w3]);
         for w in [w1, w2, w3] {
             assert!(matches!(pool.claim(w), Ok(Claim::Closed)));
             assert_eq!(pool.claim(w).unwrap_err(), UnknownWaiter);
@@ -269,12 +269,12 @@ mod forget {
             pool.release(lease).unwrap();
             assert!(pool.is_empty());
         }
-        assert_eq!(pool.groups.slots(), 1);
+        assert_eq!(pool.shard.groups.slots(), 1);
         for key in 0..100 {
             let w = pool.enqueue_key(&key).unwrap();
             pool.cancel(w).unwrap();
         }
-        assert_eq!(pool.groups.slots(), 1);
+        assert_eq!(pool.shard.groups.slots(), 1);
         check(&pool);
     }
 }
@@ -360,9 +360,9 @@ mod key_drops {
         let mut pool = P::new();
         pool.set("a", 1);
         pool.set("a", 0);
-        let capacity = pool.groups.slots();
+        let capacity = pool.shard.groups.slots();
         pool.set("b", 1); // reuses a's retired slot, dropping "a" there
-        assert_eq!(pool.groups.slots(), capacity);
+        assert_eq!(pool.shard.groups.slots(), capacity);
         assert!(pool.poll_forgotten().is_none());
         assert_eq!(pool.counts(&"b").target, 1);
         check(&pool);

@@ -15,11 +15,14 @@ type U = Pool<u64>;
 /// buckets.
 fn sizes<K, S>(pool: &Pool<K, S>) -> [usize; 5] {
     [
-        pool.waiters.len(),
-        pool.waiters.capacity(),
-        pool.groups.slots(),
-        pool.groups.slot_capacity(),
-        pool.table.num_buckets(),
+        pool.lane.waiters.len().max(pool.shard.waiters.len()),
+        pool.lane
+            .waiters
+            .capacity()
+            .max(pool.shard.waiters.capacity()),
+        pool.shard.groups.slots(),
+        pool.shard.groups.slot_capacity(),
+        pool.shard.table_buckets(),
     ]
 }
 
@@ -128,15 +131,15 @@ fn forgotten_keys_give_their_slots_and_buckets_back() {
     for key in 0..BURST as u64 {
         pool.set(key, 1);
     }
-    assert!(pool.groups.slots() == BURST && pool.table.num_buckets() >= BURST);
+    assert!(pool.shard.groups.slots() == BURST && pool.shard.table_buckets() >= BURST);
     for key in scrambled(BURST) {
         pool.set(key as u64, 0);
     }
     assert!(pool.is_empty());
     // Retired slots count as used until their keys are collected.
-    assert_eq!(pool.groups.slots(), BURST);
+    assert_eq!(pool.shard.groups.slots(), BURST);
     assert_eq!(core::iter::from_fn(|| pool.poll_forgotten()).count(), BURST);
-    assert_eq!(pool.groups.slots(), 0);
+    assert_eq!(pool.shard.groups.slots(), 0);
     assert_small(&pool, 0);
     check(&pool);
 }
@@ -196,14 +199,14 @@ fn close_after_a_burst_walks_only_what_is_live() {
     ];
     // Live: the held key, with its waiter, and the waited-for one.
     assert_eq!(pool.len(), 2);
-    let buckets = pool.table.num_buckets();
+    let buckets = pool.shard.table_buckets();
     assert!(
-        buckets <= 4 * crate::pool::MIN_BUCKETS,
+        buckets <= 4 * crate::shard::MIN_BUCKETS,
         "{buckets} buckets to walk"
     );
     pool.close();
     let mut woken = drain(&mut pool);
-    woken.sort_by_key(|w| w.index());
+    woken.sort_by_key(|w| (w.shard().is_none(), w.index()));
     assert_eq!(woken, waiters);
     for w in waiters {
         assert!(matches!(pool.claim(w), Ok(Claim::Closed)));
@@ -230,9 +233,9 @@ fn a_cut_slot_grown_again_rejects_old_handles() {
     pool.set("a", 0);
     pool.release(lease).unwrap();
     assert_eq!(pool.poll_forgotten(), Some("a"));
-    assert_eq!(pool.groups.slots(), 0, "the slot was cut off");
+    assert_eq!(pool.shard.groups.slots(), 0, "the slot was cut off");
     pool.set("b", 1);
-    assert_eq!(copy.grant.group, pool.find(&"b").unwrap(), "the same slot");
+    assert_eq!(copy.grant.group, pool.shard.slot_of(pool.hasher.hash_one(&"b"), &"b").unwrap(), "the same slot");
     assert!(pool.release(copy).unwrap_err().is_stale());
     assert_eq!(pool.counts(&"b"), counts(1, 0));
 

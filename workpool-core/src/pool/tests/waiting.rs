@@ -129,11 +129,12 @@ mod any_waiters {
         let w4 = pool.enqueue_key(&"a").unwrap();
         let w5 = pool.enqueue().unwrap();
         pool.set("a", 3);
-        assert_eq!(drain(&mut pool), [w1, w2, w4]);
+        // Any-key waiters are reported first.
+        assert_eq!(drain(&mut pool), [w2, w1, w4]);
         assert_eq!(pool.waiting(&"b"), 1);
         assert_eq!(pool.waiters(), 2);
         pool.set("b", 2);
-        assert_eq!(drain(&mut pool), [w3, w5]);
+        assert_eq!(drain(&mut pool), [w5, w3]);
         assert_eq!(*granted(&mut pool, w5).key(), "b");
         check(&pool);
     }
@@ -291,14 +292,15 @@ mod wake {
     use super::*;
 
     #[test]
-    fn decisions_are_reported_oldest_first() {
+    fn decisions_are_reported_oldest_first_per_kind() {
         let mut pool = P::new();
         let w1 = pool.enqueue_key(&"b").unwrap();
         let w2 = pool.enqueue_key(&"a").unwrap();
         let w3 = pool.enqueue().unwrap();
+        let w4 = pool.enqueue().unwrap();
         pool.set("a", 1); // w2
-        pool.set("b", 2); // w1, then w3
-        assert_eq!(drain(&mut pool), [w2, w1, w3]);
+        pool.set("b", 3); // w1, then w3, then w4
+        assert_eq!(drain(&mut pool), [w3, w4, w2, w1]);
         check(&pool);
     }
 
@@ -341,7 +343,7 @@ mod waiter_ids {
         let (mut a, mut b) = (anchored(), anchored());
         let wa = a.enqueue_key(&"k").unwrap();
         let wb = b.enqueue_key(&"k").unwrap();
-        assert_eq!((wa.index, wa.seq), (wb.index, wb.seq));
+        assert_eq!((wa.index, wa.generation), (wb.index, wb.generation));
         assert_eq!(b.claim(wa).unwrap_err(), UnknownWaiter);
         assert_eq!(b.cancel(wa).unwrap_err(), UnknownWaiter);
         assert_eq!(b.waiting(&"k"), 1);
@@ -349,7 +351,7 @@ mod waiter_ids {
         drop(a);
         let mut c = anchored();
         let wc = c.enqueue_key(&"k").unwrap();
-        assert_eq!((wa.index, wa.seq), (wc.index, wc.seq));
+        assert_eq!((wa.index, wa.generation), (wc.index, wc.generation));
         assert_eq!(c.cancel(wa).unwrap_err(), UnknownWaiter);
         assert_eq!(c.waiting(&"k"), 1);
         check(&b);
@@ -358,7 +360,7 @@ mod waiter_ids {
 
     /// Issue 12: a `u32` generation wrapped, and the LIFO free list reuses
     /// one slot over and over, so a stale handle matched again after 2^32
-    /// waits. The generation is now the waiter's `u64` arrival number.
+    /// waits. The generation is now the waiter's `u64` registration number.
     #[test]
     fn regression_a_stale_handle_never_matches_its_reused_slot() {
         let mut pool = P::new();
@@ -367,10 +369,10 @@ mod waiter_ids {
         // Skip 2^32 arrivals rather than make them: the next waiter gets
         // the same slot and a number equal to the stale one's in its low 32
         // bits, which is all a `u32` generation would have compared.
-        pool.next_seq = stale.seq + (1 << 32);
+        pool.lane.waiters.skip_to(stale.generation + (1 << 32));
         let again = pool.enqueue().unwrap();
         assert_eq!(again.index, stale.index);
-        assert_eq!(again.seq as u32, stale.seq as u32);
+        assert_eq!(again.generation as u32, stale.generation as u32);
         assert_ne!(again, stale);
         assert_eq!(pool.claim(stale).unwrap_err(), UnknownWaiter);
         assert_eq!(pool.cancel(stale).unwrap_err(), UnknownWaiter);

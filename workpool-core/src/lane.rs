@@ -1,0 +1,509 @@
+//! The lane: any-key waiters, the ready ring and the arrival counter.
+
+use core::fmt;
+
+use crate::error::{Closed, UnknownWaiter};
+use crate::identity::{Identity, PoolId};
+use crate::lease::{Claim, Grant, Lease, WaiterId};
+use crate::parts::LeaseIds;
+use crate::ring::Ring;
+use crate::shard::{close_queue, decide, Shard};
+use crate::waiters::{List, State, Waiters, NIL};
+
+/// The any-key part of a pool: the any-key waiters and their queue, the
+/// ready ring that any-key grants rotate over, the arrival counter that
+/// orders waiters of every part, and the pool's identity.
+///
+/// A pool is one `Lane` and one or more [`Shard`]s. Operations on one key
+/// need only the key's shard, as long as the key's group is linked in the
+/// ring (which tells the shard that no any-key waiter exists); any-key
+/// operations need the lane, then the shard of each group they look at. An
+/// adapter that locks the parts separately must lock the lane before a
+/// shard. See the [`parts`](crate::parts) module for the protocol.
+///
+/// # Examples
+///
+/// ```
+/// use workpool_core::parts::{Lane, Shard};
+/// let mut lane = Lane::new();
+/// let mut shard = Shard::<&str>::new(0, &lane);
+/// let mut ids = 1u64; // the next lease id
+/// let hash = 7; // the key's hash, from the caller's hasher
+/// shard.set(Some(&mut lane), hash, "a", 1, &mut ids).unwrap();
+/// assert_eq!(lane.next_shard(), Some(0));
+/// let lease = lane.try_take(&mut shard, &mut ids).unwrap();
+/// assert_eq!(*lease.key(), "a");
+/// ```
+pub struct Lane {
+    identity: Identity,
+    pub(crate) waiters: Waiters,
+    /// Any-key waiters, oldest first.
+    pub(crate) any_queue: List,
+    /// Any-key waiters whose outcome is decided and not yet reported.
+    wake: List,
+    pub(crate) ring: Ring,
+    /// Any-key waiters registered so far.
+    next_arrival: u64,
+    closed: bool,
+}
+
+impl Lane {
+    /// Creates the lane of a new, open pool, with a fresh identity.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lane = workpool_core::parts::Lane::new();
+    /// assert!(!lane.is_closed());
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        Self::with_identity(Identity::new())
+    }
+
+    pub(crate) fn with_identity(identity: Identity) -> Self {
+        let id = identity.id();
+        Self {
+            identity,
+            waiters: Waiters::new(id, NIL),
+            any_queue: List::EMPTY,
+            wake: List::EMPTY,
+            ring: Ring::new(),
+            next_arrival: 0,
+            closed: false,
+        }
+    }
+
+    pub(crate) fn pool_id(&self) -> PoolId {
+        self.identity.id()
+    }
+
+    /// Records that a lease or waiter handle naming the pool went out.
+    pub(crate) fn mark_named(&mut self) {
+        self.identity.mark_named();
+    }
+
+    /// How many any-key waiters have arrived so far. A key waiter that
+    /// arrives when this reads `n` is younger than the first `n` any-key
+    /// waiters and older than the rest; [`Shard::enqueue_key`] takes it.
+    /// An adapter that lets key waiters queue without the lane's lock
+    /// publishes this after every [`enqueue`](Self::enqueue) (the value
+    /// only grows).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut lane = workpool_core::parts::Lane::new();
+    /// assert_eq!(lane.arrivals(), 0);
+    /// let _w = lane.enqueue().unwrap();
+    /// assert_eq!(lane.arrivals(), 1);
+    /// ```
+    #[inline]
+    pub fn arrivals(&self) -> u64 {
+        self.next_arrival
+    }
+
+    /// True once [`close`](Self::close) was called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut lane = workpool_core::parts::Lane::new();
+    /// lane.close();
+    /// assert!(lane.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// How many any-key waiters are waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut lane = workpool_core::parts::Lane::new();
+    /// let _w = lane.enqueue().unwrap();
+    /// assert_eq!(lane.waiters(), 1);
+    /// ```
+    pub fn waiters(&self) -> usize {
+        self.waiters.waiting
+    }
+
+    /// How many waiter slots the lane has: every any-key waiter's
+    /// [`WaiterId::index`] is below it (see
+    /// [`Pool::waiter_slots`](crate::Pool::waiter_slots)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut lane = workpool_core::parts::Lane::new();
+    /// let w = lane.enqueue().unwrap();
+    /// assert_eq!(lane.waiter_slots(), 1);
+    /// lane.cancel(w).unwrap();
+    /// assert_eq!(lane.waiter_slots(), 0);
+    /// ```
+    pub fn waiter_slots(&self) -> usize {
+        self.waiters.len()
+    }
+
+    /// The shard of the group an any-key grant would look at next, or
+    /// `None` when no group is linked (then no key has room for an any-key
+    /// request). Lock that shard and call [`try_take`](Self::try_take) or
+    /// [`try_grant`](Self::try_grant) with it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(workpool_core::parts::Lane::new().next_shard(), None);
+    /// ```
+    #[inline]
+    pub fn next_shard(&self) -> Option<usize> {
+        self.ring.cursor().map(|(shard, _)| shard as usize)
+    }
+
+    /// One step of an any-key grant: if the group under the cursor (which
+    /// must be in `shard`, see [`next_shard`](Self::next_shard)) has room, a
+    /// lease from it, and the cursor moves on; otherwise the group leaves
+    /// the ring and this returns `None` (look at [`next_shard`] again).
+    /// Unlinking a full group is what lets later key operations on it know
+    /// that they must go through the lane. Takes nothing once closed.
+    ///
+    /// # Panics
+    ///
+    /// If `shard` is not the shard [`next_shard`](Self::next_shard) names.
+    ///
+    /// [`next_shard`]: Self::next_shard
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// let mut lane = Lane::new();
+    /// let mut shard = Shard::new(0, &lane);
+    /// let mut ids = 1u64;
+    /// shard.set(Some(&mut lane), 1, "a", 1, &mut ids).unwrap();
+    /// assert!(lane.try_take(&mut shard, &mut ids).is_some());
+    /// assert!(lane.try_take(&mut shard, &mut ids).is_none()); // full: unlinked
+    /// assert_eq!(lane.next_shard(), None);
+    /// ```
+    pub fn try_take<K: Clone, I: LeaseIds>(
+        &mut self,
+        shard: &mut Shard<K>,
+        ids: &mut I,
+    ) -> Option<Lease<K>> {
+        let g = self.room_under_cursor(shard)?;
+        let lease = shard.lease_from(g, ids);
+        self.ring.advance_past(self.ring.cursor_node());
+        Some(lease)
+    }
+
+    /// [`try_take`](Self::try_take) for a waiter: registers an any-key
+    /// waiter already granted from the group under the cursor (its
+    /// [`claim`](Self::claim) returns the lease), or unlinks that group and
+    /// returns `None`.
+    ///
+    /// # Panics
+    ///
+    /// If `shard` is not the shard [`next_shard`](Self::next_shard) names.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// use workpool_core::Claim;
+    /// let mut lane = Lane::new();
+    /// let mut shard = Shard::new(0, &lane);
+    /// let mut ids = 1u64;
+    /// shard.set(Some(&mut lane), 1, "a", 1, &mut ids).unwrap();
+    /// let w = lane.try_grant(&mut shard, &mut ids).unwrap();
+    /// assert_eq!(lane.claim_shard(w), Ok(Some(0)));
+    /// assert!(matches!(lane.claim(w, Some(&shard)), Ok(Claim::Granted(_))));
+    /// ```
+    pub fn try_grant<K, I: LeaseIds>(
+        &mut self,
+        shard: &mut Shard<K>,
+        ids: &mut I,
+    ) -> Option<WaiterId> {
+        let g = self.room_under_cursor(shard)?;
+        let grant = shard.grant(g, ids);
+        self.ring.advance_past(self.ring.cursor_node());
+        let order = self.bump_arrival();
+        Some(self.waiters.insert(NIL, order, State::Granted(grant)))
+    }
+
+    /// The group under the cursor if it has room; otherwise unlinks it.
+    fn room_under_cursor<K>(&mut self, shard: &mut Shard<K>) -> Option<u32> {
+        if self.closed {
+            return None;
+        }
+        let (s, g) = self.ring.cursor()?;
+        assert_eq!(s, shard.index(), "the lane's cursor is in another shard");
+        if shard.groups.at(g).has_room() {
+            debug_assert_eq!(self.any_queue, List::EMPTY, "waiter left behind room");
+            Some(g)
+        } else {
+            shard.unlink(self, g);
+            None
+        }
+    }
+
+    /// An arrival number for a new any-key waiter: odd, so that a key
+    /// waiter that read the same count (stored even) is older.
+    fn bump_arrival(&mut self) -> u64 {
+        let order = 2 * self.next_arrival + 1;
+        self.next_arrival += 1;
+        order
+    }
+
+    /// Queues an any-key waiter. Call it only once no group is linked
+    /// ([`next_shard`](Self::next_shard) is `None`, after
+    /// [`try_grant`](Self::try_grant) steps unlinked the full ones): a
+    /// waiter never queues while a key has room.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] once the lane is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::Claim;
+    /// let mut lane = workpool_core::parts::Lane::new();
+    /// let w = lane.enqueue().unwrap();
+    /// assert!(matches!(lane.claim::<&str>(w, None), Ok(Claim::Waiting)));
+    /// ```
+    pub fn enqueue(&mut self) -> Result<WaiterId, Closed> {
+        if self.closed {
+            return Err(Closed);
+        }
+        debug_assert!(self.ring.is_empty(), "an any-key waiter queued beside room");
+        let order = self.bump_arrival();
+        let w = self.waiters.insert(NIL, order, State::Waiting);
+        self.waiters.push_back(&mut self.any_queue, w.index);
+        Ok(w)
+    }
+
+    /// Grants the oldest any-key waiter `grant` (its room was counted).
+    pub(crate) fn grant_head(&mut self, grant: Grant) {
+        let index = self.any_queue.head;
+        self.waiters.waiting -= 1;
+        self.waiters.unlink(&mut self.any_queue, index);
+        decide(&mut self.waiters, &mut self.wake, index, State::Granted(grant));
+    }
+
+    /// The arrival order of the oldest any-key waiter, if one waits.
+    #[inline]
+    pub(crate) fn head_order(&self) -> Option<u64> {
+        let head = self.any_queue.head;
+        (head != NIL).then(|| self.waiters.slot(head).order())
+    }
+
+    /// The shard whose lock [`claim`](Self::claim) needs for `waiter`:
+    /// `Some` once it was granted (the lease's key lives in that shard).
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownWaiter`] if `waiter` is not a registered any-key waiter of
+    /// this lane.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut lane = workpool_core::parts::Lane::new();
+    /// let w = lane.enqueue().unwrap();
+    /// assert_eq!(lane.claim_shard(w), Ok(None));
+    /// ```
+    pub fn claim_shard(&self, waiter: WaiterId) -> Result<Option<usize>, UnknownWaiter> {
+        let w = self.waiters.lookup(waiter).ok_or(UnknownWaiter)?;
+        Ok(match w.state() {
+            State::Granted(grant) => Some(grant.shard as usize),
+            _ => None,
+        })
+    }
+
+    /// Where an any-key waiter stands, as [`Pool::claim`](crate::Pool::claim)
+    /// says; a granted one needs the shard [`claim_shard`](Self::claim_shard)
+    /// named, for its key.
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownWaiter`] if `waiter` is not a registered any-key waiter of
+    /// this lane.
+    ///
+    /// # Panics
+    ///
+    /// If the waiter was granted and `shard` is not the one named by
+    /// [`claim_shard`](Self::claim_shard).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::Claim;
+    /// let mut lane = workpool_core::parts::Lane::new();
+    /// let w = lane.enqueue().unwrap();
+    /// lane.close();
+    /// assert!(matches!(lane.claim::<&str>(w, None), Ok(Claim::Closed)));
+    /// ```
+    pub fn claim<K: Clone>(
+        &mut self,
+        waiter: WaiterId,
+        shard: Option<&Shard<K>>,
+    ) -> Result<Claim<K>, UnknownWaiter> {
+        let w = self.waiters.lookup(waiter).ok_or(UnknownWaiter)?;
+        let key = match w.state() {
+            State::Waiting => return Ok(Claim::Waiting),
+            State::Granted(grant) => {
+                let shard = shard
+                    .filter(|s| s.index() == grant.shard)
+                    .expect("the claim of a granted waiter needs its grant's shard");
+                Some(shard.groups.at(grant.group).key.clone())
+            }
+            _ => None,
+        };
+        Ok(match (self.finish(waiter.index), key) {
+            (State::Granted(grant), Some(key)) => Claim::Granted(Lease {
+                pool: self.pool_id(),
+                grant,
+                key,
+            }),
+            _ => Claim::Closed,
+        })
+    }
+
+    /// Removes an any-key waiter that gave up. If it had been granted, the
+    /// grant comes back to be given back to its shard with
+    /// [`Shard::give_back`].
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownWaiter`] if `waiter` is not a registered any-key waiter of
+    /// this lane; nothing changes then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut lane = workpool_core::parts::Lane::new();
+    /// let w = lane.enqueue().unwrap();
+    /// assert!(lane.cancel(w).unwrap().is_none());
+    /// assert!(lane.cancel(w).is_err());
+    /// ```
+    pub fn cancel(&mut self, waiter: WaiterId) -> Result<Option<Returned>, UnknownWaiter> {
+        let w = self.waiters.lookup(waiter).ok_or(UnknownWaiter)?;
+        if w.is_waiting() {
+            self.waiters.waiting -= 1;
+            self.waiters.unlink(&mut self.any_queue, waiter.index);
+            self.waiters.remove(waiter.index);
+            return Ok(None);
+        }
+        Ok(match self.finish(waiter.index) {
+            State::Granted(grant) => Some(Returned(grant)),
+            _ => None,
+        })
+    }
+
+    /// Closes the lane: every waiting any-key waiter is told [`Closed`] and
+    /// later any-key requests fail. Close every shard too (lane first).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut lane = workpool_core::parts::Lane::new();
+    /// let w = lane.enqueue().unwrap();
+    /// lane.close();
+    /// assert_eq!(lane.poll_wake(), Some(w));
+    /// ```
+    pub fn close(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            close_queue(&mut self.waiters, &mut self.wake, &mut self.any_queue);
+        }
+    }
+
+    /// True when [`poll_wake`](Self::poll_wake) has a waiter to report.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!workpool_core::parts::Lane::new().has_wakes());
+    /// ```
+    #[inline]
+    pub fn has_wakes(&self) -> bool {
+        self.wake != List::EMPTY
+    }
+
+    /// The next any-key waiter whose outcome was decided, as
+    /// [`Pool::poll_wake`](crate::Pool::poll_wake) says.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(workpool_core::parts::Lane::new().poll_wake(), None);
+    /// ```
+    #[must_use = "every waiter it names must be woken"]
+    #[inline]
+    pub fn poll_wake(&mut self) -> Option<WaiterId> {
+        if self.wake == List::EMPTY {
+            return None;
+        }
+        let index = self.waiters.pop_front(&mut self.wake)?;
+        self.waiters.slot_mut(index).in_wake = false;
+        Some(self.waiters.id(index))
+    }
+
+    /// Removes a decided waiter and returns its state.
+    fn finish(&mut self, index: u32) -> State {
+        if self.waiters.slot(index).in_wake {
+            self.waiters.unlink(&mut self.wake, index);
+            self.waiters.slot_mut(index).in_wake = false;
+        }
+        self.waiters.remove(index)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn wake_list(&self) -> List {
+        self.wake
+    }
+}
+
+impl Default for Lane {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Lane {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lane")
+            .field("waiters", &self.waiters.waiting)
+            .field("linked", &self.ring.len())
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A grant an any-key waiter had when it was cancelled: give it back to
+/// the shard named by [`shard`](Self::shard) with [`Shard::give_back`].
+#[must_use = "the grant holds capacity until it is given back"]
+#[derive(Debug)]
+pub struct Returned(pub(crate) Grant);
+
+impl Returned {
+    /// The shard the grant is from.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// let mut lane = Lane::new();
+    /// let mut shard = Shard::new(0, &lane);
+    /// let mut ids = 1u64;
+    /// shard.set(Some(&mut lane), 1, "a", 1, &mut ids).unwrap();
+    /// let w = lane.try_grant(&mut shard, &mut ids).unwrap();
+    /// let returned = lane.cancel(w).unwrap().unwrap();
+    /// assert_eq!(returned.shard(), 0);
+    /// shard.give_back(&mut lane, returned, &mut ids);
+    /// ```
+    pub fn shard(&self) -> usize {
+        self.0.shard as usize
+    }
+}

@@ -288,7 +288,12 @@ impl Lane {
         let index = self.any_queue.head;
         self.waiters.waiting -= 1;
         self.waiters.unlink(&mut self.any_queue, index);
-        decide(&mut self.waiters, &mut self.wake, index, State::Granted(grant));
+        decide(
+            &mut self.waiters,
+            &mut self.wake,
+            index,
+            State::Granted(grant),
+        );
     }
 
     /// The arrival order of the oldest any-key waiter, if one waits.

@@ -158,7 +158,10 @@ impl Ring {
             assert!(out.len() < self.len, "the ring does not close");
             let node = &self.nodes[n as usize];
             out.push((node.shard, node.group));
-            assert_eq!(self.nodes[node.next as usize].prev, n, "ring links disagree");
+            assert_eq!(
+                self.nodes[node.next as usize].prev, n,
+                "ring links disagree"
+            );
             n = if node.next == self.cursor {
                 NIL
             } else {
@@ -167,11 +170,5 @@ impl Ring {
         }
         assert_eq!(out.len(), self.len, "the ring's length is wrong");
         out
-    }
-
-    /// How many node slots the slab has.
-    #[cfg(test)]
-    pub(crate) fn slots(&self) -> usize {
-        self.nodes.len()
     }
 }

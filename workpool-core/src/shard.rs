@@ -528,8 +528,7 @@ impl<K> Shard<K> {
         if w.is_waiting() {
             if lane.is_none() {
                 let group = self.groups.at(g);
-                if group.in_ring() && group.target == 0 && group.active == 0 && group.waiting == 1
-                {
+                if group.in_ring() && group.target == 0 && group.active == 0 && group.waiting == 1 {
                     return Ok(Err(NeedsLane(())));
                 }
             }
@@ -612,7 +611,10 @@ impl<K> Shard<K> {
     /// See [`Returned`].
     pub fn give_back<I: LeaseIds>(&mut self, lane: &mut Lane, returned: Returned, ids: &mut I) {
         let grant = returned.0;
-        assert_eq!(grant.shard, self.index, "a grant given back to another shard");
+        assert_eq!(
+            grant.shard, self.index,
+            "a grant given back to another shard"
+        );
         debug_assert!(self
             .groups
             .get_checked(grant.group, grant.generation)

@@ -736,7 +736,12 @@ impl<S: BuildHasher> Run<S> {
         // Any-key waiters first, then key waiters; each kind's decisions in
         // order, those made together (by close) in any order. Those of
         // `close_key` are one per waiter, oldest first.
-        let is_any = |id: u64| self.model.waiters.iter().any(|w| w.id == id && w.key.is_none());
+        let is_any = |id: u64| {
+            self.model
+                .waiters
+                .iter()
+                .any(|w| w.id == id && w.key.is_none())
+        };
         let split = got.iter().take_while(|&&(_, id)| is_any(id)).count();
         assert!(
             got[split..].iter().all(|&(_, id)| !is_any(id)),

@@ -147,7 +147,7 @@ impl<K, S> Pool<K, S> {
     /// assert_eq!(pool.waiters(), 0);
     /// ```
     pub fn waiters(&self) -> usize {
-        self.shared.lock().core.waiters()
+        self.shared.waiters()
     }
 
     /// How many keys the pool tracks (a non-zero target, a live lease or a
@@ -163,7 +163,7 @@ impl<K, S> Pool<K, S> {
     /// assert!(pool.is_empty());
     /// ```
     pub fn len(&self) -> usize {
-        self.shared.lock().core.len()
+        self.shared.len()
     }
 
     /// True when the pool tracks no key.
@@ -209,7 +209,7 @@ impl<K, S> Pool<K, S> {
     /// assert!(pool.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.shared.lock().core.is_closed()
+        self.shared.is_closed()
     }
 }
 
@@ -261,6 +261,20 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         self.shared.counts(key)
     }
 
+    /// The shard `key` lives in: keys in different shards share no lock.
+    /// For tests that want such keys; not a stable API.
+    #[doc(hidden)]
+    pub fn shard_of<Q: ?Sized + Hash>(&self, key: &Q) -> usize {
+        self.shared.shard_of(key)
+    }
+
+    /// How many shards the pool spreads its keys over. For tests; not a
+    /// stable API.
+    #[doc(hidden)]
+    pub fn shard_count(&self) -> usize {
+        self.shared.shard_count()
+    }
+
     /// How many acquisitions are waiting for `key` specifically (any-key
     /// waiters are counted by [`waiters`](Self::waiters)).
     ///
@@ -281,7 +295,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// # });
     /// ```
     pub fn waiting<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> usize {
-        self.shared.lock().core.waiting(key)
+        self.shared.waiting(key)
     }
 
     /// A snapshot of every tracked key with its counts, in no particular
@@ -304,14 +318,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// assert_eq!(all[1].1.target, 2);
     /// ```
     pub fn snapshot(&self) -> Vec<(K, Counts)> {
-        // Declared before the guard: should a `K::clone` panic, the keys
-        // cloned so far are dropped after the lock is released.
-        let mut all = Vec::new();
-        let state = self.shared.lock();
-        all.reserve_exact(state.core.len());
-        all.extend(state.core.iter().map(|(k, c)| (k.clone(), c)));
-        drop(state);
-        all
+        self.shared.snapshot()
     }
 
     /// Waits for a lease from any key with room.

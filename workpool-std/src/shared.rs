@@ -1,31 +1,48 @@
-//! The state every handle shares: the core behind its mutex, one waker slot
-//! per waiter, and every path that grants, hands off or wakes.
+//! The state every handle shares: the core's parts behind their own
+//! mutexes, one waker slot per waiter, and every path that grants, hands
+//! off or wakes.
 //!
-//! The protocol is the same for futures and threads:
+//! # Layout
 //!
-//! 1. Under the lock, try for a lease; failing that, register a waiter with
-//!    the core and store a waker in its slot *before* the lock is released,
-//!    so no hand-off can be missed.
+//! The core's [parts](workpool_core::parts): one [`Lane`] (any-key waiters,
+//! the ready ring) and a power of two of [`Shard`]s (keys spread by hash),
+//! each behind its own mutex on its own cache line, with its own waker
+//! slots. Operations on one key lock only its shard, as long as the core
+//! says the shard suffices (its group is linked in the ring, which proves
+//! that no any-key waiter exists); otherwise they lock the lane, then the
+//! shard, and run again. Any-key operations hold the lane and lock the
+//! shards of the groups they look at, one at a time. Lock order: lane, then
+//! one shard; never two shards. Two atomics are shared by every key: the
+//! lease-id counter (one `fetch_add` per grant) and the lane's arrival
+//! count (written under the lane's lock, only read by key waiters).
+//!
+//! # The waiting protocol
+//!
+//! The same for futures and threads:
+//!
+//! 1. Under the part's lock, try for a lease; failing that, register a
+//!    waiter with the core and store a waker in its slot *before* the lock
+//!    is released, so no hand-off can be missed.
 //! 2. Whoever changes the core (release, set, cancel, close) drains the
-//!    core's wake queue under the same lock and takes exactly the wakers of
-//!    the waiters it names: a release wakes one waiter, not all of them.
-//! 3. A woken waiter takes the lock and claims its outcome; a spurious wake
-//!    finds it still waiting and it stores its waker again.
+//!    wake lists of the parts it holds and takes exactly the wakers of the
+//!    waiters they name: a release wakes one waiter, not all of them.
+//! 3. A woken waiter takes its part's lock and claims its outcome; a
+//!    spurious wake finds it still waiting and it stores its waker again.
 //!
-//! # No user code under the lock
+//! # No user code under a lock
 //!
 //! Waking a waker, dropping a waker, dropping a lease and dropping a key are
 //! user code: a waker may own the last handle of a task that holds a lease,
-//! and so re-enter the pool. None of them runs while the lock is held.
-//! Every path decides under the lock, takes the wakers to wake into a
+//! and so re-enter the pool. None of them runs while a lock is held. Every
+//! path decides under the locks, takes the wakers to wake into a
 //! [`WakeBatch`] and what it must drop into an [`After`], and acts once the
-//! guard is gone. The waker slots are ours (not `event-listener`'s) for the
-//! same reason: a re-poll with a new waker swaps it under our lock and drops
-//! the old one after unlocking.
-//! Threads park on a per-thread `event-listener` [`Event`], which wakes
-//! nothing but that thread. `Hash`, `Eq` and `Clone` of `K` do run under the
-//! lock (finding a key needs them); the core stays consistent when they
-//! panic, so a poisoned lock is still sound to use.
+//! guards are gone. The waker slots are ours (not `event-listener`'s) for
+//! the same reason: a re-poll with a new waker swaps it under our lock and
+//! drops the old one after unlocking. Threads park on a per-thread
+//! `event-listener` [`Event`], which wakes nothing but that thread. `Hash`,
+//! `Eq` and `Clone` of `K` do run under a lock (finding a key needs them);
+//! the core stays consistent when they panic, so a poisoned lock is still
+//! sound to use.
 //!
 //! # Handles
 //!
@@ -38,14 +55,18 @@
 
 use std::hash::{BuildHasher, Hash};
 use std::mem;
+use std::ops::Deref;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use event_listener::{listener, Event, Listener};
+use workpool_core::parts::{Lane, LeaseIds, NeedsLane, Shard};
 use workpool_core::{Claim, Closed, Counts, Equivalent, TryAcquireError, WaiterId};
 
 use crate::error::AcquireTimeoutError;
-use crate::sync::{AtomicUsize, Mutex, MutexGuard, Ordering, PoisonError, StdArc};
+use crate::sync::{
+    AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, PoisonError, StdArc,
+};
 
 /// Which capacity a request may be served from: any key, or the key equal
 /// to a `Q` (a borrowed form of `K`, such as `str` for `String`).
@@ -69,23 +90,119 @@ pub(crate) trait KeyQuery<K>: Hash + Equivalent<K> + ToOwned<Owned = K> {}
 
 impl<K, Q: ?Sized + Hash + Equivalent<K> + ToOwned<Owned = K>> KeyQuery<K> for Q {}
 
+/// Keeps a value on cache lines of its own, so that two shards' locks never
+/// share one (128 bytes: two lines, for the adjacent-line prefetcher).
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> Deref for Padded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 pub(crate) struct Shared<K, S> {
-    state: Mutex<State<K, S>>,
+    hasher: S,
+    lane: Padded<Mutex<Part<Lane>>>,
+    shards: Box<[ShardLock<K>]>,
+    /// Set once [`close`](Self::close) starts.
+    closed: AtomicBool,
+    /// The next lease id, for every part (see [`Ids`]).
+    ids: Padded<AtomicU64>,
+    /// The lane's arrival count, published under the lane's lock for key
+    /// waiters, which read it without that lock.
+    arrivals: Padded<AtomicU64>,
     /// How many `Pool` handles exist (see the module docs, "Handles").
     handles: AtomicUsize,
 }
 
-pub(crate) struct State<K, S> {
-    pub(crate) core: workpool_core::Pool<K, S>,
-    /// `wakers[i]`: the waker of the waiter in core slot `i`, once it
+/// One part of the core with the waker slots of its waiters.
+struct Part<P> {
+    core: P,
+    /// `wakers[i]`: the waker of the part's waiter in slot `i`, once it
     /// registered one. Taken when the waiter is woken, claimed or cancelled.
-    /// Never longer than the core's waiter slots once a waiter has left,
-    /// so it shrinks with them after a burst.
+    /// Never longer than the part's waiter slots once a waiter has left, so
+    /// it shrinks with them after a burst.
     wakers: Vec<Option<Waker>>,
+}
+
+/// What the waker bookkeeping needs of a part.
+trait WaiterSlab {
+    fn waiter_slots(&self) -> usize;
+    fn has_wakes(&self) -> bool;
+    fn poll_wake(&mut self) -> Option<WaiterId>;
+}
+
+impl WaiterSlab for Lane {
+    fn waiter_slots(&self) -> usize {
+        Self::waiter_slots(self)
+    }
+
+    #[inline]
+    fn has_wakes(&self) -> bool {
+        Self::has_wakes(self)
+    }
+
+    fn poll_wake(&mut self) -> Option<WaiterId> {
+        Self::poll_wake(self)
+    }
+}
+
+impl<K> WaiterSlab for Shard<K> {
+    fn waiter_slots(&self) -> usize {
+        Self::waiter_slots(self)
+    }
+
+    #[inline]
+    fn has_wakes(&self) -> bool {
+        Self::has_wakes(self)
+    }
+
+    fn poll_wake(&mut self) -> Option<WaiterId> {
+        Self::poll_wake(self)
+    }
+}
+
+/// Lease ids from one atomic counter shared by every part: unique, never 0,
+/// and increasing in grant order within a key (a key's grants are ordered
+/// by its shard's lock) and across keys.
+struct Ids<'a>(&'a AtomicU64);
+
+impl LeaseIds for Ids<'_> {
+    #[inline]
+    fn next_id(&mut self) -> u64 {
+        // Relaxed: the counter orders nothing but itself, and a lease
+        // reaches whoever releases it through a synchronising hand-over.
+        self.0.fetch_add(1, Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn issued(&self, id: u64) -> bool {
+        id != 0 && id < self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// The waker slots never shrink below this many.
 const MIN_WAKERS: usize = 16;
+
+/// The number of shards of a new pool: four per core, a power of two,
+/// between 4 and 64 (2 under loom, to keep its models small).
+fn shard_count() -> usize {
+    #[cfg(loom)]
+    {
+        2
+    }
+    #[cfg(not(loom))]
+    {
+        static COUNT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        *COUNT.get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            (4 * cores).next_power_of_two().clamp(4, 64)
+        })
+    }
+}
 
 /// Where one waiting acquisition (a future or a stream) stands.
 #[derive(Debug, Default)]
@@ -105,27 +222,25 @@ impl Wait {
     }
 }
 
-/// How many wakers one pass under the lock collects before it unlocks to
+/// How many wakers one pass under the locks collects before it unlocks to
 /// wake them (then it locks again for the rest). Bounded so that waking
 /// needs no allocation.
 const WAKE_BATCH: usize = 32;
 
-/// Wakers taken under the lock, to be woken after unlocking. Built only
-/// when there is someone to wake, so the common release (nobody waiting)
-/// does not pay for it.
+/// Wakers taken under a lock, to be woken after unlocking. Built only when
+/// there is someone to wake, so the common release (nobody waiting) does
+/// not pay for it.
 struct WakeBatch {
     slots: [Option<Waker>; WAKE_BATCH],
     len: usize,
 }
 
 impl WakeBatch {
-    fn new(first: Waker) -> Self {
-        let mut batch = Self {
+    fn new() -> Self {
+        Self {
             slots: [const { None }; WAKE_BATCH],
             len: 0,
-        };
-        batch.push(first);
-        batch
+        }
     }
 
     fn is_full(&self) -> bool {
@@ -137,34 +252,32 @@ impl WakeBatch {
         self.len += 1;
     }
 
-    /// Wakes every waker; call it with no lock held.
-    fn wake_all(mut self) {
+    /// Wakes every waker, emptying the batch. Called with no lock held.
+    fn wake_all(&mut self) {
         for slot in &mut self.slots[..self.len] {
-            // Taken out before waking: if one panics, `Drop` still wakes
-            // the rest.
             if let Some(waker) = slot.take() {
                 waker.wake();
             }
         }
+        self.len = 0;
     }
 }
 
 impl Drop for WakeBatch {
+    /// Wakes whatever a panicking wake left behind (its drop runs after the
+    /// guards are gone, like the batch's own wake).
     fn drop(&mut self) {
-        // Reached with wakers left only if a wake panicked: the waiters they
-        // stand for were decided, so they must still be woken.
         for waker in self.slots[..self.len].iter_mut().filter_map(Option::take) {
             waker.wake();
         }
     }
 }
 
-/// What an operation must drop once it has unlocked: a waker it replaced
-/// or no longer needs, and keys the core handed back or forgot.
+/// What an operation must drop once no lock is held: a waker it replaced
+/// or took from a slot, and keys the core handed back. Dropped after the
+/// guards, so none of it runs under a lock.
 pub(crate) struct After<K> {
     stale: Option<Waker>,
-    /// At most one key on every path but `close`, so the `Vec` allocates
-    /// only there.
     key: Option<K>,
     keys: Vec<K>,
 }
@@ -178,8 +291,6 @@ impl<K> After<K> {
         }
     }
 
-    /// Keeps a waker to be dropped after unlocking. Every path replaces or
-    /// removes at most one waker.
     fn push_stale(&mut self, waker: Option<Waker>) {
         debug_assert!(self.stale.is_none() || waker.is_none());
         if waker.is_some() {
@@ -195,94 +306,165 @@ impl<K> After<K> {
     }
 }
 
+/// A shard with its waker slots, behind its lock on its own cache lines.
+type ShardLock<K> = Padded<Mutex<Part<Shard<K>>>>;
+type LaneGuard<'a> = MutexGuard<'a, Part<Lane>>;
+type ShardGuard<'a, K> = MutexGuard<'a, Part<Shard<K>>>;
+
 impl<K, S> Shared<K, S> {
     pub(crate) fn with_hasher(hasher: S) -> Self {
+        let lane = Lane::new();
+        let shards = (0..shard_count())
+            .map(|i| Padded(Mutex::new(Part::new(Shard::new(i, &lane)))))
+            .collect();
         Self {
-            state: Mutex::new(State {
-                core: workpool_core::Pool::with_hasher(hasher),
-                wakers: Vec::new(),
-            }),
+            hasher,
+            lane: Padded(Mutex::new(Part::new(lane))),
+            shards,
+            closed: AtomicBool::new(false),
+            ids: Padded(AtomicU64::new(1)),
+            arrivals: Padded(AtomicU64::new(0)),
             handles: AtomicUsize::new(1),
         }
     }
 
-    /// Locks the state. The core never leaves its state half-changed when
-    /// user code (`Hash`, `Eq`, `Clone` of `K`) panics, so a poisoned lock is
-    /// still sound to use.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State<K, S>> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock_lane(&self) -> LaneGuard<'_> {
+        self.lane.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Collects what the core decided, unlocks, and carries it out. The
-    /// common case (nothing forgotten, nobody to wake) stays inline.
+    fn lock_shard(&self, shard: usize) -> ShardGuard<'_, K> {
+        self.shards[shard]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many shards the pool has.
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    fn ids(&self) -> Ids<'_> {
+        Ids(&self.ids)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Drops the guards and `after` at once if the parts they hold have
+    /// nothing to wake and no key to hand out; otherwise wakes (the common
+    /// case stays inline and builds nothing).
     #[inline]
-    fn finish<'a>(&'a self, state: MutexGuard<'a, State<K, S>>, after: After<K>) {
-        if state.core.has_forgotten() || state.core.has_wakes() {
-            self.finish_slow(state, after);
+    fn finish<'a>(
+        &'a self,
+        lane: Option<LaneGuard<'a>>,
+        shard: Option<ShardGuard<'a, K>>,
+        after: After<K>,
+    ) {
+        let busy = lane.as_ref().is_some_and(|l| l.core.has_wakes())
+            || shard
+                .as_ref()
+                .is_some_and(|s| s.core.has_wakes() || s.core.has_forgotten());
+        if busy {
+            self.finish_slow(lane, shard, after);
         } else {
-            drop(state);
+            drop(shard);
+            drop(lane);
             drop(after);
         }
     }
 
-    /// [`finish`](Self::finish) with something to collect; repeats while one
-    /// wake batch was not enough.
+    /// Collects forgotten keys and the wakers of decided waiters, unlocks,
+    /// wakes; and again while a full batch left some behind.
     #[cold]
-    fn finish_slow<'a>(&'a self, mut state: MutexGuard<'a, State<K, S>>, mut after: After<K>) {
+    fn finish_slow<'a>(
+        &'a self,
+        mut lane: Option<LaneGuard<'a>>,
+        mut shard: Option<ShardGuard<'a, K>>,
+        mut after: After<K>,
+    ) {
+        let index = shard.as_ref().map(|s| s.core.index() as usize);
+        let mut batch = WakeBatch::new();
         loop {
-            while let Some(key) = state.core.poll_forgotten() {
-                after.push_key(key);
+            let mut more_shard = false;
+            if let Some(part) = shard.as_mut() {
+                while let Some(key) = part.core.poll_forgotten() {
+                    after.push_key(key);
+                }
+                more_shard = part.fill(&mut batch);
             }
-            let Some(first) = state.next_wake() else {
-                drop(state);
-                drop(after);
-                return;
-            };
-            let mut batch = WakeBatch::new(first);
-            let more = state.fill(&mut batch);
-            drop(state);
+            let more_lane = lane.as_mut().is_some_and(|part| part.fill(&mut batch));
+            drop(shard.take());
+            drop(lane.take());
             batch.wake_all();
-            if !more {
+            if !more_shard && !more_lane {
                 drop(after);
                 return;
             }
-            state = self.lock();
+            // Lock again only what still has waiters to wake, lane first.
+            lane = more_lane.then(|| self.lock_lane());
+            shard = more_shard.then(|| self.lock_shard(index.unwrap_or_default()));
         }
     }
 
     pub(crate) fn close(&self) {
-        let after = After::new();
-        let mut state = self.lock();
-        state.core.close();
-        self.finish(state, after);
-    }
-
-    #[inline]
-    pub(crate) fn release(&self, lease: workpool_core::Lease<K>) {
-        let mut state = self.lock();
-        let key = match state.core.release(lease) {
-            Ok(key) => key,
-            // A std lease is only ever built from a grant of this pool and
-            // released once, by its `Drop`.
-            Err(err) => unreachable!("a std lease was rejected: {err}"),
-        };
-        if state.core.has_forgotten() || state.core.has_wakes() {
-            let mut after = After::new();
-            after.push_key(key);
-            self.finish_slow(state, after);
-        } else {
-            // Nobody to wake: the common, uncontended case. The key is
-            // dropped after unlocking, as always.
-            drop(state);
-            drop(key);
+        self.closed.store(true, Ordering::Release);
+        let mut lane = self.lock_lane();
+        lane.core.close();
+        self.finish(Some(lane), None, After::new());
+        for shard in 0..self.shards.len() {
+            let mut lane = self.lock_lane();
+            let mut part = self.lock_shard(shard);
+            part.core.close(&mut lane.core);
+            drop(lane);
+            self.finish(None, Some(part), After::new());
         }
     }
 
-    /// Gives up a waiting acquisition. A lease already handed to it passes
-    /// on.
+    /// Gives a lease back: in its shard alone while its key's group is
+    /// linked, otherwise with the lane.
+    #[inline]
+    pub(crate) fn release(&self, lease: workpool_core::Lease<K>) {
+        let shard = lease.shard();
+        let mut part = self.lock_shard(shard);
+        match part.core.release(None, lease, &mut self.ids()) {
+            Ok(Ok(key)) => {
+                if part.core.has_forgotten() || part.core.has_wakes() {
+                    let mut after = After::new();
+                    after.push_key(key);
+                    self.finish_slow(None, Some(part), after);
+                } else {
+                    drop(part);
+                    drop(key);
+                }
+            }
+            Ok(Err(err)) => unreachable!("a std lease was rejected: {err}"),
+            Err(NeedsLane(lease)) => {
+                drop(part);
+                self.release_with_lane(shard, lease);
+            }
+        }
+    }
+
+    #[cold]
+    fn release_with_lane(&self, shard: usize, lease: workpool_core::Lease<K>) {
+        let mut lane = self.lock_lane();
+        let mut part = self.lock_shard(shard);
+        let released = part
+            .core
+            .release(Some(&mut lane.core), lease, &mut self.ids());
+        let Ok(Ok(key)) = released else {
+            unreachable!("a std lease was rejected, or the lane was not enough");
+        };
+        let mut after = After::new();
+        after.push_key(key);
+        self.finish(Some(lane), Some(part), after);
+    }
+
+    /// Gives up a wait: a waiter still registered is cancelled with the
+    /// core (its grant, if any, passes on).
     #[inline]
     pub(crate) fn cancel(&self, wait: &mut Wait) {
-        // Most acquisitions finish without ever registering: nothing to do.
         if let Wait::Waiting(waiter) = mem::replace(wait, Wait::Done) {
             self.cancel_waiter(waiter);
         }
@@ -291,39 +473,250 @@ impl<K, S> Shared<K, S> {
     #[cold]
     fn cancel_waiter(&self, waiter: WaiterId) {
         let mut after = After::new();
-        let mut state = self.lock();
-        state.cancel(waiter, &mut after);
-        self.finish(state, after);
+        let Some(shard) = waiter.shard() else {
+            let mut lane = self.lock_lane();
+            let cancelled = lane.core.cancel(waiter);
+            debug_assert!(cancelled.is_ok(), "only a waiter's owner removes it");
+            lane.take_waker(waiter, &mut after);
+            let part = match cancelled {
+                Ok(Some(returned)) => {
+                    let mut part = self.lock_shard(returned.shard());
+                    part.core
+                        .give_back(&mut lane.core, returned, &mut self.ids());
+                    Some(part)
+                }
+                _ => None,
+            };
+            self.finish(Some(lane), part, after);
+            return;
+        };
+        let mut part = self.lock_shard(shard);
+        match part.core.cancel(None, waiter, &mut self.ids()) {
+            Ok(Err(NeedsLane(()))) => {}
+            cancelled => {
+                debug_assert!(cancelled.is_ok(), "only a waiter's owner removes it");
+                part.take_waker(waiter, &mut after);
+                self.finish(None, Some(part), after);
+                return;
+            }
+        }
+        drop(part);
+        let mut lane = self.lock_lane();
+        let mut part = self.lock_shard(shard);
+        let cancelled = part
+            .core
+            .cancel(Some(&mut lane.core), waiter, &mut self.ids());
+        debug_assert!(
+            matches!(cancelled, Ok(Ok(()))),
+            "only a waiter's owner removes it"
+        );
+        part.take_waker(waiter, &mut after);
+        self.finish(Some(lane), Some(part), after);
     }
 }
 
 impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
+    /// The full hash of `key` and the shard it lives in.
+    #[inline]
+    fn locate<Q: ?Sized + Hash>(&self, key: &Q) -> (u64, usize) {
+        let hash = self.hasher.hash_one(key);
+        // The high half: the shard's table uses the hash folded and
+        // spread again, so keys of one shard still spread over its table.
+        let shard = (hash >> 32) as usize & (self.shards.len() - 1);
+        (hash, shard)
+    }
+
     pub(crate) fn counts<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Counts {
-        self.lock().core.counts(key)
+        let (hash, shard) = self.locate(key);
+        self.lock_shard(shard).core.counts(hash, key)
+    }
+
+    pub(crate) fn waiting<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> usize {
+        let (hash, shard) = self.locate(key);
+        self.lock_shard(shard).core.waiting(hash, key)
+    }
+
+    /// The shard `key` lives in, for tests that want keys in different
+    /// shards.
+    pub(crate) fn shard_of<Q: ?Sized + Hash>(&self, key: &Q) -> usize {
+        self.locate(key).1
     }
 
     pub(crate) fn set(&self, key: K, target: u64) {
+        let (hash, shard) = self.locate(&key);
         let mut after = After::new();
-        let mut state = self.lock();
-        if let Some(unused) = state.core.set(key, target) {
-            after.push_key(unused);
+        let mut part = self.lock_shard(shard);
+        let key = match part.core.set(None, hash, key, target, &mut self.ids()) {
+            Ok(unused) => {
+                if let Some(unused) = unused {
+                    after.push_key(unused);
+                }
+                self.finish(None, Some(part), after);
+                return;
+            }
+            Err(NeedsLane(key)) => key,
+        };
+        drop(part);
+        let mut lane = self.lock_lane();
+        let mut part = self.lock_shard(shard);
+        match part
+            .core
+            .set(Some(&mut lane.core), hash, key, target, &mut self.ids())
+        {
+            Ok(unused) => {
+                if let Some(unused) = unused {
+                    after.push_key(unused);
+                }
+            }
+            Err(_) => unreachable!("a call with the lane needs no lane"),
         }
-        self.finish(state, after);
+        self.finish(Some(lane), Some(part), after);
+    }
+
+    pub(crate) fn close_key<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) {
+        let (hash, shard) = self.locate(key);
+        let mut part = self.lock_shard(shard);
+        if part.core.close_key(None, hash, key).is_ok() {
+            self.finish(None, Some(part), After::new());
+            return;
+        }
+        drop(part);
+        let mut lane = self.lock_lane();
+        let mut part = self.lock_shard(shard);
+        let closed = part.core.close_key(Some(&mut lane.core), hash, key);
+        debug_assert!(closed.is_ok(), "a call with the lane needs no lane");
+        self.finish(Some(lane), Some(part), After::new());
     }
 
     pub(crate) fn try_acquire<Q: ?Sized + KeyQuery<K>>(
         &self,
         want: Want<'_, Q>,
     ) -> Result<workpool_core::Lease<K>, TryAcquireError> {
-        self.lock().try_acquire(want)
+        match want {
+            Want::Any => self.try_any(&mut self.lock_lane()),
+            Want::Key(key) => {
+                let (hash, shard) = self.locate(key);
+                self.lock_shard(shard)
+                    .core
+                    .try_acquire_key(hash, key, &mut self.ids())
+            }
+        }
     }
 
-    /// Drives a waiting acquisition; see the module docs for the protocol.
+    /// An any-key lease, round-robin over the keys with room: looks at the
+    /// group under the lane's cursor in its shard, unlinking full ones.
+    fn try_any(
+        &self,
+        lane: &mut LaneGuard<'_>,
+    ) -> Result<workpool_core::Lease<K>, TryAcquireError> {
+        if lane.core.is_closed() {
+            return Err(TryAcquireError::Closed);
+        }
+        while let Some(shard) = lane.core.next_shard() {
+            let mut part = self.lock_shard(shard);
+            if let Some(lease) = lane.core.try_take(&mut part.core, &mut self.ids()) {
+                return Ok(lease);
+            }
+        }
+        Err(TryAcquireError::NoCapacity)
+    }
+
+    /// Takes a lease at once or registers a waiter, with the lane's lock
+    /// held (any key) or the key's shard's.
+    fn start(&self, want: Want<'_, impl ?Sized + KeyQuery<K>>) -> Result<Started<'_, K>, Closed> {
+        Ok(match want {
+            Want::Any => {
+                let mut lane = self.lock_lane();
+                match self.try_any(&mut lane) {
+                    Ok(lease) => Started::Leased(lease),
+                    Err(TryAcquireError::Closed) => return Err(Closed),
+                    Err(TryAcquireError::NoCapacity) => {
+                        let waiter = lane.core.enqueue()?;
+                        self.arrivals.store(lane.core.arrivals(), Ordering::Relaxed);
+                        lane.reserve_slot(waiter);
+                        Started::Lane(lane, waiter)
+                    }
+                }
+            }
+            Want::Key(key) => {
+                let (hash, shard) = self.locate(key);
+                let mut part = self.lock_shard(shard);
+                match part.core.try_acquire_key(hash, key, &mut self.ids()) {
+                    Ok(lease) => Started::Leased(lease),
+                    Err(TryAcquireError::Closed) => return Err(Closed),
+                    Err(TryAcquireError::NoCapacity) => {
+                        let arrivals = self.arrivals.load(Ordering::Relaxed);
+                        let waiter = part
+                            .core
+                            .enqueue_key(hash, key, arrivals, &mut self.ids())?;
+                        part.reserve_slot(waiter);
+                        Started::Shard(part, waiter)
+                    }
+                }
+            }
+        })
+    }
+
+    /// Locks the part that holds `waiter` and claims its outcome: `None`
+    /// while it waits (the guard is handed back to register a waker).
+    fn claim<'a>(
+        &'a self,
+        waiter: WaiterId,
+        after: &mut After<K>,
+    ) -> Result<Option<Result<workpool_core::Lease<K>, Closed>>, Locked<'a, K>> {
+        match waiter.shard() {
+            None => self.claim_any(self.lock_lane(), waiter, after),
+            Some(shard) => self.claim_key(self.lock_shard(shard), waiter, after),
+        }
+    }
+
+    fn claim_any<'a>(
+        &'a self,
+        mut lane: LaneGuard<'a>,
+        waiter: WaiterId,
+        after: &mut After<K>,
+    ) -> Result<Option<Result<workpool_core::Lease<K>, Closed>>, Locked<'a, K>> {
+        let claimed = match lane.core.claim_shard(waiter) {
+            Ok(Some(shard)) => {
+                let part = self.lock_shard(shard);
+                lane.core.claim(waiter, Some(&part.core))
+            }
+            _ => lane.core.claim::<K>(waiter, None),
+        };
+        let outcome = match claimed {
+            Ok(Claim::Granted(lease)) => Ok(lease),
+            Ok(Claim::Closed) => Err(Closed),
+            Ok(Claim::Waiting) => return Err(Locked::Lane(lane)),
+            Err(err) => unreachable!("only a waiter's owner removes it: {err}"),
+        };
+        lane.take_waker(waiter, after);
+        drop(lane);
+        Ok(Some(outcome))
+    }
+
+    fn claim_key<'a>(
+        &'a self,
+        mut part: ShardGuard<'a, K>,
+        waiter: WaiterId,
+        after: &mut After<K>,
+    ) -> Result<Option<Result<workpool_core::Lease<K>, Closed>>, Locked<'a, K>> {
+        let outcome = match part.core.claim(waiter) {
+            Ok(Claim::Granted(lease)) => Ok(lease),
+            Ok(Claim::Closed) => Err(Closed),
+            Ok(Claim::Waiting) => return Err(Locked::Shard(part)),
+            Err(err) => unreachable!("only a waiter's owner removes it: {err}"),
+        };
+        part.take_waker(waiter, after);
+        drop(part);
+        Ok(Some(outcome))
+    }
+
+    /// One poll of an acquisition: a lease, `Closed`, or registered (with
+    /// the waker stored) and pending.
     ///
     /// # Panics
     ///
-    /// If `wait` is [`Wait::Done`]: the future was polled after it
-    /// completed.
+    /// If the acquisition already completed (`wait` is `Done`).
     pub(crate) fn poll_acquire<Q: ?Sized + KeyQuery<K>>(
         &self,
         wait: &mut Wait,
@@ -334,68 +727,49 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             !wait.is_done(),
             "a workpool acquire future was polled after it completed"
         );
-        let mut state = self.lock();
-        let waiter = match *wait {
-            Wait::Waiting(waiter) => waiter,
-            _ => match state.try_acquire(want) {
-                Ok(lease) => {
+        let mut after = After::new();
+        let (locked, waiter) = match *wait {
+            Wait::Waiting(waiter) => match self.claim(waiter, &mut after) {
+                Ok(outcome) => {
+                    *wait = Wait::Done;
+                    drop(after);
+                    return Poll::Ready(outcome.expect("a claim decided"));
+                }
+                Err(locked) => (locked, waiter),
+            },
+            _ => match self.start(want) {
+                Ok(Started::Leased(lease)) => {
                     *wait = Wait::Done;
                     return Poll::Ready(Ok(lease));
                 }
-                Err(TryAcquireError::Closed) => {
+                Err(Closed) => {
                     *wait = Wait::Done;
                     return Poll::Ready(Err(Closed));
                 }
-                Err(TryAcquireError::NoCapacity) => match state.enqueue(want) {
-                    Ok(waiter) => waiter,
-                    Err(Closed) => {
-                        *wait = Wait::Done;
-                        return Poll::Ready(Err(Closed));
-                    }
-                },
+                Ok(Started::Lane(lane, waiter)) => (Locked::Lane(lane), waiter),
+                Ok(Started::Shard(part, waiter)) => (Locked::Shard(part), waiter),
             },
         };
-        // Recorded before `claim`, which clones the key: if that panics,
-        // dropping the future cancels the waiter and its grant passes on.
+        // A waiter that just registered waits: the request found no room
+        // under the same lock.
         *wait = Wait::Waiting(waiter);
-        // Declared after the guard, so both paths below unlock explicitly
-        // first. (Should `claim` unwind, `after` is still empty: dropping it
-        // under the lock then runs no user code.)
-        let mut after = After::new();
-        match state.claim(waiter, &mut after) {
-            Some(outcome) => {
-                *wait = Wait::Done;
-                drop(state);
-                drop(after);
-                Poll::Ready(outcome)
-            }
-            None => {
-                state.register(waiter, cx.waker(), &mut after);
-                drop(state);
-                drop(after);
-                Poll::Pending
-            }
-        }
+        locked.register(waiter, cx.waker(), &mut after);
+        drop(after);
+        Poll::Pending
     }
 
-    /// Waits on this thread until a lease is granted, the pool closes or
-    /// `deadline` passes.
+    /// Waits on this thread, until `deadline` if there is one.
     pub(crate) fn acquire_blocking<Q: ?Sized + KeyQuery<K>>(
         &self,
         want: Want<'_, Q>,
         deadline: Option<Instant>,
     ) -> Result<workpool_core::Lease<K>, AcquireTimeoutError> {
-        let waiter = {
-            let mut state = self.lock();
-            match state.try_acquire(want) {
-                Ok(lease) => return Ok(lease),
-                Err(TryAcquireError::Closed) => return Err(AcquireTimeoutError::Closed),
-                Err(TryAcquireError::NoCapacity) => {}
-            }
-            state.enqueue(want)?
+        let waiter = match self.start(want)? {
+            Started::Leased(lease) => return Ok(lease),
+            Started::Lane(_, waiter) | Started::Shard(_, waiter) => waiter,
         };
-        // From here on an unwind (a panicking `K::clone` in `claim`) cancels
-        // the waiter, so a grant it holds passes on instead of leaking.
+        // From here on, a panic (a `K::clone` in the claim, say) must not
+        // leave the waiter registered: its grant would leak.
         let mut guard = CancelOnUnwind {
             shared: self,
             waiter: Some(waiter),
@@ -404,26 +778,27 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         let waker = Waker::from(StdArc::clone(&signal));
         let mut timed_out = false;
         loop {
-            // Listen before looking, so a wake between the look and the wait
-            // is not lost.
+            // Listen before the claim: a hand-off after the claim notifies
+            // this listener.
             listener!(signal.event => listener);
             let mut after = After::new();
-            let mut state = self.lock();
-            // After the deadline too: take a lease that raced it rather than
-            // pass it on.
-            if let Some(outcome) = state.claim(waiter, &mut after) {
-                guard.waiter = None;
-                drop(state);
-                return Ok(outcome?);
-            }
+            let locked = match self.claim(waiter, &mut after) {
+                Ok(outcome) => {
+                    guard.waiter = None;
+                    drop(after);
+                    return Ok(outcome.expect("a claim decided")?);
+                }
+                Err(locked) => locked,
+            };
             if timed_out {
+                drop(locked);
                 guard.waiter = None;
-                state.cancel(waiter, &mut after);
-                self.finish(state, after);
+                self.cancel_waiter(waiter);
+                // The cancel may have found it granted: then it passed the
+                // lease on, and the deadline still wins.
                 return Err(AcquireTimeoutError::Timeout);
             }
-            state.register(waiter, &waker, &mut after);
-            drop(state);
+            locked.register(waiter, &waker, &mut after);
             drop(after);
             timed_out = match deadline {
                 None => {
@@ -435,69 +810,89 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         }
     }
 
-    /// Closes one key in the core and wakes the waiters it failed (and drops
-    /// the key if the core forgot it) after unlocking.
-    pub(crate) fn close_key<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) {
-        let after = After::new();
-        let mut state = self.lock();
-        state.core.close_key(key);
-        self.finish(state, after);
+    /// Every tracked key with its counts, shard by shard.
+    pub(crate) fn snapshot(&self) -> Vec<(K, Counts)> {
+        // Declared before the guards: should a `K::clone` panic, the keys
+        // cloned so far are dropped after the lock is released.
+        let mut all = Vec::new();
+        for shard in 0..self.shards.len() {
+            let part = self.lock_shard(shard);
+            all.reserve(part.core.len());
+            all.extend(part.core.iter().map(|(k, c)| (k.clone(), c)));
+            drop(part);
+        }
+        all
     }
 }
 
-impl<K: Hash + Eq + Clone, S: BuildHasher> State<K, S> {
-    fn try_acquire<Q: ?Sized + KeyQuery<K>>(
-        &mut self,
-        want: Want<'_, Q>,
-    ) -> Result<workpool_core::Lease<K>, TryAcquireError> {
-        match want {
-            Want::Any => self.core.try_acquire(),
-            Want::Key(key) => self.core.try_acquire_key(key),
-        }
+impl<K, S> Shared<K, S> {
+    /// How many keys are tracked, summed shard by shard.
+    pub(crate) fn len(&self) -> usize {
+        (0..self.shards.len())
+            .map(|s| self.lock_shard(s).core.len())
+            .sum()
     }
 
-    fn enqueue<Q: ?Sized + KeyQuery<K>>(&mut self, want: Want<'_, Q>) -> Result<WaiterId, Closed> {
-        let waiter = match want {
-            Want::Any => self.core.enqueue(),
-            Want::Key(key) => self.core.enqueue_key(key),
-        }?;
+    /// How many waiters wait, in the lane and shard by shard.
+    pub(crate) fn waiters(&self) -> usize {
+        let any = self.lock_lane().core.waiters();
+        any + (0..self.shards.len())
+            .map(|s| self.lock_shard(s).core.waiters())
+            .sum::<usize>()
+    }
+}
+
+/// How [`Shared::start`] left an acquisition.
+enum Started<'a, K> {
+    Leased(workpool_core::Lease<K>),
+    /// An any-key waiter, registered under the lane's lock, still held.
+    Lane(LaneGuard<'a>, WaiterId),
+    /// A key waiter, registered under its shard's lock, still held.
+    Shard(ShardGuard<'a, K>, WaiterId),
+}
+
+/// The lock of the part that holds a waiter still waiting.
+enum Locked<'a, K> {
+    Lane(LaneGuard<'a>),
+    Shard(ShardGuard<'a, K>),
+}
+
+impl<K> Locked<'_, K> {
+    /// Stores `waker` in the waiter's slot, then unlocks.
+    fn register(self, waiter: WaiterId, waker: &Waker, after: &mut After<K>) {
+        match self {
+            Self::Lane(mut lane) => lane.register(waiter, waker, after),
+            Self::Shard(mut part) => part.register(waiter, waker, after),
+        }
+    }
+}
+
+impl<P> Part<P> {
+    fn new(core: P) -> Self {
+        Self {
+            core,
+            wakers: Vec::new(),
+        }
+    }
+}
+
+impl<P: WaiterSlab> Part<P> {
+    /// Makes sure the waker slots reach `waiter`'s slot.
+    fn reserve_slot(&mut self, waiter: WaiterId) {
         if self.wakers.len() <= waiter.index() {
             let len = waiter.index() + 1;
             if len > self.wakers.capacity() {
-                // An eighth of slack, as the core's waiter slab keeps: a
-                // queued acquisition costs its 40-byte slot there and a
-                // 16-byte waker slot here, with little to spare.
+                // Grow by an eighth, as the core's slab does.
                 let more = len - self.wakers.len();
                 self.wakers.reserve_exact(more.max(len / 8).max(8));
             }
             self.wakers.resize_with(len, || None);
         }
-        Ok(waiter)
     }
 
-    /// The waiter's outcome if it has one (the waiter is then gone, and its
-    /// stored waker goes to `after` to be dropped).
-    fn claim(
-        &mut self,
-        waiter: WaiterId,
-        after: &mut After<K>,
-    ) -> Option<Result<workpool_core::Lease<K>, Closed>> {
-        let outcome = match self.core.claim(waiter) {
-            Ok(Claim::Granted(lease)) => Ok(lease),
-            Ok(Claim::Closed) => Err(Closed),
-            Ok(Claim::Waiting) => return None,
-            Err(err) => unreachable!("only a waiter's owner removes it: {err}"),
-        };
-        after.push_stale(self.wakers[waiter.index()].take());
-        self.trim_wakers();
-        Some(outcome)
-    }
-}
-
-impl<K, S> State<K, S> {
-    /// Stores `waker` for a waiting waiter, unless the stored one already
-    /// wakes the same task; a replaced waker goes to `after` to be dropped.
-    fn register(&mut self, waiter: WaiterId, waker: &Waker, after: &mut After<K>) {
+    /// Stores `waker` for `waiter`, unless the stored one would wake the
+    /// same task; a replaced waker is dropped after unlocking.
+    fn register<K>(&mut self, waiter: WaiterId, waker: &Waker, after: &mut After<K>) {
         let slot = &mut self.wakers[waiter.index()];
         match slot {
             Some(stored) if stored.will_wake(waker) => {}
@@ -505,23 +900,10 @@ impl<K, S> State<K, S> {
         }
     }
 
-    /// Removes a waiter that gave up; a lease already granted to it passes
-    /// on (whoever it serves is woken by the caller's `finish`).
-    fn cancel(&mut self, waiter: WaiterId, after: &mut After<K>) {
-        let cancelled = self.core.cancel(waiter);
-        debug_assert!(cancelled.is_ok(), "only a waiter's owner removes it");
-        after.push_stale(self.wakers[waiter.index()].take());
-        self.trim_wakers();
-    }
-
-    /// Follows the core's waiter slab after a waiter left: drops the waker
-    /// slots past its end (all empty: a waiter's waker is taken when it
-    /// leaves, so no waker is dropped here, under the lock) and gives
-    /// capacity back once less than a quarter is used, keeping the eighth
-    /// of slack that growth leaves. O(1) amortised: each slot cut was
-    /// pushed once.
-    #[inline]
-    fn trim_wakers(&mut self) {
+    /// Takes the waker of a waiter that left (claimed or cancelled), to be
+    /// dropped after unlocking, and trims the slots.
+    fn take_waker<K>(&mut self, waiter: WaiterId, after: &mut After<K>) {
+        after.push_stale(self.wakers.get_mut(waiter.index()).and_then(Option::take));
         let slots = self.core.waiter_slots();
         if self.wakers.len() > slots {
             self.cut_wakers(slots);
@@ -540,33 +922,24 @@ impl<K, S> State<K, S> {
         }
     }
 
-    /// The waker of the next waiter the core decided, if any.
-    fn next_wake(&mut self) -> Option<Waker> {
-        while let Some(waiter) = self.core.poll_wake() {
-            // A waiter that never stored a waker is between its enqueue and
-            // its claim under this same lock: nothing to wake.
-            if let Some(waker) = self.wakers[waiter.index()].take() {
-                return Some(waker);
-            }
-        }
-        None
-    }
-
-    /// Adds the wakers of further decided waiters to `batch`. True if the
-    /// batch filled up with more to come.
+    /// Moves the wakers of decided waiters into `batch`; true if some are
+    /// left because the batch is full.
     fn fill(&mut self, batch: &mut WakeBatch) -> bool {
         while !batch.is_full() {
-            match self.next_wake() {
-                Some(waker) => batch.push(waker),
-                None => return false,
+            let Some(waiter) = self.core.poll_wake() else {
+                return false;
+            };
+            // A waiter that never stored a waker is between its enqueue
+            // and its claim under this same lock: nothing to wake.
+            if let Some(waker) = self.wakers[waiter.index()].take() {
+                batch.push(waker);
             }
         }
-        true
+        self.core.has_wakes()
     }
 }
 
 impl<K, S> Shared<K, S> {
-    /// Counts a new `Pool` handle, made from a live one.
     pub(crate) fn add_handle(&self) {
         // Relaxed, as in `Arc::clone`: the caller holds a handle, so the
         // count cannot reach zero meanwhile. It cannot overflow either: each
@@ -575,20 +948,16 @@ impl<K, S> Shared<K, S> {
         debug_assert!(old > 0, "a handle was made from a dropped one");
     }
 
-    /// Counts a dropped `Pool` handle; the last one closes the pool. Called
-    /// with no lock held (from `Pool::drop`, which the pool never runs
-    /// under its lock), so `close` wakes the waiters after unlocking as
-    /// always.
     pub(crate) fn drop_handle(&self) {
         // Whoever takes the count to zero closes; every other effect of the
-        // handles is ordered by the mutex that `close` takes.
+        // handles is ordered by the mutexes that `close` takes.
         if self.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.close();
         }
     }
 }
 
-/// Cancels a blocking waiter if its thread unwinds while it waits.
+/// Cancels a blocking waiter if its thread unwinds before it is done.
 struct CancelOnUnwind<'a, K, S> {
     shared: &'a Shared<K, S>,
     waiter: Option<WaiterId>,
@@ -602,9 +971,9 @@ impl<K, S> Drop for CancelOnUnwind<'_, K, S> {
     }
 }
 
-/// A thread's wake-up: a waker that notifies the thread's own `Event`.
-/// One per thread, reused by every blocking wait, so waiting allocates
-/// nothing; waking it runs no user code.
+/// One per thread: the `Event` a blocking wait parks on, and the waker that
+/// notifies it. Nothing else listens to it, so a notification always
+/// reaches the waiting call of that thread.
 struct ThreadSignal {
     event: Event,
 }
@@ -628,17 +997,43 @@ impl std::task::Wake for ThreadSignal {
     }
 }
 
+/// `mutex`'s guard unless another thread holds it (a poisoned lock is still
+/// sound to use, see [`Shared::lock_lane`]).
+fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match mutex.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
 impl<K, S> std::fmt::Debug for Shared<K, S> {
+    /// Counts what it can see without waiting: a part whose lock another
+    /// thread holds is left out of the counts, and `complete` says so.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.state.try_lock() {
-            Ok(state) => f.debug_tuple("Shared").field(&state.core).finish(),
-            // A poisoned lock is still sound to use (see `lock`).
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => f
-                .debug_tuple("Shared")
-                .field(&poisoned.into_inner().core)
-                .finish(),
-            Err(std::sync::TryLockError::WouldBlock) => f.write_str("Shared(<locked>)"),
+        let (mut keys, mut waiters, mut complete) = (0, 0, true);
+        match try_lock(&self.lane) {
+            Some(lane) => waiters += lane.core.waiters(),
+            None => complete = false,
         }
+        for shard in self.shards.iter() {
+            match try_lock(shard) {
+                Some(part) => {
+                    keys += part.core.len();
+                    waiters += part.core.waiters();
+                }
+                None => complete = false,
+            }
+        }
+        let mut out = f.debug_struct("Shared");
+        out.field("keys", &keys)
+            .field("waiters", &waiters)
+            .field("closed", &self.is_closed())
+            .field("shards", &self.shards.len());
+        if !complete {
+            out.field("complete", &false);
+        }
+        out.finish_non_exhaustive()
     }
 }
 
@@ -781,15 +1176,15 @@ mod tests {
                 .poll_acquire(wait, Want::<u8>::Any, &mut cx)
                 .is_pending());
         }
-        assert_eq!(shared.lock().wakers.len(), n);
+        assert_eq!(shared.lock_lane().wakers.len(), n);
         // The oldest stays, in slot 0; the slots above it go.
         for wait in &mut waits[1..] {
             shared.cancel(wait);
         }
         {
-            let state = shared.lock();
-            assert_eq!((state.core.waiter_slots(), state.wakers.len()), (1, 1));
-            assert!(state.wakers.capacity() <= MIN_WAKERS);
+            let lane = shared.lock_lane();
+            assert_eq!((lane.core.waiter_slots(), lane.wakers.len()), (1, 1));
+            assert!(lane.wakers.capacity() <= MIN_WAKERS);
         }
         shared.set(1, 1);
         assert_eq!(woken(&count), 1, "its waker survived the trimming");
@@ -797,7 +1192,7 @@ mod tests {
         else {
             panic!("the woken waiter holds the lease");
         };
-        assert_eq!(shared.lock().wakers.len(), 0);
+        assert_eq!(shared.lock_lane().wakers.len(), 0);
         shared.release(lease);
     }
 
@@ -816,7 +1211,7 @@ mod tests {
             })
         };
         // Wait until the thread is queued, so the hand-off is what serves it.
-        while shared.lock().core.waiters() == 0 {
+        while shared.waiters() == 0 {
             std::thread::yield_now();
         }
         shared.release(held);
@@ -829,8 +1224,7 @@ mod tests {
         let shared = new_shared::<u8>();
         let outcome = shared.acquire_blocking(Want::Key(&3), Some(Instant::now()));
         assert!(matches!(outcome, Err(AcquireTimeoutError::Timeout)));
-        let state = shared.lock();
-        assert_eq!((state.core.waiters(), state.core.len()), (0, 0));
+        assert_eq!((shared.waiters(), shared.len()), (0, 0));
     }
 
     #[test]

@@ -49,7 +49,11 @@ fn check<K: Hash + Eq + Clone, S: BuildHasher>(pool: &Pool<K, S>) {
             continue;
         };
         let hash = pool.hasher.hash_one(&group.key);
-        assert_eq!(group.in_ring(), ring.contains(&g), "group {g}'s node is wrong");
+        assert_eq!(
+            group.in_ring(),
+            ring.contains(&g),
+            "group {g}'s node is wrong"
+        );
         if group.is_idle() {
             // Retired: waiting for `poll_forgotten`, no longer tracked.
             assert_ne!(
@@ -61,7 +65,11 @@ fn check<K: Hash + Eq + Clone, S: BuildHasher>(pool: &Pool<K, S>) {
             continue;
         }
         tracked += 1;
-        assert_eq!(shard.slot_of(hash, &group.key), Some(g), "the table lost group {g}");
+        assert_eq!(
+            shard.slot_of(hash, &group.key),
+            Some(g),
+            "the table lost group {g}"
+        );
         if group.has_room() {
             assert!(
                 ring.contains(&g),

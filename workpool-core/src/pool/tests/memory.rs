@@ -235,7 +235,11 @@ fn a_cut_slot_grown_again_rejects_old_handles() {
     assert_eq!(pool.poll_forgotten(), Some("a"));
     assert_eq!(pool.shard.groups.slots(), 0, "the slot was cut off");
     pool.set("b", 1);
-    assert_eq!(copy.grant.group, pool.shard.slot_of(pool.hasher.hash_one(&"b"), &"b").unwrap(), "the same slot");
+    assert_eq!(
+        copy.grant.group,
+        pool.shard.slot_of(pool.hasher.hash_one("b"), &"b").unwrap(),
+        "the same slot"
+    );
     assert!(pool.release(copy).unwrap_err().is_stale());
     assert_eq!(pool.counts(&"b"), counts(1, 0));
 

@@ -16,6 +16,16 @@ use loom::future::block_on;
 use loom::thread;
 use workpool_std::{Closed, Counts, PollPool, Pool};
 
+/// A hasher that is the same in every run. loom replays a model many
+/// times and needs every run to take the same locks: with the default
+/// (randomly seeded) hasher a key would land in a different shard each run.
+type Fixed = std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
+
+/// A pool whose keys land in the same shards in every run (see [`Fixed`]).
+fn pool() -> Pool<&'static str, Fixed> {
+    Pool::with_hasher(Fixed::default())
+}
+
 /// Polls `fut` once with a waker that does nothing; the future stays queued
 /// and a later `block_on` re-polls it with a real waker.
 fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
@@ -34,7 +44,7 @@ fn poll_next_once<S: Stream + Unpin>(stream: &mut S) -> Poll<Option<S::Item>> {
 #[test]
 fn release_wakes_blocked_waiter() {
     loom::model(|| {
-        let pool = Pool::new();
+        let pool = pool();
         pool.set("k", 1);
         let held = pool.try_acquire().unwrap();
         let waiter = {
@@ -63,7 +73,7 @@ fn release_wakes_blocked_waiter() {
 #[test]
 fn no_barging_past_a_queued_waiter() {
     loom::model(|| {
-        let pool = Pool::new();
+        let pool = pool();
         pool.set("k", 1);
         let held = pool.try_acquire().unwrap();
         let mut queued = Box::pin(pool.acquire());
@@ -89,7 +99,7 @@ fn no_barging_past_a_queued_waiter() {
 #[test]
 fn cancel_racing_grant_passes_the_lease_on() {
     loom::model(|| {
-        let pool = Pool::new();
+        let pool = pool();
         pool.set("k", 1);
         let held = pool.try_acquire().unwrap();
         // An owned waiter (the lease stream) so another thread can drop it.
@@ -122,7 +132,7 @@ fn cancel_racing_grant_passes_the_lease_on() {
 #[test]
 fn close_racing_waiters_and_releases() {
     loom::model(|| {
-        let pool = Pool::new();
+        let pool = pool();
         pool.set("k", 1);
         let held = pool.try_acquire().unwrap();
         let waiter = {
@@ -147,7 +157,7 @@ fn close_racing_waiters_and_releases() {
 #[test]
 fn set_racing_acquires_respects_targets() {
     loom::model(|| {
-        let pool = Pool::new();
+        let pool = pool();
         pool.set("k", 1);
         let setter = {
             let pool = pool.clone();
@@ -187,7 +197,7 @@ fn set_racing_acquires_respects_targets() {
 #[test]
 fn any_and_key_waiters_compete_oldest_first() {
     loom::model(|| {
-        let pool = Pool::new();
+        let pool = pool();
         pool.set("k", 1);
         let held = pool.try_acquire().unwrap();
         let mut keyed = pin!(pool.acquire_key(&"k"));
@@ -223,7 +233,7 @@ impl std::task::Wake for LeaseWaker {
 #[test]
 fn a_replaced_waker_releasing_a_lease_during_a_hand_off() {
     loom::model(|| {
-        let pool = Pool::new();
+        let pool = pool();
         pool.set("k", 2);
         let first = pool.try_acquire().unwrap();
         let second = pool.try_acquire().unwrap();
@@ -265,7 +275,7 @@ fn a_replaced_waker_releasing_a_lease_during_a_hand_off() {
 #[test]
 fn dropping_the_last_handle_ends_owned_futures_and_streams() {
     loom::model(|| {
-        let pool = Pool::new();
+        let pool = pool();
         pool.set("k", 1);
         let held = pool.try_acquire().unwrap();
         let owned = pool.acquire_key_owned("k");
@@ -289,7 +299,7 @@ fn dropping_the_last_handle_ends_owned_futures_and_streams() {
 #[test]
 fn racing_handle_drops_close_the_pool_once() {
     loom::model(|| {
-        let pool: Pool<&'static str> = Pool::new();
+        let pool = pool();
         let other = pool.clone();
         let mut poller = PollPool::new(&pool);
         assert!(poll_once(&mut std::future::poll_fn(|cx| poller.poll_acquire(cx))).is_pending());
@@ -299,5 +309,213 @@ fn racing_handle_drops_close_the_pool_once() {
         assert!(matches!(outcome, Err(Closed)), "{outcome:?}");
         first.join().unwrap();
         second.join().unwrap();
+    });
+}
+
+// ------------------------------------------------- the sharded layout's protocol
+//
+// Under loom the pool has two shards. A key whose group is linked in the
+// ready ring is served in its shard alone; the models below race that fast
+// path against the any-key traffic that unlinks groups, and check that no
+// waiter is stranded, nobody barges and every count comes back.
+
+/// Two keys that live in different shards (so they share no lock).
+fn keys_in_two_shards(pool: &Pool<&'static str, Fixed>) -> (&'static str, &'static str) {
+    let candidates = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
+    let a = candidates[0];
+    let b = candidates
+        .iter()
+        .copied()
+        .find(|k| pool.shard_of(k) != pool.shard_of(&a))
+        .expect("ten keys over two shards");
+    (a, b)
+}
+
+/// A release on key `a` (whose group is linked, so its shard alone would
+/// do) races an any-key waiter that finds every key full and queues. The
+/// waiter is never stranded beside room: either its scan found the room, or
+/// its scan unlinked `a` first and the release went through the lane and
+/// served it.
+#[test]
+fn a_release_racing_an_any_key_enqueue_strands_no_waiter() {
+    loom::model(|| {
+        let pool = pool();
+        let (a, b) = keys_in_two_shards(&pool);
+        pool.set(a, 1);
+        pool.set(b, 1);
+        let held_a = pool.try_acquire_key(&a).unwrap();
+        let _held_b = pool.try_acquire_key(&b).unwrap();
+        let any = {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                let lease = pool.acquire_blocking().unwrap();
+                *lease.key()
+            })
+        };
+        let releaser = thread::spawn(move || drop(held_a));
+        releaser.join().unwrap();
+        assert_eq!(any.join().unwrap(), a, "only a's unit was free");
+        assert_eq!(pool.counts(&a).active, 0);
+        assert_eq!(pool.waiters(), 0);
+    });
+}
+
+/// The same race with a newcomer: a queued any-key waiter is older than a
+/// `try_acquire_key` on `a` that races the release of `a`'s lease, so the
+/// newcomer never gets it (no barging through the shard-only path).
+#[test]
+fn a_key_newcomer_never_barges_past_a_queued_any_key_waiter() {
+    loom::model(|| {
+        let pool = pool();
+        let (a, _) = keys_in_two_shards(&pool);
+        pool.set(a, 1);
+        let held = pool.try_acquire_key(&a).unwrap();
+        let mut queued = Box::pin(pool.acquire());
+        assert!(poll_once(&mut queued).is_pending());
+        let newcomer = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.try_acquire_key(&a).is_err())
+        };
+        let releaser = thread::spawn(move || drop(held));
+        releaser.join().unwrap();
+        assert!(
+            newcomer.join().unwrap(),
+            "a newcomer took the waiter's unit"
+        );
+        let lease = block_on(queued).unwrap();
+        assert_eq!((lease.id(), *lease.key()), (2, a));
+    });
+}
+
+/// Two keys in different shards, each cycled by its own thread with a
+/// waiter queued behind it: neither grant ever exceeds its key's target and
+/// both waiters are served.
+#[test]
+fn two_keys_in_two_shards_cycle_independently() {
+    loom::model(|| {
+        let pool = pool();
+        let (a, b) = keys_in_two_shards(&pool);
+        pool.set(a, 1);
+        pool.set(b, 1);
+        let threads: Vec<_> = [a, b]
+            .into_iter()
+            .map(|key| {
+                let pool = pool.clone();
+                thread::spawn(move || {
+                    let first = pool.try_acquire_key(&key).unwrap();
+                    let waiter = {
+                        let pool = pool.clone();
+                        thread::spawn(move || {
+                            let lease = pool.acquire_key_blocking(&key).unwrap();
+                            assert_eq!(pool.counts(&key).active, 1);
+                            lease.id()
+                        })
+                    };
+                    drop(first);
+                    waiter.join().unwrap()
+                })
+            })
+            .collect();
+        let mut ids: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 2, "lease ids are unique across shards");
+        for key in [a, b] {
+            assert_eq!(
+                pool.counts(&key),
+                Counts {
+                    target: 1,
+                    active: 0
+                }
+            );
+        }
+    });
+}
+
+/// `set` raising a key (a new one, so through the lane) while an any-key
+/// waiter queues: whichever goes first, the waiter is served from the key.
+#[test]
+fn set_raising_a_key_while_an_any_key_waiter_queues() {
+    loom::model(|| {
+        let pool = pool();
+        let any = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.acquire_blocking().map(|l| *l.key()))
+        };
+        let setter = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.set("k", 1))
+        };
+        setter.join().unwrap();
+        assert_eq!(any.join().unwrap(), Ok("k"));
+        assert_eq!(
+            pool.counts(&"k"),
+            Counts {
+                target: 1,
+                active: 0
+            }
+        );
+    });
+}
+
+/// `close` racing an any-key waiter's enqueue and a release on another
+/// shard's key: the waiter ends with a lease or `Closed`, never hangs, and
+/// every count returns to zero.
+#[test]
+fn close_racing_an_any_key_enqueue_and_a_release() {
+    loom::model(|| {
+        let pool = pool();
+        let (a, b) = keys_in_two_shards(&pool);
+        pool.set(a, 1);
+        let held = pool.try_acquire_key(&a).unwrap();
+        let any = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.acquire_blocking().map(|l| *l.key()))
+        };
+        let closer = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.close())
+        };
+        drop(held);
+        closer.join().unwrap();
+        let outcome = any.join().unwrap();
+        assert!(
+            matches!(outcome, Ok(k) | Err(Closed) if k == a),
+            "{outcome:?}"
+        );
+        assert!(pool.acquire_key_blocking(&b).is_err());
+        assert_eq!(pool.counts(&a).active, 0);
+        assert_eq!(pool.waiters(), 0);
+    });
+}
+
+/// An any-key waiter (the lane) is granted a unit of key `a` (a shard) and
+/// cancelled while a key waiter of `a` queues: the cancelled grant goes
+/// back through the lane to `a`'s shard and serves the key waiter.
+#[test]
+fn a_cancel_racing_a_hand_off_across_lane_and_shard() {
+    loom::model(|| {
+        let pool = pool();
+        pool.set("a", 1);
+        let held = pool.try_acquire_key(&"a").unwrap();
+        let mut any = pool.leases();
+        assert!(poll_next_once(&mut any).is_pending());
+        let keyed = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.acquire_key_blocking(&"a").map(|l| l.id()))
+        };
+        let canceller = thread::spawn(move || drop(any));
+        drop(held); // lease 2 goes to the any-key waiter
+        canceller.join().unwrap();
+        let outcome = keyed.join().unwrap();
+        assert!(matches!(outcome, Ok(2 | 3)), "{outcome:?}");
+        assert_eq!(
+            pool.counts(&"a"),
+            Counts {
+                target: 1,
+                active: 0
+            }
+        );
+        assert_eq!(pool.waiters(), 0);
     });
 }

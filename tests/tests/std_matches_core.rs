@@ -1,0 +1,302 @@
+//! Property test: the std pool, driven on one thread, decides exactly as the
+//! core's single-threaded `Pool` does for the same operations.
+//!
+//! The std pool runs the core's parts (a lane and several shards) under
+//! separate locks, taking the shard-only path whenever the core allows it;
+//! the core's `Pool` (checked against a naive model in
+//! `workpool-core/tests/model.rs`) runs the same parts with one shard. Each
+//! case applies a random sequence of operations to both: every lease id and
+//! key, every `try_*` outcome, every count and every waiter's state must
+//! agree, and a std waiter must be woken exactly when the core reports its
+//! outcome decided. Keys spread over the std pool's shards, so any-key
+//! grants walk a ring across shards.
+//!
+//! The case count is 256 by default; `WORKPOOL_PROPTEST_CASES` (or
+//! proptest's own `PROPTEST_CASES`) raises it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use proptest::prelude::*;
+use workpool_core::{Claim, WaiterId};
+use workpool_std::{Closed, Lease, Pool, TryAcquireError};
+
+/// Keys are `0..KEYS`.
+const KEYS: u8 = 8;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Set(u8, u64),
+    TryAcquire,
+    TryAcquireKey(u8),
+    /// Start an any-key acquisition (std: a future polled once; core:
+    /// `enqueue`).
+    Acquire,
+    AcquireKey(u8),
+    /// Poll one pending acquisition (core: `claim`).
+    Poll(usize),
+    /// Drop one pending acquisition (core: `cancel`).
+    Drop(usize),
+    /// Release one held lease.
+    Release(usize),
+    Close,
+    CloseKey(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let target = prop_oneof![9 => 0..4u64, 1 => Just(u64::MAX)];
+    prop_oneof![
+        12 => (0..KEYS, target).prop_map(|(k, t)| Op::Set(k, t)),
+        6 => Just(Op::TryAcquire),
+        6 => (0..KEYS).prop_map(Op::TryAcquireKey),
+        8 => Just(Op::Acquire),
+        10 => (0..KEYS).prop_map(Op::AcquireKey),
+        10 => (0..32usize).prop_map(Op::Poll),
+        5 => (0..32usize).prop_map(Op::Drop),
+        14 => (0..32usize).prop_map(Op::Release),
+        1 => Just(Op::Close),
+        3 => (0..KEYS).prop_map(Op::CloseKey),
+    ]
+}
+
+fn config() -> ProptestConfig {
+    let cases = ["WORKPOOL_PROPTEST_CASES", "PROPTEST_CASES"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok()?.parse().ok())
+        .unwrap_or(256);
+    ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn std_decides_as_the_core_does(ops in prop::collection::vec(op(), 1..120)) {
+        let mut run = Run::new();
+        for op in &ops {
+            run.step(op);
+        }
+        run.wind_down();
+    }
+}
+
+/// Counts its wakes.
+#[derive(Default)]
+struct Counter(AtomicUsize);
+
+impl Wake for Counter {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+type Acquiring = Pin<Box<dyn Future<Output = Result<Lease<u8>, Closed>>>>;
+
+/// One acquisition, in both pools.
+struct Waiting {
+    future: Acquiring,
+    counter: Arc<Counter>,
+    waker: Waker,
+    /// Wakes seen so far.
+    seen: usize,
+    waiter: WaiterId,
+}
+
+struct Run {
+    pool: Pool<u8>,
+    core: workpool_core::Pool<u8>,
+    /// Held leases: std's and the core's, with the same id.
+    held: Vec<(Lease<u8>, workpool_core::Lease<u8>)>,
+    waiting: Vec<Waiting>,
+}
+
+impl Run {
+    fn new() -> Self {
+        Self {
+            pool: Pool::new(),
+            core: workpool_core::Pool::new(),
+            held: Vec::new(),
+            waiting: Vec::new(),
+        }
+    }
+
+    fn step(&mut self, op: &Op) {
+        match *op {
+            Op::Set(key, target) => {
+                self.pool.set(key, target);
+                let _ = self.core.set(key, target);
+            }
+            Op::TryAcquire => {
+                let got = self.pool.try_acquire();
+                let want = self.core.try_acquire();
+                self.compare_try(got, want);
+            }
+            Op::TryAcquireKey(key) => {
+                let got = self.pool.try_acquire_key(&key);
+                let want = self.core.try_acquire_key(&key);
+                self.compare_try(got, want);
+            }
+            Op::Acquire => {
+                let future: Acquiring = Box::pin(self.pool.acquire_owned());
+                let waiter = self.core.enqueue();
+                self.start(future, waiter);
+            }
+            Op::AcquireKey(key) => {
+                let future: Acquiring = Box::pin(self.pool.acquire_key_owned(key));
+                let waiter = self.core.enqueue_key(&key);
+                self.start(future, waiter);
+            }
+            Op::Poll(i) => {
+                if !self.waiting.is_empty() {
+                    let i = i % self.waiting.len();
+                    self.poll(i);
+                }
+            }
+            Op::Drop(i) => {
+                if !self.waiting.is_empty() {
+                    let w = self.waiting.swap_remove(i % self.waiting.len());
+                    drop(w.future);
+                    self.core.cancel(w.waiter).unwrap();
+                }
+            }
+            Op::Release(i) => {
+                if !self.held.is_empty() {
+                    let (lease, core) = self.held.swap_remove(i % self.held.len());
+                    drop(lease);
+                    self.core.release(core).unwrap();
+                }
+            }
+            Op::Close => {
+                self.pool.close();
+                self.core.close();
+            }
+            Op::CloseKey(key) => {
+                self.pool.close_key(&key);
+                self.core.close_key(&key);
+            }
+        }
+        self.compare();
+    }
+
+    fn compare_try(
+        &mut self,
+        got: Result<Lease<u8>, TryAcquireError>,
+        want: Result<workpool_core::Lease<u8>, workpool_core::TryAcquireError>,
+    ) {
+        match (got, want) {
+            (Ok(lease), Ok(core)) => {
+                assert_eq!((lease.id(), *lease.key()), (core.id(), *core.key()));
+                self.held.push((lease, core));
+            }
+            (Err(got), Err(want)) => assert_eq!(got, want),
+            (got, want) => panic!("std {got:?}, core {want:?}"),
+        }
+    }
+
+    /// Polls a new std acquisition once; it must be ready exactly when the
+    /// core granted (or refused) the waiter at once.
+    fn start(&mut self, mut future: Acquiring, waiter: Result<WaiterId, workpool_core::Closed>) {
+        let counter = Arc::new(Counter::default());
+        let waker = Waker::from(Arc::clone(&counter));
+        let polled = future.as_mut().poll(&mut Context::from_waker(&waker));
+        let Ok(waiter) = waiter else {
+            assert!(matches!(polled, Poll::Ready(Err(Closed))), "core: closed");
+            return;
+        };
+        match (polled, self.core.claim(waiter).unwrap()) {
+            (Poll::Ready(Ok(lease)), Claim::Granted(core)) => {
+                assert_eq!((lease.id(), *lease.key()), (core.id(), *core.key()));
+                self.held.push((lease, core));
+            }
+            (Poll::Pending, Claim::Waiting) => self.waiting.push(Waiting {
+                future,
+                counter,
+                waker,
+                seen: 0,
+                waiter,
+            }),
+            (polled, claim) => panic!(
+                "std ready: {}, core: {claim:?}",
+                matches!(polled, Poll::Ready(_))
+            ),
+        }
+    }
+
+    fn poll(&mut self, i: usize) {
+        let w = &mut self.waiting[i];
+        let polled = w.future.as_mut().poll(&mut Context::from_waker(&w.waker));
+        let claim = self.core.claim(w.waiter).unwrap();
+        match (polled, claim) {
+            (Poll::Pending, Claim::Waiting) => {}
+            (Poll::Ready(Ok(lease)), Claim::Granted(core)) => {
+                assert_eq!((lease.id(), *lease.key()), (core.id(), *core.key()));
+                self.waiting.swap_remove(i);
+                self.held.push((lease, core));
+            }
+            (Poll::Ready(Err(Closed)), Claim::Closed) => {
+                self.waiting.swap_remove(i);
+            }
+            (polled, claim) => panic!(
+                "std ready: {}, core: {claim:?}",
+                matches!(polled, Poll::Ready(_))
+            ),
+        }
+    }
+
+    /// Counts, lengths and wakes agree.
+    fn compare(&mut self) {
+        for key in 0..KEYS {
+            assert_eq!(self.pool.counts(&key), self.core.counts(&key), "key {key}");
+            assert_eq!(
+                self.pool.waiting(&key),
+                self.core.waiting(&key),
+                "key {key}"
+            );
+        }
+        assert_eq!(self.pool.len(), self.core.len());
+        assert_eq!(self.pool.waiters(), self.core.waiters());
+        assert_eq!(self.pool.is_closed(), self.core.is_closed());
+        // Every waiter the core decided was woken by std, and no other.
+        let mut decided = Vec::new();
+        while let Some(w) = self.core.poll_wake() {
+            decided.push(w);
+        }
+        for w in &mut self.waiting {
+            let wakes = w.counter.0.load(Ordering::SeqCst);
+            let woken = wakes > w.seen;
+            w.seen = wakes;
+            assert_eq!(
+                woken,
+                decided.contains(&w.waiter),
+                "waiter {:?}: woken {woken}",
+                w.waiter
+            );
+        }
+    }
+
+    /// Drops every acquisition and lease: both pools must end empty.
+    fn wind_down(mut self) {
+        for w in std::mem::take(&mut self.waiting) {
+            drop(w.future);
+            self.core.cancel(w.waiter).unwrap();
+            self.compare();
+        }
+        for (lease, core) in std::mem::take(&mut self.held) {
+            drop(lease);
+            self.core.release(core).unwrap();
+        }
+        for key in 0..KEYS {
+            self.pool.set(key, 0);
+            let _ = self.core.set(key, 0);
+        }
+        self.compare();
+        assert!(self.pool.is_empty() && self.core.is_empty());
+        assert_eq!(self.pool.waiters(), 0);
+    }
+}

@@ -105,9 +105,11 @@ impl Executor {
     }
 
     /// Wakes every task whose waiter the pool has decided.
+    ///
+    /// (`parked` is indexed by [`slot`].)
     fn wake(&mut self) {
         while let Some(waiter) = self.pool.poll_wake() {
-            let Some(t) = self.parked.get_mut(waiter.index()).and_then(Option::take) else {
+            let Some(t) = self.parked.get_mut(slot(waiter)).and_then(Option::take) else {
                 continue;
             };
             println!("t={:02}   wake {}", self.now, self.tasks[t].name);
@@ -155,10 +157,10 @@ impl Executor {
                     Ok(Claim::Granted(lease)) => self.start_work(t, lease),
                     Ok(Claim::Waiting) => {
                         println!("t={now:02}   {} parks", self.tasks[t].name);
-                        if self.parked.len() <= waiter.index() {
-                            self.parked.resize(waiter.index() + 1, None);
+                        if self.parked.len() <= slot(waiter) {
+                            self.parked.resize(slot(waiter) + 1, None);
                         }
-                        self.parked[waiter.index()] = Some(t);
+                        self.parked[slot(waiter)] = Some(t);
                         self.tasks[t].state = State::Parked { waiter, since: now };
                     }
                     Ok(Claim::Closed) | Err(_) => unreachable!("a new waiter is open"),
@@ -170,7 +172,7 @@ impl Executor {
                 let task = &mut self.tasks[t];
                 if task.patience.is_some_and(|p| now >= since + p) {
                     println!("t={now:02}   {} gives up waiting", task.name);
-                    self.parked[waiter.index()] = None;
+                    self.parked[slot(waiter)] = None;
                     self.checked(|p| p.cancel(waiter)).unwrap();
                     self.wake();
                 } else {
@@ -294,4 +296,11 @@ fn main() {
     );
     assert_eq!(ex.pool.waiters(), 0);
     println!("no key exceeded its target; every lease came back");
+}
+
+/// Where a waiter's task is parked: any-key and key waiters are numbered
+/// separately (they live in different parts of the pool), so interleave the
+/// two dense numberings in one `Vec`.
+fn slot(waiter: WaiterId) -> usize {
+    2 * waiter.index() + usize::from(waiter.shard().is_none())
 }

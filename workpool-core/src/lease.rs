@@ -117,9 +117,11 @@ pub struct WaiterId {
 
 impl WaiterId {
     /// The waiter's slot: a dense index, smaller than the largest number of
-    /// waiters ever registered at once. Adapters use it to keep per-waiter
-    /// data (a wake-up handle, say) in a plain `Vec` beside the core. Two
-    /// waiters that are registered at the same time never share a slot.
+    /// waiters registered at once. Any-key waiters and the key waiters of
+    /// each [shard](Self::shard) are numbered separately, so an adapter
+    /// keeps per-waiter data (a wake-up handle, say) in a plain `Vec` per
+    /// part, or interleaves them. Two waiters of the same part that are
+    /// registered at the same time never share a slot.
     ///
     /// # Examples
     ///

@@ -29,6 +29,9 @@
 //!   `set`, `release`, `cancel`, `close` and `close_key`; drain it after each
 //!   of those and wake whoever it names. The woken party calls
 //!   [`Pool::claim`] to collect its lease (or learn it was closed).
+//! - **Parts**: the [`parts`] module has the [`parts::Lane`] and
+//!   [`parts::Shard`] a `Pool` is built from, for adapters that lock them
+//!   separately so that different keys do not contend (`workpool-std` does).
 //!
 //! # The contract
 //!

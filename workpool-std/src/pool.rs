@@ -80,9 +80,19 @@ use crate::{Counts, DefaultHashBuilder, Equivalent};
 ///
 /// # Memory ordering
 ///
-/// All state sits behind one mutex: everything a task did before releasing a
-/// lease happens-before whatever the task that receives that capacity does
-/// after its acquisition completes, as with a mutex hand-off.
+/// Capacity passes from a release to the acquisition it serves through the
+/// lock of the key's shard (and of the lane, for any-key waiters), so
+/// everything a task did before releasing a lease happens-before whatever
+/// the task that receives that capacity does after its acquisition
+/// completes, as with a mutex hand-off.
+///
+/// # Scaling
+///
+/// Keys are spread over several shards, each with its own lock: work on
+/// keys in different shards does not contend, as long as nothing cross-key
+/// is going on (an any-key waiter makes the keys it could use go through
+/// the one any-key lane until it is served). Any-key requests share that
+/// lane, as one logical queue. See `docs/ARCHITECTURE.md` for the layout.
 ///
 /// # Examples
 ///

@@ -219,7 +219,9 @@ fn any_and_key_waiters_compete_oldest_first() {
 }
 
 /// A waker that owns a lease: dropping the waker releases the lease.
-struct LeaseWaker(#[allow(dead_code)] std::sync::Mutex<Option<workpool_std::Lease<&'static str, Fixed>>>);
+struct LeaseWaker(
+    #[allow(dead_code)] std::sync::Mutex<Option<workpool_std::Lease<&'static str, Fixed>>>,
+);
 
 impl std::task::Wake for LeaseWaker {
     fn wake(self: std::sync::Arc<Self>) {}
@@ -434,27 +436,58 @@ fn two_keys_in_two_shards_cycle_independently() {
 
 /// `set` raising a key (a new one, so through the lane) while an any-key
 /// waiter queues: whichever goes first, the waiter is served from the key.
+/// A full key in the same shard makes the waiter's scan lock that shard
+/// while it holds the lane, so `set` must take the lane before the shard.
 #[test]
 fn set_raising_a_key_while_an_any_key_waiter_queues() {
     loom::model(|| {
         let pool = pool();
+        let k = "k";
+        let full = ["a", "b", "c", "d", "e", "f", "g", "h"]
+            .into_iter()
+            .find(|j| pool.shard_of(j) == pool.shard_of(&k))
+            .expect("eight keys over two shards");
+        pool.set(full, 1);
+        let _held = pool.try_acquire_key(&full).unwrap();
         let any = {
             let pool = pool.clone();
             thread::spawn(move || pool.acquire_blocking().map(|l| *l.key()))
         };
         let setter = {
             let pool = pool.clone();
-            thread::spawn(move || pool.set("k", 1))
+            thread::spawn(move || pool.set(k, 1))
         };
         setter.join().unwrap();
-        assert_eq!(any.join().unwrap(), Ok("k"));
+        assert_eq!(any.join().unwrap(), Ok(k));
         assert_eq!(
-            pool.counts(&"k"),
+            pool.counts(&k),
             Counts {
                 target: 1,
                 active: 0
             }
         );
+    });
+}
+
+/// `close` with an any-key waiter and a key waiter queued, and nothing else
+/// happening: both are woken with `Closed` by the close itself.
+#[test]
+fn close_wakes_queued_any_key_and_key_waiters() {
+    loom::model(|| {
+        let pool = pool();
+        let (_, b) = keys_in_two_shards(&pool);
+        let any = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.acquire_blocking().map(|l| l.id()))
+        };
+        let keyed = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.acquire_key_blocking(&b).map(|l| l.id()))
+        };
+        pool.close();
+        assert_eq!(any.join().unwrap(), Err(Closed));
+        assert_eq!(keyed.join().unwrap(), Err(Closed));
+        assert_eq!(pool.waiters(), 0);
     });
 }
 

@@ -111,11 +111,22 @@ pub(crate) struct Shared<K, S> {
     closed: AtomicBool,
     /// The next lease id, for every part (see [`Ids`]).
     ids: Padded<AtomicU64>,
-    /// The lane's arrival count, published under the lane's lock for key
-    /// waiters, which read it without that lock.
-    arrivals: Padded<AtomicU64>,
+    /// What key operations read of the lane without its lock.
+    hints: Padded<LaneHints>,
     /// How many `Pool` handles exist (see the module docs, "Handles").
     handles: AtomicUsize,
+}
+
+/// What the lane publishes for key operations, which read it without the
+/// lane's lock. Written only under the lane's lock, and only by any-key
+/// traffic, so a pool without any-key waiters never writes this line.
+struct LaneHints {
+    /// The lane's arrival count (see [`Lane::arrivals`]).
+    arrivals: AtomicU64,
+    /// True while any-key waiters may be queued: then a release is likely
+    /// to need the lane, and takes it first instead of asking its shard
+    /// (which still decides: the hint only picks the order of attempts).
+    any_waiting: AtomicBool,
 }
 
 /// One part of the core with the waker slots of its waiters.
@@ -323,7 +334,10 @@ impl<K, S> Shared<K, S> {
             shards,
             closed: AtomicBool::new(false),
             ids: Padded(AtomicU64::new(1)),
-            arrivals: Padded(AtomicU64::new(0)),
+            hints: Padded(LaneHints {
+                arrivals: AtomicU64::new(0),
+                any_waiting: AtomicBool::new(false),
+            }),
             handles: AtomicUsize::new(1),
         }
     }
@@ -361,6 +375,9 @@ impl<K, S> Shared<K, S> {
         shard: Option<ShardGuard<'a, K>>,
         after: After<K>,
     ) {
+        if let Some(lane) = &lane {
+            self.publish(lane);
+        }
         let busy = lane.as_ref().is_some_and(|l| l.core.has_wakes())
             || shard
                 .as_ref()
@@ -407,6 +424,15 @@ impl<K, S> Shared<K, S> {
         }
     }
 
+    /// Publishes whether any-key waiters are queued, under the lane's lock.
+    #[inline]
+    fn publish(&self, lane: &LaneGuard<'_>) {
+        let any = lane.core.waiters() > 0;
+        if self.hints.any_waiting.load(Ordering::Relaxed) != any {
+            self.hints.any_waiting.store(any, Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
         let mut lane = self.lock_lane();
@@ -426,6 +452,11 @@ impl<K, S> Shared<K, S> {
     #[inline]
     pub(crate) fn release(&self, lease: workpool_core::Lease<K>) {
         let shard = lease.shard();
+        if self.hints.any_waiting.load(Ordering::Relaxed) {
+            // Any-key waiters are about: the key's group is most likely
+            // unlinked, so the shard alone would answer `NeedsLane`.
+            return self.release_with_lane(shard, lease);
+        }
         let mut part = self.lock_shard(shard);
         match part.core.release(None, lease, &mut self.ids()) {
             Ok(Ok(key)) => {
@@ -632,7 +663,10 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                     Err(TryAcquireError::Closed) => return Err(Closed),
                     Err(TryAcquireError::NoCapacity) => {
                         let waiter = lane.core.enqueue()?;
-                        self.arrivals.store(lane.core.arrivals(), Ordering::Relaxed);
+                        self.hints
+                            .arrivals
+                            .store(lane.core.arrivals(), Ordering::Relaxed);
+                        self.hints.any_waiting.store(true, Ordering::Relaxed);
                         lane.reserve_slot(waiter);
                         Started::Lane(lane, waiter)
                     }
@@ -645,7 +679,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                     Ok(lease) => Started::Leased(lease),
                     Err(TryAcquireError::Closed) => return Err(Closed),
                     Err(TryAcquireError::NoCapacity) => {
-                        let arrivals = self.arrivals.load(Ordering::Relaxed);
+                        let arrivals = self.hints.arrivals.load(Ordering::Relaxed);
                         let waiter = part
                             .core
                             .enqueue_key(hash, key, arrivals, &mut self.ids())?;

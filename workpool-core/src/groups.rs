@@ -56,6 +56,9 @@ pub(crate) struct Group<K> {
     /// The group's node in the lane's ready ring, or `NIL` when it is not
     /// linked (see [`crate::ring`]).
     pub(crate) node: u32,
+    /// The group's node in the lane's heap of groups the pool-wide limit
+    /// holds back, or `NIL` (see [`crate::blocked`]).
+    pub(crate) blocked: u32,
 }
 
 impl<K> Group<K> {
@@ -120,6 +123,7 @@ impl<K> Groups<K> {
             queue: List::EMPTY,
             waiting: 0,
             node: NIL,
+            blocked: NIL,
         };
         self.len += 1;
         if self.free.is_full() && self.retired != NIL {
@@ -276,7 +280,8 @@ mod tests {
 
     #[test]
     fn a_slot_needs_no_tag() {
-        // Key + target + active + queue + waiting + hash + ring node, plus
+        // Key + target + active + queue + waiting + hash + ring node +
+        // blocked node, plus
         // generation and free link: the `Option` rides on the hash's niche.
         assert_eq!(core::mem::size_of::<Slot<u64>>(), 56);
         assert_eq!(

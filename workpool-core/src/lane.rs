@@ -6,6 +6,7 @@ use crate::error::{Closed, UnknownWaiter};
 use crate::identity::{Identity, PoolId};
 use crate::lease::{Claim, Grant, Lease, WaiterId};
 use crate::parts::LeaseIds;
+use crate::blocked::Blocked;
 use crate::ring::Ring;
 use crate::shard::{close_queue, decide, Shard};
 use crate::waiters::{List, State, Waiters, NIL};
@@ -42,9 +43,15 @@ pub struct Lane {
     /// Any-key waiters whose outcome is decided and not yet reported.
     wake: List,
     pub(crate) ring: Ring,
-    /// Any-key waiters registered so far.
+    /// Any-key waiters registered so far (and, with a limit, key waiters).
     next_arrival: u64,
     closed: bool,
+    /// The pool-wide limit on live leases, if any.
+    limit: Option<u64>,
+    /// Live leases over all keys, counted while a limit is set.
+    total: u64,
+    /// The groups the limit holds back.
+    pub(crate) blocked: Blocked,
 }
 
 impl Lane {
@@ -71,6 +78,9 @@ impl Lane {
             ring: Ring::new(),
             next_arrival: 0,
             closed: false,
+            limit: None,
+            total: 0,
+            blocked: Blocked::new(),
         }
     }
 
@@ -158,7 +168,167 @@ impl Lane {
     /// ```
     #[inline]
     pub fn next_shard(&self) -> Option<usize> {
+        if self.closed || !self.pool_room() {
+            return None;
+        }
         self.ring.cursor().map(|(shard, _)| shard as usize)
+    }
+
+    /// The pool-wide limit, if one is set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(workpool_core::parts::Lane::new().limit(), None);
+    /// ```
+    #[inline]
+    pub fn limit(&self) -> Option<u64> {
+        self.limit
+    }
+
+    /// Live leases over all keys, while a limit is set (the lane counts
+    /// them only then: without a limit, sum [`Shard::active`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(workpool_core::parts::Lane::new().active(), None);
+    /// ```
+    pub fn active(&self) -> Option<u64> {
+        self.limit.map(|_| self.total)
+    }
+
+    /// Sets or removes the pool-wide limit. Then the adapter, holding the
+    /// lane throughout: if a limit is set, calls [`Shard::enter_limit`] on
+    /// every shard (which adds its leases to the lane's count); runs the
+    /// [`distribute_next`](Self::distribute_next) loop (a raised or removed
+    /// limit may serve waiters); and, if the limit was removed, calls
+    /// [`Shard::leave_limit`] on every shard.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// let mut lane = Lane::new();
+    /// let mut shard = Shard::<&str>::new(0, &lane);
+    /// lane.set_limit(Some(3));
+    /// shard.enter_limit(&mut lane);
+    /// assert_eq!((lane.limit(), lane.active()), (Some(3), Some(0)));
+    /// ```
+    pub fn set_limit(&mut self, limit: Option<u64>) {
+        if self.limit.is_none() && limit.is_some() {
+            // Counted again as the shards enter the limit.
+            self.total = 0;
+            // Waiters that queued without a limit took the count they saw;
+            // from now on every waiter takes a count of its own, above them.
+            self.next_arrival += 1;
+        }
+        self.limit = limit;
+    }
+
+    /// True when the pool may grant one more lease: no limit, or fewer live
+    /// leases than it.
+    #[inline]
+    pub(crate) fn pool_room(&self) -> bool {
+        self.limit.is_none_or(|l| self.total < l)
+    }
+
+    /// Counts a grant against the limit (if any).
+    #[inline]
+    pub(crate) fn count_grant(&mut self) {
+        if self.limit.is_some() {
+            self.total += 1;
+        }
+    }
+
+    /// Counts a lease given back (if a limit is set).
+    #[inline]
+    pub(crate) fn count_return(&mut self) {
+        if self.limit.is_some() {
+            self.total -= 1;
+        }
+    }
+
+    /// Adds a shard's leases to the count, as it enters the limit.
+    pub(crate) fn add_active(&mut self, n: u64) {
+        self.total += n;
+    }
+
+    /// An arrival order for a key waiter while a limit is set: even, and a
+    /// count of its own, so that waiters of different keys compare.
+    pub(crate) fn bump_key_arrival(&mut self) -> u64 {
+        let order = 2 * self.next_arrival;
+        self.next_arrival += 1;
+        order
+    }
+
+    /// The shard whose lock the next step of handing out the pool's room
+    /// needs, or `None` when there is nothing (more) to hand out: the pool
+    /// has no room, or no waiter it could serve. While a limit is set (or
+    /// was just removed), an adapter runs this loop, holding the lane, after
+    /// every operation that takes the lane: `while let Some(s) =
+    /// lane.distribute_next() { lock shard s; lane.distribute_step(shard) }`.
+    /// Without a limit it returns `None` at once.
+    ///
+    /// It picks the oldest of the waiters the pool's room can serve: the
+    /// oldest waiter of the groups the limit held back, or the oldest
+    /// any-key waiter if a group in the ring has room.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(workpool_core::parts::Lane::new().distribute_next(), None);
+    /// ```
+    pub fn distribute_next(&self) -> Option<usize> {
+        if !self.pool_room() {
+            return None;
+        }
+        let any = self.head_order();
+        let top = self.blocked.top();
+        match (any, top, self.ring.cursor()) {
+            (Some(a), top, Some((shard, _))) if top.is_none_or(|(_, _, (o, _, _))| a < o) => {
+                Some(shard as usize)
+            }
+            (_, Some((shard, _, _)), _) => Some(shard as usize),
+            _ => None,
+        }
+    }
+
+    /// One step of [`distribute_next`](Self::distribute_next)'s loop, with
+    /// the shard it named.
+    ///
+    /// # Panics
+    ///
+    /// If `shard` is not the one [`distribute_next`](Self::distribute_next)
+    /// named.
+    ///
+    /// # Examples
+    ///
+    /// See [`distribute_next`](Self::distribute_next).
+    pub fn distribute_step<K, I: LeaseIds>(&mut self, shard: &mut Shard<K>, ids: &mut I) {
+        let any = self.head_order();
+        let top = self.blocked.top();
+        match (any, top, self.ring.cursor()) {
+            (Some(a), top, Some((s, g))) if top.is_none_or(|(_, _, (o, _, _))| a < o) => {
+                assert_eq!(s, shard.index(), "a step with another shard");
+                if shard.groups.at(g).has_room() {
+                    let grant = shard.grant(g, ids);
+                    self.count_grant();
+                    self.ring.advance_past(self.ring.cursor_node());
+                    self.grant_head(grant);
+                    // The group may have lost its room: its own waiters'
+                    // place among the held back changes.
+                    shard.rebalance(self, g);
+                } else {
+                    shard.unlink(self, g);
+                }
+            }
+            (_, Some((s, g, _)), _) => {
+                assert_eq!(s, shard.index(), "a step with another shard");
+                shard.serve_blocked(self, g, ids);
+            }
+            _ => {}
+        }
     }
 
     /// One step of an any-key grant: if the group under the cursor (which
@@ -193,6 +363,7 @@ impl Lane {
     ) -> Option<Lease<K>> {
         let g = self.room_under_cursor(shard)?;
         let lease = shard.lease_from(g, ids);
+        self.count_grant();
         self.ring.advance_past(self.ring.cursor_node());
         Some(lease)
     }
@@ -226,6 +397,7 @@ impl Lane {
     ) -> Option<WaiterId> {
         let g = self.room_under_cursor(shard)?;
         let grant = shard.grant(g, ids);
+        self.count_grant();
         self.ring.advance_past(self.ring.cursor_node());
         let order = self.bump_arrival();
         Some(self.waiters.insert(NIL, order, State::Granted(grant)))
@@ -233,13 +405,12 @@ impl Lane {
 
     /// The group under the cursor if it has room; otherwise unlinks it.
     fn room_under_cursor<K>(&mut self, shard: &mut Shard<K>) -> Option<u32> {
-        if self.closed {
+        if self.closed || !self.pool_room() {
             return None;
         }
         let (s, g) = self.ring.cursor()?;
         assert_eq!(s, shard.index(), "the lane's cursor is in another shard");
         if shard.groups.at(g).has_room() {
-            debug_assert_eq!(self.any_queue, List::EMPTY, "waiter left behind room");
             Some(g)
         } else {
             shard.unlink(self, g);
@@ -276,7 +447,10 @@ impl Lane {
         if self.closed {
             return Err(Closed);
         }
-        debug_assert!(self.ring.is_empty(), "an any-key waiter queued beside room");
+        debug_assert!(
+            self.ring.is_empty() || !self.pool_room(),
+            "an any-key waiter queued beside room"
+        );
         let order = self.bump_arrival();
         let w = self.waiters.insert(NIL, order, State::Waiting);
         self.waiters.push_back(&mut self.any_queue, w.index);

@@ -87,6 +87,7 @@
 extern crate alloc;
 
 mod bands;
+mod blocked;
 mod error;
 mod groups;
 mod identity;

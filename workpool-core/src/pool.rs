@@ -303,11 +303,81 @@ impl<K, S> Pool<K, S> {
         let ids = &mut self.next_lease;
         match self.shard.set(None, hash, key, target, ids) {
             Ok(unused) => unused,
-            Err(NeedsLane(key)) => self
-                .shard
-                .set(Some(&mut self.lane), hash, key, target, ids)
-                .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane")),
+            Err(NeedsLane(key)) => {
+                let unused = self
+                    .shard
+                    .set(Some(&mut self.lane), hash, key, target, ids)
+                    .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"));
+                self.distribute();
+                unused
+            }
         }
+    }
+
+    /// Sets the pool-wide limit: at most `limit` live leases over all keys
+    /// (`None`, the default, for no limit). A grant then needs room in its
+    /// key *and* in the pool.
+    ///
+    /// Lowering the limit revokes nothing: grants resume once the pool is
+    /// below it. Raising or removing it serves waiters at once. While the
+    /// limit is what holds waiters back, the pool's room goes to the oldest
+    /// waiter it can serve, whatever its key (a release at one key may serve
+    /// a waiter of another), and no newcomer takes it first.
+    ///
+    /// While a limit is set, releases and grants cost O(log keys) (the
+    /// pool keeps the keys the limit holds back in a heap); without one they
+    /// stay O(1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::Pool;
+    /// let mut pool = Pool::new();
+    /// pool.set("a", 2);
+    /// pool.set("b", 2);
+    /// pool.set_limit(Some(3));
+    /// let leases: Vec<_> = (0..3).map(|_| pool.try_acquire().unwrap()).collect();
+    /// assert!(pool.try_acquire().is_err()); // keys have room, the pool has none
+    /// let waiter = pool.enqueue_key(&"b").unwrap();
+    /// assert_eq!(pool.active(), 3);
+    /// pool.set_limit(None);
+    /// assert_eq!(pool.poll_wake(), Some(waiter));
+    /// # drop(leases);
+    /// ```
+    pub fn set_limit(&mut self, limit: Option<u64>) {
+        self.lane.set_limit(limit);
+        self.shard.enter_limit(&mut self.lane);
+        self.distribute();
+        self.shard.leave_limit(&self.lane);
+    }
+
+    /// The pool-wide limit, if one is set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::<&str>::new();
+    /// assert_eq!(pool.limit(), None);
+    /// pool.set_limit(Some(8));
+    /// assert_eq!(pool.limit(), Some(8));
+    /// ```
+    pub fn limit(&self) -> Option<u64> {
+        self.lane.limit()
+    }
+
+    /// Live leases over all keys (granted and not released, including
+    /// leases granted to waiters that have not claimed them yet).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::new();
+    /// pool.set("a", 2);
+    /// let _lease = pool.try_acquire().unwrap();
+    /// assert_eq!(pool.active(), 1);
+    /// ```
+    pub fn active(&self) -> u64 {
+        self.shard.active()
     }
 
     /// Takes a lease from any key with room, round-robin over those keys.
@@ -372,9 +442,14 @@ impl<K, S> Pool<K, S> {
         S: BuildHasher,
     {
         let hash = self.hasher.hash_one(key);
-        let lease = self
-            .shard
-            .try_acquire_key(hash, key, &mut self.next_lease)?;
+        let ids = &mut self.next_lease;
+        let lease = match self.shard.try_acquire_key(None, hash, key, ids) {
+            Ok(taken) => taken,
+            Err(NeedsLane(())) => self
+                .shard
+                .try_acquire_key(Some(&mut self.lane), hash, key, ids)
+                .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane")),
+        }?;
         self.lane.mark_named();
         Ok(lease)
     }
@@ -446,9 +521,14 @@ impl<K, S> Pool<K, S> {
     {
         let hash = self.hasher.hash_one(key);
         let arrivals = self.lane.arrivals();
-        let w = self
-            .shard
-            .enqueue_key(hash, key, arrivals, &mut self.next_lease)?;
+        let ids = &mut self.next_lease;
+        let w = match self.shard.enqueue_key(None, hash, key, arrivals, ids) {
+            Ok(queued) => queued,
+            Err(NeedsLane(())) => self
+                .shard
+                .enqueue_key(Some(&mut self.lane), hash, key, arrivals, ids)
+                .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane")),
+        }?;
         self.lane.mark_named();
         Ok(w)
     }
@@ -477,15 +557,19 @@ impl<K, S> Pool<K, S> {
         if waiter.shard().is_none() {
             if let Some(returned) = self.lane.cancel(waiter)? {
                 self.shard.give_back(&mut self.lane, returned, ids);
+                self.distribute();
             }
             return Ok(());
         }
         match self.shard.cancel(None, waiter, ids)? {
             Ok(()) => Ok(()),
-            Err(NeedsLane(())) => self
-                .shard
-                .cancel(Some(&mut self.lane), waiter, ids)?
-                .map_err(|_| unreachable!("a call with the lane needs no lane")),
+            Err(NeedsLane(())) => {
+                self.shard
+                    .cancel(Some(&mut self.lane), waiter, ids)?
+                    .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"));
+                self.distribute();
+                Ok(())
+            }
         }
     }
 
@@ -523,10 +607,14 @@ impl<K, S> Pool<K, S> {
         let ids = &mut self.next_lease;
         match self.shard.release(None, lease, ids) {
             Ok(released) => released,
-            Err(NeedsLane(lease)) => self
-                .shard
-                .release(Some(&mut self.lane), lease, ids)
-                .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane")),
+            Err(NeedsLane(lease)) => {
+                let released = self
+                    .shard
+                    .release(Some(&mut self.lane), lease, ids)
+                    .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"));
+                self.distribute();
+                released
+            }
         }
     }
 
@@ -614,6 +702,7 @@ impl<K, S> Pool<K, S> {
             self.shard
                 .close_key(Some(&mut self.lane), hash, key)
                 .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"));
+            self.distribute();
         }
     }
 
@@ -736,6 +825,21 @@ impl<K, S> Pool<K, S> {
     /// assert!(pool.claim(waiter).is_err());
     /// ```
     pub fn claim(&mut self, waiter: WaiterId) -> Result<Claim<K>, UnknownWaiter>
+    where
+        K: Clone,
+    {
+        self.claim_inner(waiter)
+    }
+
+    /// Hands the pool's room, while it has some, to the waiters the limit
+    /// held back (the lane's loop, with this pool's one shard).
+    fn distribute(&mut self) {
+        while self.lane.distribute_next().is_some() {
+            self.lane.distribute_step(&mut self.shard, &mut self.next_lease);
+        }
+    }
+
+    fn claim_inner(&mut self, waiter: WaiterId) -> Result<Claim<K>, UnknownWaiter>
     where
         K: Clone,
     {

@@ -39,7 +39,7 @@ use crate::waiters::{List, State, Waiters, NIL};
 /// let Err(NeedsLane(key)) = shard.set(None, 1, "a", 2, &mut ids) else { panic!() };
 /// shard.set(Some(&mut lane), 1, key, 2, &mut ids).unwrap();
 /// // From now on "a" needs only its shard.
-/// let lease = shard.try_acquire_key(1, &"a", &mut ids).unwrap();
+/// let lease = shard.try_acquire_key(None, 1, &"a", &mut ids).unwrap().unwrap();
 /// assert_eq!(shard.release(None, lease, &mut ids).ok().unwrap().unwrap(), "a");
 /// ```
 pub struct Shard<K> {
@@ -53,6 +53,11 @@ pub struct Shard<K> {
     /// Key waiters whose outcome is decided and not yet reported.
     wake: List,
     closed: bool,
+    /// Live leases over the shard's keys.
+    total: u64,
+    /// True while the pool has a limit: then every operation that grants or
+    /// gives back needs the lane, which counts the pool's leases.
+    limited: bool,
 }
 
 impl<K> Shard<K> {
@@ -85,6 +90,8 @@ impl<K> Shard<K> {
             waiters: Waiters::new(pool, index),
             wake: List::EMPTY,
             closed: false,
+            total: 0,
+            limited: false,
         }
     }
 
@@ -135,7 +142,7 @@ impl<K> Shard<K> {
     /// let lane = Lane::new();
     /// let mut shard = Shard::new(0, &lane);
     /// let mut ids = 1u64;
-    /// let _w = shard.enqueue_key(1, &"a", lane.arrivals(), &mut ids).unwrap();
+    /// let _w = shard.enqueue_key(None, 1, &"a", lane.arrivals(), &mut ids).unwrap().unwrap();
     /// assert_eq!(shard.waiting(1, &"a"), 1);
     /// ```
     pub fn waiting<Q>(&self, hash: u64, key: &Q) -> usize
@@ -144,6 +151,18 @@ impl<K> Shard<K> {
     {
         self.find(hash, key)
             .map_or(0, |g| self.groups.at(g).waiting as usize)
+    }
+
+    /// Live leases over the shard's keys.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// assert_eq!(Shard::<u8>::new(0, &Lane::new()).active(), 0);
+    /// ```
+    pub fn active(&self) -> u64 {
+        self.total
     }
 
     /// How many key waiters of this shard are waiting.
@@ -322,6 +341,9 @@ impl<K> Shard<K> {
     where
         K: Eq,
     {
+        if lane.is_none() && self.limited {
+            return Err(NeedsLane(key));
+        }
         let hash = short_hash(hash);
         let (g, unused) = match self.find_hashed(hash, &key) {
             Some(g) => {
@@ -347,20 +369,26 @@ impl<K> Shard<K> {
         if target > old {
             self.serve(lane, g, ids);
         } else {
+            let mut lane = lane;
+            if let Some(lane) = lane.as_deref_mut() {
+                self.rebalance(lane, g);
+            }
             self.forget_if_idle(lane, g);
         }
         Ok(unused)
     }
 
     /// Takes a lease from the key if it has room, as
-    /// [`Pool::try_acquire_key`](crate::Pool::try_acquire_key) does. Never
-    /// needs the lane: a key with room is linked, so no any-key waiter
-    /// could use the room.
+    /// [`Pool::try_acquire_key`](crate::Pool::try_acquire_key) does. Needs
+    /// the lane only while the pool has a limit: a key with room is linked,
+    /// so no any-key waiter could use the room.
     ///
     /// # Errors
     ///
-    /// [`TryAcquireError::Closed`] once the shard is closed,
-    /// [`TryAcquireError::NoCapacity`] when the key has no room.
+    /// [`NeedsLane`], changing nothing, without the lane while the pool has
+    /// a limit. Inside: [`TryAcquireError::Closed`] once the shard is
+    /// closed, [`TryAcquireError::NoCapacity`] when the key (or, with a
+    /// limit, the pool) has no room.
     ///
     /// # Examples
     ///
@@ -370,27 +398,40 @@ impl<K> Shard<K> {
     /// let mut shard = Shard::new(0, &lane);
     /// let mut ids = 1u64;
     /// shard.set(Some(&mut lane), 1, "a", 1, &mut ids).unwrap();
-    /// assert_eq!(shard.try_acquire_key(1, &"a", &mut ids).unwrap().id(), 1);
-    /// assert!(shard.try_acquire_key(1, &"a", &mut ids).is_err());
+    /// let lease = shard.try_acquire_key(None, 1, &"a", &mut ids).unwrap();
+    /// assert_eq!(lease.unwrap().id(), 1);
+    /// assert!(shard.try_acquire_key(None, 1, &"a", &mut ids).unwrap().is_err());
     /// ```
+    #[allow(clippy::type_complexity)]
     #[inline]
     pub fn try_acquire_key<Q, I: LeaseIds>(
         &mut self,
+        lane: Option<&mut Lane>,
         hash: u64,
         key: &Q,
         ids: &mut I,
-    ) -> Result<Lease<K>, TryAcquireError>
+    ) -> Result<Result<Lease<K>, TryAcquireError>, NeedsLane<()>>
     where
         K: Clone,
         Q: ?Sized + Equivalent<K>,
     {
+        if lane.is_none() && self.limited {
+            return Err(NeedsLane(()));
+        }
         if self.closed {
-            return Err(TryAcquireError::Closed);
+            return Ok(Err(TryAcquireError::Closed));
         }
-        match self.find(hash, key) {
-            Some(g) if self.has_room_for_newcomer(g) => Ok(self.lease_from(g, ids)),
+        let pool_room = lane.as_ref().is_none_or(|l| l.pool_room());
+        Ok(match self.find(hash, key) {
+            Some(g) if pool_room && self.has_room_for_newcomer(g) => {
+                let lease = self.lease_from(g, ids);
+                if let Some(lane) = lane {
+                    lane.count_grant();
+                }
+                Ok(lease)
+            }
             _ => Err(TryAcquireError::NoCapacity),
-        }
+        })
     }
 
     /// Registers a waiter for the key, as
@@ -401,7 +442,8 @@ impl<K> Shard<K> {
     ///
     /// # Errors
     ///
-    /// [`Closed`] once the shard is closed.
+    /// [`NeedsLane`], changing nothing, without the lane while the pool has
+    /// a limit. Inside: [`Closed`] once the shard is closed.
     ///
     /// # Panics
     ///
@@ -415,21 +457,27 @@ impl<K> Shard<K> {
     /// let lane = Lane::new();
     /// let mut shard = Shard::new(0, &lane);
     /// let mut ids = 1u64;
-    /// let w = shard.enqueue_key(1, &"a", lane.arrivals(), &mut ids).unwrap();
+    /// let w = shard.enqueue_key(None, 1, &"a", lane.arrivals(), &mut ids);
+    /// let w = w.unwrap().unwrap();
     /// assert!(matches!(shard.claim(w), Ok(Claim::Waiting)));
     /// ```
+    #[allow(clippy::type_complexity)]
     pub fn enqueue_key<Q, I: LeaseIds>(
         &mut self,
+        mut lane: Option<&mut Lane>,
         hash: u64,
         key: &Q,
         arrivals: u64,
         ids: &mut I,
-    ) -> Result<WaiterId, Closed>
+    ) -> Result<Result<WaiterId, Closed>, NeedsLane<()>>
     where
         Q: ?Sized + Equivalent<K> + ToOwned<Owned = K>,
     {
+        if lane.is_none() && self.limited {
+            return Err(NeedsLane(()));
+        }
         if self.closed {
-            return Err(Closed);
+            return Ok(Err(Closed));
         }
         let hash = short_hash(hash);
         let g = match self.find_hashed(hash, key) {
@@ -437,10 +485,18 @@ impl<K> Shard<K> {
             None => self.insert_group(key.to_owned(), hash),
         };
         // Even, so that it is older than the any-key waiter that takes the
-        // same count (stored odd).
-        let order = 2 * arrivals;
-        Ok(if self.has_room_for_newcomer(g) {
+        // same count (stored odd). With a limit, waiters of different keys
+        // compete, so each takes a count of its own from the lane.
+        let order = match lane.as_deref_mut() {
+            Some(lane) if lane.limit().is_some() => lane.bump_key_arrival(),
+            _ => 2 * arrivals,
+        };
+        let pool_room = lane.as_ref().is_none_or(|l| l.pool_room());
+        Ok(Ok(if pool_room && self.has_room_for_newcomer(g) {
             let grant = self.grant(g, ids);
+            if let Some(lane) = lane {
+                lane.count_grant();
+            }
             self.waiters.insert(g, order, State::Granted(grant))
         } else {
             let w = self.waiters.insert(g, order, State::Waiting);
@@ -449,8 +505,11 @@ impl<K> Shard<K> {
             group.waiting += 1;
             self.waiters.push_back(&mut queue, w.index);
             self.groups.at_mut(g).queue = queue;
+            if let Some(lane) = lane {
+                self.rebalance(lane, g);
+            }
             w
-        })
+        }))
     }
 
     /// Where a key waiter stands, as [`Pool::claim`](crate::Pool::claim)
@@ -470,7 +529,7 @@ impl<K> Shard<K> {
     /// let mut shard = Shard::new(0, &lane);
     /// let mut ids = 1u64;
     /// shard.set(Some(&mut lane), 1, "a", 1, &mut ids).unwrap();
-    /// let w = shard.enqueue_key(1, &"a", lane.arrivals(), &mut ids).unwrap();
+    /// let w = shard.enqueue_key(None, 1, &"a", lane.arrivals(), &mut ids).unwrap().unwrap();
     /// assert!(matches!(shard.claim(w), Ok(Claim::Granted(_))));
     /// assert!(shard.claim(w).is_err());
     /// ```
@@ -512,7 +571,7 @@ impl<K> Shard<K> {
     /// let lane = Lane::new();
     /// let mut shard = Shard::new(0, &lane);
     /// let mut ids = 1u64;
-    /// let w = shard.enqueue_key(1, &"a", lane.arrivals(), &mut ids).unwrap();
+    /// let w = shard.enqueue_key(None, 1, &"a", lane.arrivals(), &mut ids).unwrap().unwrap();
     /// assert_eq!(shard.cancel(None, w, &mut ids), Ok(Ok(())));
     /// assert!(shard.is_empty());
     /// ```
@@ -525,6 +584,10 @@ impl<K> Shard<K> {
     ) -> Result<Result<(), NeedsLane<()>>, UnknownWaiter> {
         let w = self.waiters.lookup(waiter).ok_or(UnknownWaiter)?;
         let (index, g) = (waiter.index, w.group);
+        if lane.is_none() && self.limited && !w.is_closed() {
+            return Ok(Err(NeedsLane(())));
+        }
+        let mut lane = lane;
         if w.is_waiting() {
             if lane.is_none() {
                 let group = self.groups.at(g);
@@ -534,6 +597,9 @@ impl<K> Shard<K> {
             }
             self.unlink_waiting(index, g);
             self.waiters.remove(index);
+            if let Some(lane) = lane.as_deref_mut() {
+                self.rebalance(lane, g);
+            }
             self.forget_if_idle(lane, g);
         } else if let State::Granted(grant) = w.state() {
             if lane.is_none() && self.give_back_needs_lane(grant.group) {
@@ -565,7 +631,7 @@ impl<K> Shard<K> {
     /// let mut shard = Shard::new(0, &lane);
     /// let mut ids = 1u64;
     /// shard.set(Some(&mut lane), 1, "a", 1, &mut ids).unwrap();
-    /// let lease = shard.try_acquire_key(1, &"a", &mut ids).unwrap();
+    /// let lease = shard.try_acquire_key(None, 1, &"a", &mut ids).unwrap().unwrap();
     /// assert_eq!(shard.release(None, lease, &mut ids).ok().unwrap().unwrap(), "a");
     /// ```
     #[allow(clippy::type_complexity)]
@@ -591,7 +657,7 @@ impl<K> Shard<K> {
         if !live {
             return Ok(Err(ReleaseError::Stale(lease)));
         }
-        if lane.is_none() && self.give_back_needs_lane(group) {
+        if lane.is_none() && (self.limited || self.give_back_needs_lane(group)) {
             return Err(NeedsLane(lease));
         }
         self.give_back_group(lane, group, ids);
@@ -633,7 +699,7 @@ impl<K> Shard<K> {
     /// let mut lane = Lane::new();
     /// let mut shard = Shard::new(0, &lane);
     /// let mut ids = 1u64;
-    /// let w = shard.enqueue_key(1, &"a", lane.arrivals(), &mut ids).unwrap();
+    /// let w = shard.enqueue_key(None, 1, &"a", lane.arrivals(), &mut ids).unwrap().unwrap();
     /// lane.close();
     /// shard.close(&mut lane);
     /// assert_eq!(shard.poll_wake(), Some(w));
@@ -663,6 +729,10 @@ impl<K> Shard<K> {
             }
             group.waiting = 0;
             close_queue(waiters, wake, &mut group.queue);
+            let blocked = core::mem::replace(&mut group.blocked, NIL);
+            if blocked != NIL {
+                lane.blocked.remove(blocked);
+            }
             if !group.is_idle() {
                 return true;
             }
@@ -691,7 +761,7 @@ impl<K> Shard<K> {
     /// let lane = Lane::new();
     /// let mut shard = Shard::new(0, &lane);
     /// let mut ids = 1u64;
-    /// let w = shard.enqueue_key(1, &"a", lane.arrivals(), &mut ids).unwrap();
+    /// let w = shard.enqueue_key(None, 1, &"a", lane.arrivals(), &mut ids).unwrap().unwrap();
     /// shard.close_key(None, 1, &"a").unwrap();
     /// assert_eq!(shard.poll_wake(), Some(w));
     /// ```
@@ -708,13 +778,17 @@ impl<K> Shard<K> {
             return Ok(());
         };
         let group = self.groups.at_mut(g);
-        if lane.is_none() && group.in_ring() && group.active == 0 {
+        if lane.is_none() && (self.limited || (group.in_ring() && group.active == 0)) {
             return Err(NeedsLane(()));
         }
         group.target = 0;
         let mut queue = core::mem::replace(&mut group.queue, List::EMPTY);
         group.waiting = 0;
         close_queue(&mut self.waiters, &mut self.wake, &mut queue);
+        let mut lane = lane;
+        if let Some(lane) = lane.as_deref_mut() {
+            self.rebalance(lane, g);
+        }
         self.forget_if_idle(lane, g);
         Ok(())
     }
@@ -777,6 +851,7 @@ impl<K> Shard<K> {
         let group = self.groups.at_mut(g);
         debug_assert!(group.has_room());
         group.active += 1;
+        self.total += 1;
         Grant {
             shard: self.index,
             group: g,
@@ -833,6 +908,19 @@ impl<K> Shard<K> {
     fn give_back_group<I: LeaseIds>(&mut self, mut lane: Option<&mut Lane>, g: u32, ids: &mut I) {
         let group = self.groups.at_mut(g);
         group.active -= 1;
+        self.total -= 1;
+        if let Some(lane) = lane.as_deref_mut() {
+            if lane.limit().is_some() {
+                // The unit comes back to the pool as well as to the key: the
+                // lane hands the pool's room to the oldest waiter it can
+                // serve, whatever its key ([`Lane::distribute_next`]).
+                lane.count_return();
+                self.link(lane, g);
+                self.rebalance(lane, g);
+                self.forget_if_idle(Some(lane), g);
+                return;
+            }
+        }
         let any_waiting = lane.as_ref().is_some_and(|l| l.any_queue != List::EMPTY);
         if group.queue == List::EMPTY && !any_waiting {
             // Nobody to serve: the common, uncontended case.
@@ -854,7 +942,7 @@ impl<K> Shard<K> {
         );
         loop {
             let group = self.groups.at(g);
-            if !group.has_room() {
+            if !group.has_room() || lane.as_ref().is_some_and(|l| !l.pool_room()) {
                 break;
             }
             let key_head = group.queue.head;
@@ -866,6 +954,9 @@ impl<K> Shard<K> {
                 (k, Some(any)) => self.waiters.slot(k).order() < any,
             };
             let grant = self.grant(g, ids);
+            if let Some(lane) = lane.as_deref_mut() {
+                lane.count_grant();
+            }
             if from_key {
                 self.unlink_waiting(key_head, g);
                 decide(
@@ -879,9 +970,71 @@ impl<K> Shard<K> {
             }
         }
         if let Some(lane) = lane {
-            if lane.any_queue == List::EMPTY {
+            // Linked when no any-key waiter is left, and whenever it has
+            // room (which, without a limit, implies the former).
+            if lane.any_queue == List::EMPTY || self.groups.at(g).has_room() {
                 self.link(lane, g);
             }
+            self.rebalance(lane, g);
+        }
+    }
+
+    /// Keeps group `g`'s place among the groups the pool-wide limit holds
+    /// back: there exactly while it has room and key waiters and a limit is
+    /// set, ordered by its oldest waiter.
+    pub(crate) fn rebalance(&mut self, lane: &mut Lane, g: u32) {
+        let group = self.groups.at(g);
+        let node = group.blocked;
+        // Without a limit no group is held back, but one that was stays in
+        // the heap until the lane has served it (after the limit is lifted).
+        let held = (lane.limit().is_some() || node != NIL)
+            && group.has_room()
+            && group.queue.head != NIL;
+        match (held, node != NIL) {
+            (true, _) => {
+                let head = self.waiters.slot(group.queue.head);
+                let key = (head.order(), self.index, head.generation());
+                if node == NIL {
+                    self.groups.at_mut(g).blocked = lane.blocked.insert(self.index, g, key);
+                } else {
+                    lane.blocked.update(node, key);
+                }
+            }
+            (false, true) => {
+                self.groups.at_mut(g).blocked = NIL;
+                lane.blocked.remove(node);
+            }
+            (false, false) => {}
+        }
+    }
+
+    /// Serves one unit of the pool's room to the oldest waiter of group
+    /// `g`, which the limit held back (the top of the lane's heap).
+    pub(crate) fn serve_blocked<I: LeaseIds>(&mut self, lane: &mut Lane, g: u32, ids: &mut I) {
+        let head = self.groups.at(g).queue.head;
+        debug_assert!(head != NIL && self.groups.at(g).has_room());
+        let grant = self.grant(g, ids);
+        lane.count_grant();
+        self.unlink_waiting(head, g);
+        decide(&mut self.waiters, &mut self.wake, head, State::Granted(grant));
+        self.rebalance(lane, g);
+    }
+
+    /// Puts the shard under the lane's limit (while the lane has one):
+    /// from now on its grants and give-backs need the lane, which counts
+    /// them. Idempotent.
+    pub fn enter_limit(&mut self, lane: &mut Lane) {
+        if lane.limit().is_some() && !self.limited {
+            self.limited = true;
+            lane.add_active(self.total);
+        }
+    }
+
+    /// Takes the shard from under the limit once the lane has none (after
+    /// [`Lane::distribute_next`] found nothing left to serve). Idempotent.
+    pub fn leave_limit(&mut self, lane: &Lane) {
+        if lane.limit().is_none() {
+            self.limited = false;
         }
     }
 
@@ -905,6 +1058,7 @@ impl<K> Shard<K> {
 
     #[cold]
     fn forget(&mut self, lane: Option<&mut Lane>, g: u32) {
+        debug_assert_eq!(self.groups.at(g).blocked, NIL, "a held-back group is idle");
         if self.groups.at(g).in_ring() {
             let lane = lane.expect("a linked group is forgotten with the lane");
             self.unlink(lane, g);

@@ -190,6 +190,46 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> SharedPool<K, S> {
         self.drop_forgotten();
     }
 
+    /// [`Pool::set_limit`] under the lock. Waiters it serves are reported
+    /// by [`Pool::poll_wake`] (reach it through [`with`](Self::with)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_core::SharedPool::<&str>::new();
+    /// pool.set_limit(Some(2));
+    /// assert_eq!(pool.limit(), Some(2));
+    /// ```
+    pub fn set_limit(&self, limit: Option<u64>) {
+        self.with(|p| p.set_limit(limit));
+    }
+
+    /// [`Pool::limit`] under the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(workpool_core::SharedPool::<u8>::new().limit(), None);
+    /// ```
+    pub fn limit(&self) -> Option<u64> {
+        self.with(|p| p.limit())
+    }
+
+    /// [`Pool::active`] under the lock: live leases over all keys.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_core::SharedPool::new();
+    /// pool.set("a", 1);
+    /// let lease = pool.with(|p| p.try_acquire()).unwrap();
+    /// assert_eq!(pool.active(), 1);
+    /// # pool.release(lease).unwrap();
+    /// ```
+    pub fn active(&self) -> u64 {
+        self.with(|p| p.active())
+    }
+
     /// [`Pool::close_key`] under the lock. The waiters it fails are reported
     /// by [`Pool::poll_wake`] (reach it through [`with`](Self::with)); a key
     /// the pool forgets is dropped after the lock is released.

@@ -102,6 +102,18 @@ impl Waiter {
         self.word
     }
 
+    /// The waiter's registration number in its slab.
+    #[inline]
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// True once the waiter was told its pool or key closed.
+    #[inline]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.kind == Kind::Closed
+    }
+
     /// True while the waiter waits in a queue.
     #[inline]
     pub(crate) fn is_waiting(&self) -> bool {

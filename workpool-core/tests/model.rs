@@ -43,6 +43,8 @@ enum Op {
     CloseKey(u8),
     /// Drain `poll_wake`.
     PollWake,
+    /// Set or remove the pool-wide limit.
+    SetLimit(Option<u64>),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -60,7 +62,22 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Close),
         3 => (0..=KEYS).prop_map(Op::CloseKey),
         8 => Just(Op::PollWake),
+        3 => prop_oneof![1 => Just(None), 3 => (0..6u64).prop_map(Some)].prop_map(Op::SetLimit),
     ]
+}
+
+/// A case that sets a limit first and keeps one most of the time: a
+/// quarter of the cases, so that the limit binds for long stretches.
+fn limited_ops() -> impl Strategy<Value = Vec<Op>> {
+    (1..5u64, prop::collection::vec(op(), 1..200)).prop_map(|(limit, mut ops)| {
+        ops.insert(0, Op::SetLimit(Some(limit)));
+        for op in &mut ops {
+            if let Op::SetLimit(None) = op {
+                *op = Op::SetLimit(Some(limit));
+            }
+        }
+        ops
+    })
 }
 
 fn config() -> ProptestConfig {
@@ -88,6 +105,13 @@ proptest! {
         } else {
             run(&ops);
         }
+    }
+
+    /// A quarter of the cases' worth, with a limit from the start that
+    /// binds most of the time (lowered, raised, never removed).
+    #[test]
+    fn core_matches_the_model_under_a_limit(ops in limited_ops()) {
+        run(&ops);
     }
 }
 
@@ -231,6 +255,8 @@ struct Model {
     next_waiter: u64,
     decisions: u64,
     closed: bool,
+    /// The pool-wide limit on live leases.
+    limit: Option<u64>,
 }
 
 impl Model {
@@ -245,6 +271,7 @@ impl Model {
             next_waiter: 0,
             decisions: 0,
             closed: false,
+            limit: None,
         }
     }
 
@@ -255,6 +282,16 @@ impl Model {
     fn room(&self, key: u8) -> bool {
         let c = self.counts(key);
         c.active < c.target
+    }
+
+    /// Live leases over all keys.
+    fn total(&self) -> u64 {
+        self.groups.values().map(|c| c.active).sum()
+    }
+
+    /// Whether the pool may grant one more lease.
+    fn pool_room(&self) -> bool {
+        self.limit.is_none_or(|l| self.total() < l)
     }
 
     fn can_serve(waiter: &Waiter, key: u8) -> bool {
@@ -269,7 +306,7 @@ impl Model {
     /// Whether a newcomer may take a unit of `key` now: it has room and no
     /// earlier waiter could use that room (no barging).
     fn free_for_newcomer(&self, key: u8) -> bool {
-        self.room(key) && self.oldest_for(key).is_none()
+        self.room(key) && self.pool_room() && self.oldest_for(key).is_none()
     }
 
     fn waiting(&self, key: u8) -> usize {
@@ -294,6 +331,7 @@ impl Model {
     }
 
     fn grant(&mut self, key: u8) -> (u64, u8) {
+        assert!(self.pool_room(), "grant past the pool's limit");
         let group = self.groups.get_mut(&key).expect("a tracked key");
         assert!(group.active < group.target, "grant without room");
         group.active += 1;
@@ -303,15 +341,24 @@ impl Model {
     }
 
     /// Puts `key` in the ring just before the cursor unless it is there
-    /// already or an any-key waiter waits (then no key has room, and none
-    /// is linked: what lets the core's key operations skip its lane). Full
+    /// already, or an any-key waiter waits and `key` has no room (without a
+    /// limit an any-key waiter never waits beside room, so then no key is
+    /// linked: what lets the core's key operations skip its lane). Full
     /// keys stay until the cursor reaches them.
     fn link_ring(&mut self, key: u8) {
         let any_waiting = self
             .waiters
             .iter()
             .any(|w| w.key.is_none() && w.state == State::Waiting);
-        if any_waiting || self.ring.contains(&key) {
+        if (any_waiting && !self.room(key)) || self.ring.contains(&key) {
+            return;
+        }
+        self.insert_ring(key);
+    }
+
+    /// Puts `key` in the ring just before the cursor, if it is not there.
+    fn insert_ring(&mut self, key: u8) {
+        if self.ring.contains(&key) {
             return;
         }
         match self.cursor {
@@ -342,6 +389,9 @@ impl Model {
     /// A unit from the first key with room from the cursor on (full keys
     /// passed on the way leave the ring), moving the cursor on.
     fn take_any(&mut self) -> Option<(u64, u8)> {
+        if !self.pool_room() {
+            return None;
+        }
         let available: Vec<u8> = (0..KEYS).filter(|&k| self.free_for_newcomer(k)).collect();
         let key = loop {
             let Some(key) = self.cursor else {
@@ -379,9 +429,10 @@ impl Model {
         }
     }
 
-    /// Hands `key`'s room to the oldest waiters it can serve.
+    /// Hands `key`'s room to the oldest waiters it can serve, while the
+    /// pool has room.
     fn serve(&mut self, key: u8) {
-        while self.room(key) {
+        while self.room(key) && self.pool_room() {
             let Some(i) = self.oldest_for(key) else {
                 break;
             };
@@ -402,6 +453,7 @@ impl Model {
         if target > old {
             self.serve(key);
         }
+        self.distribute();
     }
 
     fn try_acquire(&mut self) -> Result<(u64, u8), TryAcquireError> {
@@ -448,13 +500,77 @@ impl Model {
         let group = self.groups.get_mut(&key).expect("a lease's key is tracked");
         assert!(group.active > 0);
         group.active -= 1;
-        self.serve(key);
+        if self.limit.is_some() {
+            // The unit is the pool's as well as the key's: it goes to the
+            // oldest waiter the pool's room can serve, whatever its key.
+            self.insert_ring(key);
+            self.distribute();
+        } else {
+            self.serve(key);
+        }
+    }
+
+    /// The oldest key waiter among the keys the limit holds back (a key
+    /// with room and key waiters): (its arrival, its key).
+    fn oldest_held_back(&self) -> Option<(u64, u8)> {
+        self.waiters
+            .iter()
+            .filter(|w| w.state == State::Waiting)
+            .find_map(|w| w.key.filter(|&k| self.room(k)).map(|k| (w.id, k)))
+    }
+
+    /// Hands the pool's room, while it has some, to the oldest waiter it can
+    /// serve: the oldest held-back key waiter, or the oldest any-key waiter
+    /// if a key in the ring has room (found from the cursor on, full keys
+    /// leaving the ring on the way).
+    fn distribute(&mut self) {
+        while self.pool_room() {
+            let any = self
+                .waiters
+                .iter()
+                .position(|w| w.key.is_none() && w.state == State::Waiting);
+            let held = self.oldest_held_back();
+            let any_first = match (any, held) {
+                (Some(a), Some((h, _))) => self.waiters[a].id < h,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            if any_first && self.cursor.is_some() {
+                let key = self.cursor.unwrap();
+                if self.room(key) {
+                    let i = self.ring.iter().position(|&k| k == key).unwrap();
+                    self.cursor = Some(self.ring[(i + 1) % self.ring.len()]);
+                    let (id, key) = self.grant(key);
+                    let a = any.unwrap();
+                    self.waiters[a].state = State::Granted(id, key);
+                    self.decisions += 1;
+                    self.wake.push((self.waiters[a].id, self.decisions));
+                } else {
+                    self.unlink_ring(key);
+                }
+                continue;
+            }
+            let Some((h, key)) = held else {
+                break;
+            };
+            let i = self.waiter(h);
+            let (id, key) = self.grant(key);
+            self.waiters[i].state = State::Granted(id, key);
+            self.decisions += 1;
+            self.wake.push((h, self.decisions));
+        }
+    }
+
+    fn set_limit(&mut self, limit: Option<u64>) {
+        self.limit = limit;
+        self.distribute();
     }
 
     fn cancel(&mut self, id: u64) {
         if let State::Granted(_, key) = self.remove(id) {
             self.give_back(key);
         }
+        self.distribute();
     }
 
     /// `None` while waiting; otherwise the final state (and the waiter is gone).
@@ -674,6 +790,10 @@ impl<S: BuildHasher> Run<S> {
                 self.pool.close_key(&key);
             }
             Op::PollWake => self.poll_wake(),
+            Op::SetLimit(limit) => {
+                self.model.set_limit(limit);
+                self.pool.set_limit(limit);
+            }
         }
         self.model.forget_idle();
         // Exactly the keys the model stopped tracking are handed out to be
@@ -761,6 +881,13 @@ impl<S: BuildHasher> Run<S> {
     /// Compares all visible state and checks the invariants.
     fn compare(&mut self, before: &[Counts]) {
         let (pool, model) = (&mut self.pool, &self.model);
+        assert_eq!(pool.limit(), model.limit, "limit()");
+        assert_eq!(pool.active(), model.total(), "active()");
+        let granted = (0..=KEYS).any(|k| pool.counts(&k).active > before[k as usize].active);
+        if let (true, Some(limit)) = (granted, model.limit) {
+            assert!(pool.active() <= limit, "granted past the limit {limit}");
+        }
+        let pool_room = model.pool_room();
         let mut any_room = false;
         for key in 0..=KEYS {
             let c = pool.counts(&key);
@@ -777,8 +904,9 @@ impl<S: BuildHasher> Run<S> {
                 );
             }
             any_room |= c.active < c.target;
-            // Liveness: a key with room has no key waiter left waiting.
-            if !pool.is_closed() && c.active < c.target {
+            // Liveness: a key with room has no key waiter left waiting
+            // (unless the pool-wide limit holds it back).
+            if !pool.is_closed() && pool_room && c.active < c.target {
                 assert_eq!(
                     pool.waiting(&key),
                     0,
@@ -788,7 +916,7 @@ impl<S: BuildHasher> Run<S> {
         }
         assert_eq!(pool.waiters(), model.waiting_total(), "waiters()");
         let key_waiters: usize = (0..KEYS).map(|k| pool.waiting(&k)).sum();
-        if !pool.is_closed() && any_room {
+        if !pool.is_closed() && pool_room && any_room {
             assert_eq!(
                 pool.waiters(),
                 key_waiters,

@@ -38,10 +38,28 @@ fn check<K: Hash + Eq + Clone, S: BuildHasher>(pool: &Pool<K, S>) {
         })
         .collect();
     let any = lane.waiters.list(lane.any_queue);
+    let pool_room = lane.pool_room();
     assert!(
-        any.is_empty() || ring.is_empty(),
+        any.is_empty() || ring.is_empty() || !pool_room,
         "a group is linked while an any-key waiter waits"
     );
+    // The groups the limit holds back: exactly those with room and key
+    // waiters while a limit is set, and none while the pool has room.
+    let blocked: Vec<u32> = lane
+        .blocked
+        .groups()
+        .into_iter()
+        .map(|(s, g)| {
+            assert_eq!(s, 0, "the heap names another shard");
+            g
+        })
+        .collect();
+    if pool_room && !pool.is_closed() {
+        assert!(blocked.is_empty(), "held back while the pool has room");
+    }
+    if let Some(total) = lane.active() {
+        assert_eq!(total, pool.active(), "the lane's count");
+    }
     let mut waiting = any.len();
     let mut tracked = 0;
     for g in 0..shard.groups.slots() as u32 {
@@ -76,11 +94,23 @@ fn check<K: Hash + Eq + Clone, S: BuildHasher>(pool: &Pool<K, S>) {
                 "group {g} has room but is not in the ring"
             );
         }
+        assert_eq!(
+            group.blocked != NIL,
+            blocked.contains(&g),
+            "group {g}'s heap node is wrong"
+        );
+        if lane.limit().is_some() {
+            assert_eq!(
+                blocked.contains(&g),
+                group.has_room() && group.waiting > 0,
+                "group {g} held back wrongly"
+            );
+        }
         let queue = shard.waiters.list(group.queue);
         assert_eq!(queue.len(), group.waiting as usize);
         assert_queue(&shard.waiters, &queue, g);
         waiting += queue.len();
-        if !pool.is_closed() {
+        if !pool.is_closed() && pool_room {
             assert!(queue.is_empty() || !group.has_room(), "key waiter left");
         }
     }
@@ -90,7 +120,7 @@ fn check<K: Hash + Eq + Clone, S: BuildHasher>(pool: &Pool<K, S>) {
     assert_eq!(shard.table_len(), tracked);
     assert_eq!(waiting, pool.waiters());
     let room = ring.iter().any(|&g| shard.groups.at(g).has_room());
-    assert!(any.is_empty() || !room, "any-key waiter left");
+    assert!(any.is_empty() || !room || !pool_room, "any-key waiter left");
     if pool.is_closed() {
         assert_eq!(waiting, 0, "a waiter still waits after close");
     }
@@ -170,5 +200,6 @@ fn public_types_are_send_and_sync() {
 mod acquire;
 mod close_key;
 mod lifecycle;
+mod limit;
 mod memory;
 mod waiting;

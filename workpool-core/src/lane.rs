@@ -2,11 +2,11 @@
 
 use core::fmt;
 
+use crate::blocked::Blocked;
 use crate::error::{Closed, UnknownWaiter};
 use crate::identity::{Identity, PoolId};
 use crate::lease::{Claim, Grant, Lease, WaiterId};
 use crate::parts::LeaseIds;
-use crate::blocked::Blocked;
 use crate::ring::Ring;
 use crate::shard::{close_queue, decide, Shard};
 use crate::waiters::{List, State, Waiters, NIL};

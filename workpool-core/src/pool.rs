@@ -835,7 +835,8 @@ impl<K, S> Pool<K, S> {
     /// held back (the lane's loop, with this pool's one shard).
     fn distribute(&mut self) {
         while self.lane.distribute_next().is_some() {
-            self.lane.distribute_step(&mut self.shard, &mut self.next_lease);
+            self.lane
+                .distribute_step(&mut self.shard, &mut self.next_lease);
         }
     }
 

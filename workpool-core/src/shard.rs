@@ -987,9 +987,8 @@ impl<K> Shard<K> {
         let node = group.blocked;
         // Without a limit no group is held back, but one that was stays in
         // the heap until the lane has served it (after the limit is lifted).
-        let held = (lane.limit().is_some() || node != NIL)
-            && group.has_room()
-            && group.queue.head != NIL;
+        let held =
+            (lane.limit().is_some() || node != NIL) && group.has_room() && group.queue.head != NIL;
         match (held, node != NIL) {
             (true, _) => {
                 let head = self.waiters.slot(group.queue.head);
@@ -1016,7 +1015,12 @@ impl<K> Shard<K> {
         let grant = self.grant(g, ids);
         lane.count_grant();
         self.unlink_waiting(head, g);
-        decide(&mut self.waiters, &mut self.wake, head, State::Granted(grant));
+        decide(
+            &mut self.waiters,
+            &mut self.wake,
+            head,
+            State::Granted(grant),
+        );
         self.rebalance(lane, g);
     }
 

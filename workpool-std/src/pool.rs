@@ -271,6 +271,82 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         self.shared.counts(key)
     }
 
+    /// Sets the pool-wide limit: at most `limit` live leases over all keys
+    /// at once (`None`, the default, for no limit), on top of each key's
+    /// target. An HTTP client's "8 per host and 100 in all" is
+    /// `set(host, 8)` for each host and `set_limit(Some(100))`.
+    ///
+    /// A grant then needs room in its key *and* in the pool. Lowering the
+    /// limit revokes nothing: grants resume once the pool is below it.
+    /// Raising or removing it serves waiters at once. Fairness is the usual
+    /// rule: while the limit is what holds waiters back, the pool's room
+    /// goes to the oldest waiter it can serve, whatever its key (a release
+    /// at one key may serve a waiter of another), and no newcomer (not even
+    /// `try_acquire*`) takes it first.
+    ///
+    /// # Cost
+    ///
+    /// While a limit is set every grant and release goes through the pool's
+    /// any-key lane, which counts the leases (one shared lock, where keys
+    /// otherwise share none), and the keys the limit holds back are kept in
+    /// a heap (O(log keys)). Without a limit nothing changes. Waiters that
+    /// were already queued when a limit is set are ordered by the any-key
+    /// arrivals they saw: among key waiters of different keys that saw the
+    /// same count, the pool's internal shard order decides.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_std::Pool;
+    /// let pool = Pool::new();
+    /// pool.set("a.example", 2);
+    /// pool.set("b.example", 2);
+    /// pool.set_limit(Some(3));
+    /// let leases: Vec<_> = (0..3).map(|_| pool.try_acquire().unwrap()).collect();
+    /// assert!(pool.try_acquire().is_err()); // keys have room, the pool has none
+    /// assert_eq!(pool.active(), 3);
+    /// drop(leases);
+    /// assert_eq!(pool.active(), 0);
+    /// ```
+    pub fn set_limit(&self, limit: Option<u64>) {
+        self.shared.set_limit(limit);
+    }
+
+    /// The pool-wide limit, if one is set (see [`set_limit`](Self::set_limit)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_std::Pool::<&str>::new();
+    /// assert_eq!(pool.limit(), None);
+    /// pool.set_limit(Some(100));
+    /// assert_eq!(pool.limit(), Some(100));
+    /// ```
+    pub fn limit(&self) -> Option<u64> {
+        self.shared.limit()
+    }
+
+    /// Live leases over all keys: granted and not yet released (a lease
+    /// handed to a waiter that has not collected it yet counts too).
+    ///
+    /// Without a limit the pool adds up its shards one by one, so under
+    /// concurrent change the sum is each shard's count at a slightly
+    /// different moment; with a limit it is one exact count.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_std::Pool::new();
+    /// pool.set("a", 2);
+    /// let lease = pool.try_acquire().unwrap();
+    /// assert_eq!(pool.active(), 1);
+    /// drop(lease);
+    /// assert_eq!(pool.active(), 0);
+    /// ```
+    pub fn active(&self) -> u64 {
+        self.shared.active()
+    }
+
     /// The shard `key` lives in: keys in different shards share no lock.
     /// For tests that want such keys; not a stable API.
     #[doc(hidden)]

@@ -424,10 +424,95 @@ impl<K, S> Shared<K, S> {
         }
     }
 
-    /// Publishes whether any-key waiters are queued, under the lane's lock.
+    /// Finishes an operation that held the lane (and maybe a shard): while
+    /// a limit is set (or was just lifted) the pool's room may now serve
+    /// waiters of other shards, so the lane's loop hands it out, locking
+    /// those shards one at a time; each shard's wakes are left queued in it
+    /// and woken once no lock is held.
+    fn finish_lane_op<'a>(
+        &'a self,
+        mut lane: LaneGuard<'a>,
+        part: Option<ShardGuard<'a, K>>,
+        after: After<K>,
+    ) {
+        if lane.core.distribute_next().is_none() {
+            return self.finish(Some(lane), part, after);
+        }
+        let mut touched = 0u64;
+        if let Some(part) = part {
+            touched |= 1 << part.core.index();
+            drop(part);
+        }
+        touched |= self.distribute(&mut lane);
+        self.finish(Some(lane), None, after);
+        self.wake_shards(touched);
+    }
+
+    /// The lane's loop that hands out the pool's room; returns the shards
+    /// it served waiters in, as a bit mask (at most 64 shards).
+    fn distribute(&self, lane: &mut LaneGuard<'_>) -> u64 {
+        let mut touched = 0u64;
+        while let Some(shard) = lane.core.distribute_next() {
+            let mut part = self.lock_shard(shard);
+            lane.core.distribute_step(&mut part.core, &mut self.ids());
+            touched |= 1 << shard;
+        }
+        touched
+    }
+
+    /// Wakes the waiters the shards in `mask` decided, shard by shard.
+    fn wake_shards(&self, mut mask: u64) {
+        while mask != 0 {
+            let shard = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            self.finish(None, Some(self.lock_shard(shard)), After::new());
+        }
+    }
+
+    /// Sets or removes the pool-wide limit (see the lane's `set_limit` for
+    /// the steps), then wakes whoever a raised or lifted limit served.
+    pub(crate) fn set_limit(&self, limit: Option<u64>) {
+        let mut lane = self.lock_lane();
+        lane.core.set_limit(limit);
+        if limit.is_some() {
+            for shard in 0..self.shards.len() {
+                self.lock_shard(shard).core.enter_limit(&mut lane.core);
+            }
+        }
+        let touched = self.distribute(&mut lane);
+        if limit.is_none() {
+            for shard in 0..self.shards.len() {
+                self.lock_shard(shard).core.leave_limit(&lane.core);
+            }
+        }
+        self.finish(Some(lane), None, After::new());
+        self.wake_shards(touched);
+    }
+
+    pub(crate) fn limit(&self) -> Option<u64> {
+        self.lock_lane().core.limit()
+    }
+
+    /// Live leases over all keys: the lane's count while a limit is set,
+    /// otherwise the shards' counts summed one by one.
+    pub(crate) fn active(&self) -> u64 {
+        if let Some(active) = self.lock_lane().core.active() {
+            return active;
+        }
+        (0..self.shards.len())
+            .map(|s| self.lock_shard(s).core.active())
+            .sum()
+    }
+
+    /// Publishes whether any-key waiters are queued or a limit is set (then
+    /// releases go through the lane), under the lane's lock.
     #[inline]
     fn publish(&self, lane: &LaneGuard<'_>) {
-        let any = lane.core.waiters() > 0;
+        let arrivals = lane.core.arrivals();
+        if self.hints.arrivals.load(Ordering::Relaxed) != arrivals {
+            self.hints.arrivals.store(arrivals, Ordering::Relaxed);
+        }
+        let any = lane.core.waiters() > 0 || lane.core.limit().is_some();
         if self.hints.any_waiting.load(Ordering::Relaxed) != any {
             self.hints.any_waiting.store(any, Ordering::Relaxed);
         }
@@ -489,7 +574,7 @@ impl<K, S> Shared<K, S> {
         };
         let mut after = After::new();
         after.push_key(key);
-        self.finish(Some(lane), Some(part), after);
+        self.finish_lane_op(lane, Some(part), after);
     }
 
     /// Gives up a wait: a waiter still registered is cancelled with the
@@ -518,7 +603,7 @@ impl<K, S> Shared<K, S> {
                 }
                 _ => None,
             };
-            self.finish(Some(lane), part, after);
+            self.finish_lane_op(lane, part, after);
             return;
         };
         let mut part = self.lock_shard(shard);
@@ -542,7 +627,7 @@ impl<K, S> Shared<K, S> {
             "only a waiter's owner removes it"
         );
         part.take_waker(waiter, &mut after);
-        self.finish(Some(lane), Some(part), after);
+        self.finish_lane_op(lane, Some(part), after);
     }
 }
 
@@ -601,7 +686,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             }
             Err(_) => unreachable!("a call with the lane needs no lane"),
         }
-        self.finish(Some(lane), Some(part), after);
+        self.finish_lane_op(lane, Some(part), after);
     }
 
     pub(crate) fn close_key<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) {
@@ -616,7 +701,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         let mut part = self.lock_shard(shard);
         let closed = part.core.close_key(Some(&mut lane.core), hash, key);
         debug_assert!(closed.is_ok(), "a call with the lane needs no lane");
-        self.finish(Some(lane), Some(part), After::new());
+        self.finish_lane_op(lane, Some(part), After::new());
     }
 
     pub(crate) fn try_acquire<Q: ?Sized + KeyQuery<K>>(
@@ -627,9 +712,17 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             Want::Any => self.try_any(&mut self.lock_lane()),
             Want::Key(key) => {
                 let (hash, shard) = self.locate(key);
-                self.lock_shard(shard)
-                    .core
-                    .try_acquire_key(hash, key, &mut self.ids())
+                let mut part = self.lock_shard(shard);
+                if let Ok(taken) = part.core.try_acquire_key(None, hash, key, &mut self.ids()) {
+                    return taken;
+                }
+                // A limit is set: the lane counts the pool's leases.
+                drop(part);
+                let mut lane = self.lock_lane();
+                let mut part = self.lock_shard(shard);
+                part.core
+                    .try_acquire_key(Some(&mut lane.core), hash, key, &mut self.ids())
+                    .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"))
             }
         }
     }
@@ -675,20 +768,66 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             Want::Key(key) => {
                 let (hash, shard) = self.locate(key);
                 let mut part = self.lock_shard(shard);
-                match part.core.try_acquire_key(hash, key, &mut self.ids()) {
+                let arrivals = self.hints.arrivals.load(Ordering::Relaxed);
+                let started = match part.core.try_acquire_key(None, hash, key, &mut self.ids()) {
+                    Ok(Ok(lease)) => Ok(lease),
+                    Ok(Err(TryAcquireError::Closed)) => return Err(Closed),
+                    Ok(Err(TryAcquireError::NoCapacity)) => part
+                        .core
+                        .enqueue_key(None, hash, key, arrivals, &mut self.ids())
+                        .unwrap_or_else(|_| unreachable!("the shard needed no lane"))
+                        .map(Err)?,
+                    Err(NeedsLane(())) => {
+                        // A limit is set: take the lane, then the shard.
+                        drop(part);
+                        let mut lane = self.lock_lane();
+                        part = self.lock_shard(shard);
+                        self.start_key_with_lane(&mut lane, &mut part, hash, key)?
+                    }
+                };
+                match started {
                     Ok(lease) => Started::Leased(lease),
-                    Err(TryAcquireError::Closed) => return Err(Closed),
-                    Err(TryAcquireError::NoCapacity) => {
-                        let arrivals = self.hints.arrivals.load(Ordering::Relaxed);
-                        let waiter = part
-                            .core
-                            .enqueue_key(hash, key, arrivals, &mut self.ids())?;
+                    Err(waiter) => {
                         part.reserve_slot(waiter);
                         Started::Shard(part, waiter)
                     }
                 }
             }
         })
+    }
+
+    /// A key acquisition's start while a limit is set, with the lane's and
+    /// the shard's locks held: a lease, or a registered waiter.
+    #[allow(clippy::type_complexity)]
+    fn start_key_with_lane(
+        &self,
+        lane: &mut LaneGuard<'_>,
+        part: &mut ShardGuard<'_, K>,
+        hash: u64,
+        key: &(impl ?Sized + KeyQuery<K>),
+    ) -> Result<Result<workpool_core::Lease<K>, WaiterId>, Closed> {
+        let lane = &mut lane.core;
+        let taken = part
+            .core
+            .try_acquire_key(Some(&mut *lane), hash, key, &mut self.ids())
+            .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"));
+        match taken {
+            Ok(lease) => Ok(Ok(lease)),
+            Err(TryAcquireError::Closed) => Err(Closed),
+            Err(TryAcquireError::NoCapacity) => {
+                let arrivals = lane.arrivals();
+                let queued = part
+                    .core
+                    .enqueue_key(Some(&mut *lane), hash, key, arrivals, &mut self.ids())
+                    .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"))
+                    .map(Err);
+                // With a limit, a key waiter took a count of its own.
+                self.hints
+                    .arrivals
+                    .store(lane.arrivals(), Ordering::Relaxed);
+                queued
+            }
+        }
     }
 
     /// Locks the part that holds `waiter` and claims its outcome: `None`

@@ -507,6 +507,60 @@ async fn last_handle_closes<R: Runner>(rt: R) {
     wait_until(&rt, "every key to be freed", || Tracked::alive(&token) == 0).await;
 }
 
+/// A pool-wide limit that binds: four keys of target 3 (room for 12) and a
+/// limit of 5, with 40 acquisitions, half any-key and half per key. No grant
+/// ever sees more than 5 live leases or a key past 3, and everyone is
+/// served. Then, with the pool full, a waiter whose key has room is held
+/// back by the limit alone and served by a release at another key.
+async fn binding_limit<R: Runner>(rt: R) {
+    const KEYS: [&str; 4] = ["a", "b", "c", "d"];
+    let pool: Pool<&'static str> = Pool::new();
+    for key in KEYS {
+        pool.set(key, 3);
+    }
+    pool.set_limit(Some(5));
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let (pool, rt2) = (pool.clone(), rt.clone());
+            rt.spawn(async move {
+                let lease = if i % 2 == 0 {
+                    rt2.acquire(&pool).await
+                } else {
+                    rt2.acquire_key(&pool, &KEYS[i % 4]).await
+                }
+                .unwrap();
+                let active = pool.active();
+                assert!(active <= 5, "{active} live leases under a limit of 5");
+                let c = pool.counts(lease.key());
+                assert!(c.active <= 3, "{c:?}");
+                rt2.work().await;
+                drop(lease);
+            })
+        })
+        .collect();
+    join_all(tasks).await;
+    assert_eq!(pool.active(), 0);
+
+    let mut held: Vec<_> = (0..5).map(|_| pool.try_acquire_key(&"a").ok()).collect();
+    held.truncate(3); // "a" holds 3, its target
+    let mut held: Vec<_> = held.into_iter().flatten().collect();
+    held.push(pool.try_acquire_key(&"b").unwrap());
+    held.push(pool.try_acquire_key(&"b").unwrap());
+    assert_eq!(pool.active(), 5);
+    assert!(pool.try_acquire_key(&"c").is_err(), "c has room, the pool has none");
+    let waiter = rt.spawn({
+        let (pool, rt) = (pool.clone(), rt.clone());
+        async move { rt.acquire_key(&pool, &"c").await.map(|l| *l.key()) }
+    });
+    wait_until(&rt, "the held-back waiter", || pool.waiters() == 1).await;
+    drop(held.remove(0)); // a release at "a" serves the waiter of "c"
+    assert_eq!(waiter.await.unwrap(), "c");
+    drop(held);
+    assert_eq!(pool.active(), 0);
+    pool.set_limit(None);
+    assert_eq!(pool.limit(), None);
+}
+
 macro_rules! scenarios {
     ($runner:ty) => {
         use super::*;
@@ -555,6 +609,11 @@ macro_rules! scenarios {
         #[test]
         fn last_handle_closes() {
             Rt::run(super::last_handle_closes::<Rt>);
+        }
+
+        #[test]
+        fn binding_limit() {
+            Rt::run(super::binding_limit::<Rt>);
         }
     };
 }

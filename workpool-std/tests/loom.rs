@@ -549,3 +549,32 @@ fn a_cancel_racing_a_hand_off_across_lane_and_shard() {
         assert_eq!(pool.waiters(), 0);
     });
 }
+
+/// The pool-wide limit: a release at key `a` races a waiter of key `b` (in
+/// another shard) that only the limit holds back (`b` has room). Whether the
+/// waiter queued before or after the release, it is served, and the pool
+/// never has more live leases than the limit.
+#[test]
+fn a_release_racing_a_waiter_the_limit_holds_back() {
+    loom::model(|| {
+        let pool = pool();
+        let (a, b) = keys_in_two_shards(&pool);
+        pool.set(a, 1);
+        pool.set(b, 1);
+        pool.set_limit(Some(1));
+        let held = pool.try_acquire_key(&a).unwrap();
+        let waiter = {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                let lease = pool.acquire_key_blocking(&b).unwrap();
+                assert_eq!(pool.active(), 1, "past the limit");
+                *lease.key()
+            })
+        };
+        let releaser = thread::spawn(move || drop(held));
+        releaser.join().unwrap();
+        assert_eq!(waiter.join().unwrap(), b);
+        assert_eq!(pool.active(), 0);
+        assert_eq!(pool.waiters(), 0);
+    });
+}

@@ -96,6 +96,50 @@ impl TargetLog {
     }
 }
 
+/// Every pool-wide limit the re-targeter set, in order (`None`: no limit),
+/// kept like [`TargetLog`]: a raise (or lifting the limit) is logged before
+/// it is applied and a cut after, so every limit in force since a worker
+/// noted the epoch is at most the highest logged since.
+struct LimitLog {
+    log: Mutex<Vec<Option<u64>>>,
+}
+
+impl LimitLog {
+    fn new() -> Self {
+        Self {
+            log: Mutex::new(vec![None]),
+        }
+    }
+
+    fn set(&self, pool: &Pool<u64>, limit: Option<u64>) {
+        let old = *self.log.lock().unwrap().last().unwrap();
+        let raise = match (old, limit) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(old), Some(new)) => new > old,
+        };
+        if raise {
+            self.log.lock().unwrap().push(limit);
+            pool.set_limit(limit);
+        } else {
+            pool.set_limit(limit);
+            self.log.lock().unwrap().push(limit);
+        }
+    }
+
+    fn epoch(&self) -> usize {
+        self.log.lock().unwrap().len() - 1
+    }
+
+    /// The highest limit in force since `epoch`; `None` if there was a
+    /// time without one.
+    fn max_since(&self, epoch: usize) -> Option<u64> {
+        self.log.lock().unwrap()[epoch..]
+            .iter()
+            .try_fold(0, |max, l| l.map(|l| max.max(l)))
+    }
+}
+
 /// A set of lease ids: ids are dense (1, 2, 3, ... in grant order), so a
 /// bitmap, sharded to keep contention down, stays small however long the
 /// run is.
@@ -128,7 +172,13 @@ impl IdSet {
 }
 
 /// What a worker noted before asking for a lease.
-enum Asked {
+struct Asked {
+    want: Want,
+    /// The limit log's epoch.
+    limit_epoch: usize,
+}
+
+enum Want {
     /// This key, at this epoch.
     Key(usize, usize),
     /// Any key, at these epochs.
@@ -148,12 +198,15 @@ struct Figures {
     timeouts: AtomicU64,
     no_capacity: AtomicU64,
     retargets: AtomicU64,
+    /// Grants made while a limit was in force since they were asked for.
+    granted_limited: AtomicU64,
 }
 
 /// Everything the long run's workers share.
 struct Stress {
     pool: Pool<u64>,
     targets: TargetLog,
+    limits: LimitLog,
     /// Per key, the leases workers hold: raised after a grant, lowered
     /// before the release, so it never exceeds the pool's own count.
     live: Vec<AtomicU64>,
@@ -173,6 +226,7 @@ impl Stress {
         Self {
             pool,
             targets,
+            limits: LimitLog::new(),
             live: (0..MANY_KEYS).map(|_| AtomicU64::new(0)).collect(),
             ids: IdSet::default(),
             figures: Figures::default(),
@@ -194,10 +248,12 @@ impl Stress {
     }
 
     fn ask(&self, key: Option<usize>) -> Asked {
-        match key {
-            Some(key) => Asked::Key(key, self.targets.epoch(key)),
-            None => Asked::Any(self.targets.epochs()),
-        }
+        let limit_epoch = self.limits.epoch();
+        let want = match key {
+            Some(key) => Want::Key(key, self.targets.epoch(key)),
+            None => Want::Any(self.targets.epochs()),
+        };
+        Asked { want, limit_epoch }
     }
 
     /// Takes charge of a fresh lease and checks it; `last` is the id of
@@ -210,16 +266,29 @@ impl Stress {
         counter: &AtomicU64,
     ) -> Held {
         let (id, key) = (lease.id(), *lease.key() as usize);
-        let epoch = match asked {
-            Asked::Key(asked, epoch) => {
+        let epoch = match &asked.want {
+            Want::Key(asked, epoch) => {
                 if *asked != key {
                     self.violation(format!("asked for key {asked}, got {key}"));
                 }
                 *epoch
             }
-            Asked::Any(epochs) => epochs[key],
+            Want::Any(epochs) => epochs[key],
         };
         let held = Held::new(self, key, lease);
+        if let Some(limit) = self.limits.max_since(asked.limit_epoch) {
+            // A limit was in force all along: the pool's count, and the
+            // workers' own, stay within the highest one.
+            let live: u64 = self.live.iter().map(|l| l.load(Ordering::SeqCst)).sum();
+            let active = self.pool.active();
+            if live > limit || active > limit {
+                self.violation(format!(
+                    "{live} held by workers, {active} active, \
+                     but the highest limit since the request is {limit}"
+                ));
+            }
+            self.figures.granted_limited.fetch_add(1, Ordering::Relaxed);
+        }
         let live = self.live[key].load(Ordering::SeqCst);
         let active = self.pool.counts(&(key as u64)).active;
         let bound = self.targets.max_since(key, epoch);
@@ -460,9 +529,13 @@ async fn stress_task(stress: Arc<Stress>, lever: Arc<Lever>, exec: Exec, seed: u
 /// that panics (caught, or a tokio join error). For the last 30 % of the
 /// run the targets are fixed.
 ///
+/// Now and then the re-targeter sets or lifts a pool-wide limit (tight
+/// enough to bind); it is lifted when the targets are fixed.
+///
 /// Checked at every grant: the workers' own count of live leases for the
 /// key, and the pool's, never exceed the highest target in force since the
-/// lease was asked for (see [`TargetLog`] for why this is sound; once the
+/// lease was asked for, and while a limit was in force all along, the live
+/// leases over all keys never exceed the highest limit since then (see [`TargetLog`] for why this is sound; once the
 /// targets are fixed, that is the fixed target); ids are never 0, never
 /// repeat and grow on each worker. At the end: every worker and waiter has
 /// finished, nothing is held or waiting, and every key is forgotten once
@@ -538,6 +611,11 @@ fn long_run_under_retargeting_cancellation_and_panics() {
                     let target = rng.below(MAX_TARGET + 1);
                     stress.targets.set(&stress.pool, key, target);
                     stress.figures.retargets.fetch_add(1, Ordering::Relaxed);
+                    if rng.one_in(32) {
+                        // The pool-wide limit too: tight enough to bind.
+                        let limit = (!rng.one_in(4)).then(|| 1 + rng.below(12));
+                        stress.limits.set(&stress.pool, limit);
+                    }
                     if rng.one_in(8) {
                         thread::sleep(Duration::from_micros(rng.below(300)));
                     } else {
@@ -558,6 +636,7 @@ fn long_run_under_retargeting_cancellation_and_panics() {
             thread::sleep(duration.mul_f64(0.7));
             retargeting.store(false, Ordering::SeqCst);
             retargeter.join().unwrap();
+            stress.limits.set(&stress.pool, None);
             for key in 0..MANY_KEYS {
                 stress.targets.set(&stress.pool, key, FIXED_TARGET);
             }
@@ -607,7 +686,11 @@ fn long_run_under_retargeting_cancellation_and_panics() {
             load(&f.timeouts),
             load(&f.no_capacity)
         );
-        println!("  re-targets: {}", load(&f.retargets));
+        println!(
+            "  re-targets: {}; grants under a limit all along: {}",
+            load(&f.retargets),
+            load(&f.granted_limited)
+        );
 
         let violations = stress.violations.lock().unwrap();
         assert!(violations.is_empty(), "violations: {violations:#?}");

@@ -547,7 +547,10 @@ async fn binding_limit<R: Runner>(rt: R) {
     held.push(pool.try_acquire_key(&"b").unwrap());
     held.push(pool.try_acquire_key(&"b").unwrap());
     assert_eq!(pool.active(), 5);
-    assert!(pool.try_acquire_key(&"c").is_err(), "c has room, the pool has none");
+    assert!(
+        pool.try_acquire_key(&"c").is_err(),
+        "c has room, the pool has none"
+    );
     let waiter = rt.spawn({
         let (pool, rt) = (pool.clone(), rt.clone());
         async move { rt.acquire_key(&pool, &"c").await.map(|l| *l.key()) }

@@ -13,7 +13,7 @@ use crate::Config;
 
 /// Progress steps: S1 try and async, S2 try and async per key count, S3 per
 /// layout, S4.
-const STEPS: usize = 2 + 2 * KEY_COUNTS.len() + CONTENDED_KEYS.len() + 1;
+const STEPS: usize = 2 + 2 * KEY_COUNTS.len() + CONTENDED_KEYS.len() + 1 + 2;
 
 // ----------------------------------------------------------- the allocator
 

@@ -129,6 +129,7 @@ fn main() -> ExitCode {
     let keyed = timing::keyed(&mut bench);
     let contended = timing::contended(&mut bench);
     let pooled = timing::pooled(&mut bench);
+    let limited = timing::limited(&mut bench);
     bench.progress.finish();
     let results = Results {
         s1_try,
@@ -136,6 +137,7 @@ fn main() -> ExitCode {
         keyed,
         contended,
         pooled,
+        limited,
         memory,
     };
 

@@ -22,6 +22,9 @@ pub(crate) struct Results {
     pub(crate) contended: Vec<Row>,
     /// Any-key S3 against one semaphore with the same total permits.
     pub(crate) pooled: Row,
+    /// S3 with 16 keys under a pool-wide limit that does not bind, and one
+    /// that does.
+    pub(crate) limited: Vec<Row>,
     pub(crate) memory: Memory,
 }
 
@@ -252,6 +255,7 @@ pub(crate) fn markdown(config: &Config, machine: &Machine, r: &Results) -> Strin
     }
     rows.extend(&r.contended);
     rows.push(&r.pooled);
+    rows.extend(&r.limited);
     for row in rows {
         let cells: Vec<_> = (0..COLUMNS.len()).map(|c| cell(row, c)).collect();
         let _ = writeln!(w, "| {} | {} |", row.case, cells.join(" | "));

@@ -335,3 +335,102 @@ pub(crate) fn pooled(bench: &mut Bench) -> Row {
         ],
     )
 }
+
+/// S3 with 16 keys again, under a pool-wide limit: one that never binds
+/// (1,000), and one that does (32, of the 64 the keys allow). The peers are
+/// the per-key semaphores; for the binding limit with a global semaphore of
+/// 32 taken first, what users build by hand today (it holds a global permit
+/// while it waits for its key, which the pool never does).
+pub(crate) fn limited(bench: &mut Bench) -> Vec<Row> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let keys = 16;
+    let mut rows = Vec::new();
+    for limit in [1_000, 32] {
+        let binds = limit < keys * CONTENDED_TARGET;
+        let pool = keyed_pool(keys, CONTENDED_TARGET);
+        pool.set_limit(Some(limit));
+        let tokio_sems: Arc<Vec<_>> = Arc::new(
+            (0..keys)
+                .map(|_| tokio::sync::Semaphore::new(CONTENDED_TARGET as usize))
+                .collect(),
+        );
+        let tokio_global = Arc::new(tokio::sync::Semaphore::new(limit as usize));
+        let async_lock_sems: Arc<Vec<_>> = Arc::new(
+            (0..keys)
+                .map(|_| async_lock::Semaphore::new(CONTENDED_TARGET as usize))
+                .collect(),
+        );
+        let async_lock_global = Arc::new(async_lock::Semaphore::new(limit as usize));
+        let case = if binds {
+            format!("S3 contended, {keys} keys, a limit of {limit} that binds (peers: + a global semaphore)")
+        } else {
+            format!("S3 contended, {keys} keys, a limit of {limit} that does not bind")
+        };
+        rows.push(bench.measure(
+            &case,
+            TASKS,
+            vec![
+                tasks(&rt, WP_ANY, |_, n| {
+                    let pool = pool.clone();
+                    async move {
+                        for _ in 0..n {
+                            let lease = pool.acquire().await.unwrap();
+                            tokio::task::yield_now().await;
+                            drop(lease);
+                        }
+                    }
+                }),
+                tasks(&rt, WP_KEY, |i, n| {
+                    let pool = pool.clone();
+                    async move {
+                        let key = i % keys;
+                        for _ in 0..n {
+                            let lease = pool.acquire_key(&key).await.unwrap();
+                            tokio::task::yield_now().await;
+                            drop(lease);
+                        }
+                    }
+                }),
+                tasks(&rt, TOKIO, |i, n| {
+                    let (sems, global) = (Arc::clone(&tokio_sems), Arc::clone(&tokio_global));
+                    async move {
+                        let sem = &sems[(i % keys) as usize];
+                        for _ in 0..n {
+                            let total = if binds {
+                                Some(global.acquire().await.unwrap())
+                            } else {
+                                None
+                            };
+                            let permit = sem.acquire().await.unwrap();
+                            tokio::task::yield_now().await;
+                            drop(permit);
+                            drop(total);
+                        }
+                    }
+                }),
+                tasks(&rt, ASYNC_LOCK, |i, n| {
+                    let (sems, global) =
+                        (Arc::clone(&async_lock_sems), Arc::clone(&async_lock_global));
+                    async move {
+                        let sem = &sems[(i % keys) as usize];
+                        for _ in 0..n {
+                            let total = if binds {
+                                Some(global.acquire().await)
+                            } else {
+                                None
+                            };
+                            let guard = sem.acquire().await;
+                            tokio::task::yield_now().await;
+                            drop(guard);
+                            drop(total);
+                        }
+                    }
+                }),
+            ],
+        ));
+    }
+    rows
+}

@@ -5,7 +5,7 @@ use core::fmt;
 use crate::blocked::Blocked;
 use crate::error::{Closed, UnknownWaiter};
 use crate::identity::{Identity, PoolId};
-use crate::lease::{Claim, Grant, Lease, WaiterId};
+use crate::lease::{Claim, Grant, Lease, Stats, WaiterId};
 use crate::parts::LeaseIds;
 use crate::ring::Ring;
 use crate::shard::{close_queue, decide, Shard};
@@ -52,6 +52,9 @@ pub struct Lane {
     total: u64,
     /// The groups the limit holds back.
     pub(crate) blocked: Blocked,
+    /// Any-key waiters that queued, and that gave up.
+    waited: u64,
+    cancelled: u64,
 }
 
 impl Lane {
@@ -81,6 +84,8 @@ impl Lane {
             limit: None,
             total: 0,
             blocked: Blocked::new(),
+            waited: 0,
+            cancelled: 0,
         }
     }
 
@@ -174,6 +179,25 @@ impl Lane {
         self.ring.cursor().map(|(shard, _)| shard as usize)
     }
 
+    /// What the lane did since it was made: its any-key waiters that queued
+    /// and that gave up (grants are counted by the shards; see [`Stats`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut lane = workpool_core::parts::Lane::new();
+    /// let _w = lane.enqueue().unwrap();
+    /// assert_eq!(lane.stats().waited, 1);
+    /// ```
+    pub fn stats(&self) -> Stats {
+        Stats {
+            granted: 0,
+            waited: self.waited,
+            cancelled: self.cancelled,
+            timed_out: 0,
+        }
+    }
+
     /// The pool-wide limit, if one is set.
     ///
     /// # Examples
@@ -224,6 +248,12 @@ impl Lane {
             self.next_arrival += 1;
         }
         self.limit = limit;
+    }
+
+    /// True when the pool holds more live leases than its limit.
+    #[inline]
+    pub(crate) fn over_limit(&self) -> bool {
+        self.limit.is_some_and(|l| self.total > l)
     }
 
     /// True when the pool may grant one more lease: no limit, or fewer live
@@ -452,6 +482,7 @@ impl Lane {
             "an any-key waiter queued beside room"
         );
         let order = self.bump_arrival();
+        self.waited += 1;
         let w = self.waiters.insert(NIL, order, State::Waiting);
         self.waiters.push_back(&mut self.any_queue, w.index);
         Ok(w)
@@ -572,10 +603,14 @@ impl Lane {
             self.waiters.waiting -= 1;
             self.waiters.unlink(&mut self.any_queue, waiter.index);
             self.waiters.remove(waiter.index);
+            self.cancelled += 1;
             return Ok(None);
         }
         Ok(match self.finish(waiter.index) {
-            State::Granted(grant) => Some(Returned(grant)),
+            State::Granted(grant) => {
+                self.cancelled += 1;
+                Some(Returned(grant))
+            }
             _ => None,
         })
     }

@@ -4,6 +4,55 @@ use core::fmt;
 
 use crate::identity::PoolId;
 
+/// What a pool did since it was made: totals that only grow.
+///
+/// - `granted`: leases granted (at once or to a waiter, claimed or not).
+/// - `waited`: acquisitions that had to queue.
+/// - `cancelled`: queued acquisitions that gave up without a lease (a
+///   dropped future, a timeout; a waiter cancelled after it was granted
+///   counts here too, its lease having passed on).
+/// - `timed_out`: those of `cancelled` that a timeout or deadline ended.
+///   The core knows no clock and leaves it 0; `workpool-std` counts its
+///   `_timeout` and `_deadline` calls.
+///
+/// # Examples
+///
+/// ```
+/// let mut pool = workpool_core::Pool::new();
+/// pool.set("a", 1);
+/// let lease = pool.try_acquire().unwrap();
+/// let waiter = pool.enqueue_key(&"a").unwrap();
+/// pool.cancel(waiter).unwrap();
+/// let stats = pool.stats();
+/// assert_eq!((stats.granted, stats.waited, stats.cancelled), (1, 1, 1));
+/// # pool.release(lease).unwrap();
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Stats {
+    /// Leases granted.
+    pub granted: u64,
+    /// Acquisitions that had to queue.
+    pub waited: u64,
+    /// Queued acquisitions that gave up without a lease.
+    pub cancelled: u64,
+    /// Of those, the ones a timeout or deadline ended.
+    pub timed_out: u64,
+}
+
+impl core::ops::Add for Stats {
+    type Output = Self;
+
+    /// Adds two parts' totals.
+    fn add(self, other: Self) -> Self {
+        Self {
+            granted: self.granted + other.granted,
+            waited: self.waited + other.waited,
+            cancelled: self.cancelled + other.cancelled,
+            timed_out: self.timed_out + other.timed_out,
+        }
+    }
+}
+
 /// The visible state of one key: its target and how many leases are live.
 ///
 /// A key the pool does not track reads as `Counts { target: 0, active: 0 }`.
@@ -82,6 +131,22 @@ impl<K> Lease<K> {
     /// ```
     pub fn shard(&self) -> usize {
         self.grant.shard as usize
+    }
+
+    /// The slot of the lease's key's group in its [shard](Self::shard): the
+    /// same index [`Shard::slot`](crate::parts::Shard::slot) gives for the
+    /// key while it is tracked (and a live lease keeps it tracked). For
+    /// adapters that keep per-key data beside the core.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::new();
+    /// pool.set("a", 1);
+    /// assert_eq!(pool.try_acquire().unwrap().slot(), 0);
+    /// ```
+    pub fn slot(&self) -> usize {
+        self.grant.group as usize
     }
 }
 

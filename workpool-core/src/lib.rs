@@ -103,7 +103,7 @@ mod waiters;
 
 pub use error::{Closed, ReleaseError, TryAcquireError, UnknownWaiter};
 pub use hashbrown::{DefaultHashBuilder, Equivalent};
-pub use lease::{Claim, Counts, Lease, WaiterId};
+pub use lease::{Claim, Counts, Lease, Stats, WaiterId};
 pub use pool::Pool;
 pub use shard::Iter;
 #[cfg(feature = "spin")]

@@ -4,12 +4,14 @@ use alloc::borrow::ToOwned;
 use core::fmt;
 use core::hash::{BuildHasher, Hash};
 
-use hashbrown::{DefaultHashBuilder, Equivalent};
+use alloc::vec::Vec;
+
+use hashbrown::{DefaultHashBuilder, Equivalent, HashTable};
 
 use crate::error::{Closed, ReleaseError, TryAcquireError, UnknownWaiter};
 use crate::identity::Identity;
 use crate::lane::Lane;
-use crate::lease::{Claim, Counts, Lease, WaiterId};
+use crate::lease::{Claim, Counts, Lease, Stats, WaiterId};
 use crate::parts::NeedsLane;
 use crate::shard::{Iter, Shard};
 
@@ -314,6 +316,86 @@ impl<K, S> Pool<K, S> {
         }
     }
 
+    /// Sets several targets in one call, as [`set`](Self::set) would one
+    /// after the other; in `workpool-std` no acquisition sees some of them
+    /// applied and others not. Returns the keys the pool did not keep (see
+    /// [`set`](Self::set)) and the keys it forgot, for the caller to drop
+    /// (so [`poll_forgotten`](Self::poll_forgotten) has none of them).
+    ///
+    /// # Panics
+    ///
+    /// As [`set`](Self::set).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::new();
+    /// pool.set_all([("a", 2), ("b", 1)]);
+    /// assert_eq!((pool.counts(&"a").target, pool.counts(&"b").target), (2, 1));
+    /// ```
+    pub fn set_all<I>(&mut self, targets: I) -> Vec<K>
+    where
+        I: IntoIterator<Item = (K, u64)>,
+        K: Hash + Eq,
+        S: BuildHasher,
+    {
+        let mut unused = Vec::new();
+        for (key, target) in targets {
+            unused.extend(self.set(key, target));
+            // Collected as they come: a later key could reuse the slot of
+            // one forgotten here, and would drop it in the pool.
+            unused.extend(core::iter::from_fn(|| self.poll_forgotten()));
+        }
+        unused
+    }
+
+    /// [`set_all`](Self::set_all), and every other tracked key gets target
+    /// 0: the pool's targets become exactly `targets`, as from a discovery
+    /// result. O(tracked keys + targets).
+    ///
+    /// # Panics
+    ///
+    /// As [`set`](Self::set), and if `K`'s `Clone` panics (a key set to 0 is
+    /// cloned to name it); then some targets may be applied.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::new();
+    /// pool.set_all([("a", 2), ("b", 1)]);
+    /// pool.replace_all([("b", 3), ("c", 1)]);
+    /// assert_eq!(pool.counts(&"a").target, 0);
+    /// assert_eq!(pool.counts(&"b").target, 3);
+    /// assert_eq!(pool.counts(&"c").target, 1);
+    /// ```
+    pub fn replace_all<I>(&mut self, targets: I) -> Vec<K>
+    where
+        I: IntoIterator<Item = (K, u64)>,
+        K: Hash + Eq + Clone,
+        S: BuildHasher,
+    {
+        let targets: Vec<(K, u64)> = targets.into_iter().collect();
+        let mut listed = HashTable::new();
+        for (i, (key, _)) in targets.iter().enumerate() {
+            let hash = self.hasher.hash_one(key);
+            listed.insert_unique(hash, i, |&j: &usize| self.hasher.hash_one(&targets[j].0));
+        }
+        let others: Vec<K> = self
+            .iter()
+            .filter(|(key, _)| {
+                let hash = self.hasher.hash_one(*key);
+                listed.find(hash, |&j| targets[j].0 == **key).is_none()
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        let mut unused = self.set_all(targets);
+        for key in others {
+            unused.extend(self.set(key, 0));
+            unused.extend(core::iter::from_fn(|| self.poll_forgotten()));
+        }
+        unused
+    }
+
     /// Sets the pool-wide limit: at most `limit` live leases over all keys
     /// (`None`, the default, for no limit). A grant then needs room in its
     /// key *and* in the pool.
@@ -378,6 +460,49 @@ impl<K, S> Pool<K, S> {
     /// ```
     pub fn active(&self) -> u64 {
         self.shard.active()
+    }
+
+    /// What the pool did since it was made (see [`Stats`]; the core knows
+    /// no clock, so `timed_out` stays 0).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::new();
+    /// pool.set("a", 1);
+    /// let lease = pool.try_acquire().unwrap();
+    /// let waiter = pool.enqueue().unwrap();
+    /// pool.release(lease).unwrap(); // granted to the waiter
+    /// let stats = pool.stats();
+    /// assert_eq!((stats.granted, stats.waited, stats.cancelled), (2, 1, 0));
+    /// # let _ = pool.claim(waiter);
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.lane.stats() + self.shard.stats()
+    }
+
+    /// True when `lease` is *surplus*: its key has more live leases than its
+    /// target, or the pool more than its limit. A worker that sees this can
+    /// leave, so that the pool shrinks to its new size. False for a lease of
+    /// another pool or one that is not live.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::new();
+    /// pool.set("a", 2);
+    /// let one = pool.try_acquire().unwrap();
+    /// let two = pool.try_acquire().unwrap();
+    /// assert!(!pool.is_surplus(&one));
+    /// pool.set("a", 1);
+    /// assert!(pool.is_surplus(&one) && pool.is_surplus(&two));
+    /// pool.release(two).unwrap();
+    /// assert!(!pool.is_surplus(&one));
+    /// ```
+    pub fn is_surplus(&self, lease: &Lease<K>) -> bool {
+        self.shard
+            .is_surplus(Some(&self.lane), lease)
+            .unwrap_or(false)
     }
 
     /// Takes a lease from any key with room, round-robin over those keys.

@@ -10,7 +10,7 @@ use crate::error::{Closed, ReleaseError, TryAcquireError, UnknownWaiter};
 use crate::groups::{short_hash, table_hash, Group, Groups, ShortHash};
 use crate::identity::PoolId;
 use crate::lane::{Lane, Returned};
-use crate::lease::{Claim, Counts, Grant, Lease, WaiterId};
+use crate::lease::{Claim, Counts, Grant, Lease, Stats, WaiterId};
 use crate::parts::{LeaseIds, NeedsLane};
 use crate::waiters::{List, State, Waiters, NIL};
 
@@ -58,6 +58,8 @@ pub struct Shard<K> {
     /// True while the pool has a limit: then every operation that grants or
     /// gives back needs the lane, which counts the pool's leases.
     limited: bool,
+    /// Totals: grants from this shard's keys, and its key waiters'.
+    stats: Stats,
 }
 
 impl<K> Shard<K> {
@@ -92,6 +94,12 @@ impl<K> Shard<K> {
             closed: false,
             total: 0,
             limited: false,
+            stats: Stats {
+                granted: 0,
+                waited: 0,
+                cancelled: 0,
+                timed_out: 0,
+            },
         }
     }
 
@@ -163,6 +171,107 @@ impl<K> Shard<K> {
     /// ```
     pub fn active(&self) -> u64 {
         self.total
+    }
+
+    /// What the shard did since it was made: grants from its keys, and its
+    /// key waiters that queued and that gave up (see [`Stats`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// assert_eq!(Shard::<u8>::new(0, &Lane::new()).stats().granted, 0);
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Whether `lease` is surplus (see
+    /// [`Pool::is_surplus`](crate::Pool::is_surplus)): its key has more live
+    /// leases than its target, or the pool more than its limit.
+    ///
+    /// # Errors
+    ///
+    /// [`NeedsLane`] without the lane while a limit is set and the key
+    /// itself is not over its target (the lane counts the pool's leases).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// let mut lane = Lane::new();
+    /// let mut shard = Shard::new(0, &lane);
+    /// let mut ids = 1u64;
+    /// shard.set(Some(&mut lane), 1, "a", 1, &mut ids).unwrap();
+    /// let lease = shard.try_acquire_key(None, 1, &"a", &mut ids).unwrap().unwrap();
+    /// assert_eq!(shard.is_surplus(None, &lease), Ok(false));
+    /// shard.set(None, 1, "a", 0, &mut ids).unwrap();
+    /// assert_eq!(shard.is_surplus(None, &lease), Ok(true));
+    /// ```
+    pub fn is_surplus(&self, lane: Option<&Lane>, lease: &Lease<K>) -> Result<bool, NeedsLane<()>> {
+        let Grant {
+            shard,
+            group,
+            generation,
+            ..
+        } = lease.grant;
+        if lease.pool != self.pool || shard != self.index {
+            return Ok(false);
+        }
+        let Some(g) = self.groups.get_checked(group, generation) else {
+            return Ok(false);
+        };
+        if g.active > g.target {
+            return Ok(true);
+        }
+        match lane {
+            Some(lane) => Ok(lane.over_limit()),
+            None if self.limited => Err(NeedsLane(())),
+            None => Ok(false),
+        }
+    }
+
+    /// The slot of the group of the key with full hash `hash`, if the shard
+    /// tracks it: an index below the shard's group slots, stable while the
+    /// key is tracked, for adapters that keep per-key data beside the shard
+    /// (as [`Lease::slot`] names a lease's).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// let mut lane = Lane::new();
+    /// let mut shard = Shard::new(0, &lane);
+    /// let mut ids = 1u64;
+    /// shard.set(Some(&mut lane), 1, "a", 1, &mut ids).unwrap();
+    /// assert_eq!(shard.slot(1, &"a"), Some(0));
+    /// assert_eq!(shard.slot(2, &"b"), None);
+    /// ```
+    pub fn slot<Q>(&self, hash: u64, key: &Q) -> Option<usize>
+    where
+        Q: ?Sized + Equivalent<K>,
+    {
+        self.find(hash, key).map(|g| g as usize)
+    }
+
+    /// The counts of the group in `slot`, if a tracked key holds it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// let mut lane = Lane::new();
+    /// let mut shard = Shard::new(0, &lane);
+    /// let mut ids = 1u64;
+    /// shard.set(Some(&mut lane), 1, "a", 1, &mut ids).unwrap();
+    /// assert_eq!(shard.slot_counts(0).map(|c| c.target), Some(1));
+    /// ```
+    pub fn slot_counts(&self, slot: usize) -> Option<Counts> {
+        let g = self.groups.get(u32::try_from(slot).ok()?)?;
+        (!g.is_idle()).then_some(Counts {
+            target: g.target,
+            active: g.active,
+        })
     }
 
     /// How many key waiters of this shard are waiting.
@@ -499,6 +608,7 @@ impl<K> Shard<K> {
             }
             self.waiters.insert(g, order, State::Granted(grant))
         } else {
+            self.stats.waited += 1;
             let w = self.waiters.insert(g, order, State::Waiting);
             let group = self.groups.at_mut(g);
             let mut queue = group.queue;
@@ -597,6 +707,7 @@ impl<K> Shard<K> {
             }
             self.unlink_waiting(index, g);
             self.waiters.remove(index);
+            self.stats.cancelled += 1;
             if let Some(lane) = lane.as_deref_mut() {
                 self.rebalance(lane, g);
             }
@@ -606,6 +717,7 @@ impl<K> Shard<K> {
                 return Ok(Err(NeedsLane(())));
             }
             self.finish(index);
+            self.stats.cancelled += 1;
             self.give_back_group(lane, grant.group, ids);
         } else {
             self.finish(index);
@@ -852,6 +964,7 @@ impl<K> Shard<K> {
         debug_assert!(group.has_room());
         group.active += 1;
         self.total += 1;
+        self.stats.granted += 1;
         Grant {
             shard: self.index,
             group: g,

@@ -45,6 +45,10 @@ enum Op {
     PollWake,
     /// Set or remove the pool-wide limit.
     SetLimit(Option<u64>),
+    /// Several targets at once.
+    SetAll(Vec<(u8, u64)>),
+    /// Several targets at once, every other key to 0.
+    ReplaceAll(Vec<(u8, u64)>),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -63,7 +67,16 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..=KEYS).prop_map(Op::CloseKey),
         8 => Just(Op::PollWake),
         3 => prop_oneof![1 => Just(None), 3 => (0..6u64).prop_map(Some)].prop_map(Op::SetLimit),
+        2 => targets().prop_map(Op::SetAll),
+        1 => targets().prop_map(Op::ReplaceAll),
     ]
+}
+
+/// Targets for `set_all` / `replace_all`, each key at most once (a key
+/// listed twice may be tracked and forgotten within one call, which the
+/// harness's count of forgotten keys cannot tell from not being tracked).
+fn targets() -> impl Strategy<Value = Vec<(u8, u64)>> {
+    prop::collection::btree_map(0..KEYS, 0..4u64, 0..4).prop_map(|m| m.into_iter().collect())
 }
 
 /// A case that sets a limit first and keeps one most of the time: a
@@ -653,6 +666,8 @@ struct Run<S> {
     /// Another pool, for foreign leases and handles.
     other: Pool<u8>,
     other_waiter: WaiterId,
+    /// Keys the last `set_all` / `replace_all` handed back.
+    handed_back: Vec<u8>,
 }
 
 fn run(ops: &[Op]) {
@@ -672,6 +687,7 @@ fn run_with<S: BuildHasher>(pool: Pool<u8, S>, ops: &[Op]) {
         ids: HashSet::new(),
         other,
         other_waiter,
+        handed_back: Vec::new(),
     };
     for op in ops {
         run.step(op);
@@ -794,6 +810,23 @@ impl<S: BuildHasher> Run<S> {
                 self.model.set_limit(limit);
                 self.pool.set_limit(limit);
             }
+            Op::SetAll(ref targets) => {
+                for &(key, target) in targets {
+                    self.model.set(key, target);
+                }
+                self.handed_back = self.pool.set_all(targets.iter().copied());
+            }
+            Op::ReplaceAll(ref targets) => {
+                for &(key, target) in targets {
+                    self.model.set(key, target);
+                }
+                for key in 0..KEYS {
+                    if !targets.iter().any(|&(k, _)| k == key) {
+                        self.model.set(key, 0);
+                    }
+                }
+                self.handed_back = self.pool.replace_all(targets.iter().copied());
+            }
         }
         self.model.forget_idle();
         // Exactly the keys the model stopped tracking are handed out to be
@@ -804,6 +837,15 @@ impl<S: BuildHasher> Run<S> {
             .filter(|k| !tracked_after.contains(k))
             .collect();
         let mut forgotten: Vec<u8> = core::iter::from_fn(|| self.pool.poll_forgotten()).collect();
+        // `set_all` and `replace_all` hand back the keys they forgot (with
+        // the ones they did not keep, which the model still tracks).
+        // A key forgotten there comes back twice when the call named it
+        // (the key passed in, not kept, and the one the pool held).
+        let mut handed_back = std::mem::take(&mut self.handed_back);
+        handed_back.retain(|k| expected.contains(k));
+        handed_back.sort_unstable();
+        handed_back.dedup();
+        forgotten.extend(handed_back);
         expected.sort_unstable();
         forgotten.sort_unstable();
         assert_eq!(forgotten, expected, "forgotten keys after {op:?}");
@@ -888,6 +930,13 @@ impl<S: BuildHasher> Run<S> {
             assert!(pool.active() <= limit, "granted past the limit {limit}");
         }
         let pool_room = model.pool_room();
+        // A held lease is surplus exactly when its key is over its target or
+        // the pool over its limit.
+        for lease in &self.held {
+            let c = model.counts(*lease.key());
+            let surplus = c.active > c.target || model.limit.is_some_and(|l| model.total() > l);
+            assert_eq!(pool.is_surplus(lease), surplus, "is_surplus of {lease:?}");
+        }
         let mut any_room = false;
         for key in 0..=KEYS {
             let c = pool.counts(&key);

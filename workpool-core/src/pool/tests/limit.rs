@@ -114,3 +114,17 @@ fn close_fails_held_back_waiters() {
     assert!(matches!(pool.claim(w), Ok(Claim::Closed)));
     check(&pool);
 }
+
+#[test]
+fn replace_all_under_a_limit_forgets_what_it_zeroes() {
+    let mut pool = Pool::<u8>::new();
+    pool.set_limit(Some(1));
+    let _w = pool.enqueue_key(&1).unwrap();
+    pool.set(0, 1);
+    let unused = pool.replace_all([(0, 0), (2, 1)]);
+    check(&pool);
+    assert_eq!(pool.counts(&0), counts(0, 0));
+    assert_eq!(pool.len(), 2);
+    assert!(unused.contains(&0), "the forgotten key is handed back");
+    assert_eq!(pool.poll_forgotten(), None);
+}

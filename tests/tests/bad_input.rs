@@ -285,7 +285,7 @@ fn state(pool: &Pool<Touchy>) -> (Vec<(u32, Counts)>, usize) {
     let mut keys: Vec<_> = pool
         .snapshot()
         .into_iter()
-        .map(|(k, c)| (k.id, c))
+        .map(|(k, c, _)| (k.id, c))
         .collect();
     keys.sort_by_key(|&(id, _)| id);
     (keys, pool.waiters())

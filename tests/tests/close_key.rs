@@ -147,7 +147,7 @@ fn leases_stay_valid_and_keep_counting() {
     assert_eq!((one.id(), *one.key()), (1, "k"));
     assert_eq!((two.id(), *two.key()), (2, "k"));
     assert!(pool.try_acquire_key(&"k").is_err());
-    assert_eq!(pool.snapshot(), [("k", counts(0, 2))]);
+    assert_eq!(pool.snapshot(), [("k", counts(0, 2), 0)]);
 
     // Set again, the key still counts them.
     pool.set("k", 1);
@@ -304,6 +304,6 @@ fn wakers_that_re_enter_are_woken_outside_the_lock() {
             assert!(matches!(f.as_mut().poll(&mut cx), Poll::Ready(Err(Closed))));
         }
         assert_eq!(pool.waiters(), 0);
-        assert_eq!(pool.snapshot(), [("other", counts(1, 0))]);
+        assert_eq!(pool.snapshot(), [("other", counts(1, 0), 0)]);
     });
 }

@@ -250,9 +250,17 @@ impl Lane {
         self.limit = limit;
     }
 
-    /// True when the pool holds more live leases than its limit.
+    /// True when the pool holds more live leases than its limit (then
+    /// every live lease is surplus, see
+    /// [`Pool::is_surplus`](crate::Pool::is_surplus)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!workpool_core::parts::Lane::new().over_limit());
+    /// ```
     #[inline]
-    pub(crate) fn over_limit(&self) -> bool {
+    pub fn over_limit(&self) -> bool {
         self.limit.is_some_and(|l| self.total > l)
     }
 

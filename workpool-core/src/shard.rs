@@ -340,6 +340,35 @@ impl<K> Shard<K> {
         }
     }
 
+    /// Every key the shard tracks with its counts and how many waiters wait
+    /// for it, in no particular order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// let lane = Lane::new();
+    /// let mut shard = Shard::new(0, &lane);
+    /// let mut ids = 1u64;
+    /// let _w = shard.enqueue_key(None, 1, &"a", 0, &mut ids).unwrap().unwrap();
+    /// let all: Vec<_> = shard.entries().map(|(k, c, w)| (*k, c.target, w)).collect();
+    /// assert_eq!(all, [("a", 0, 1)]);
+    /// ```
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = (&K, Counts, usize)> + '_ {
+        let groups = &self.groups;
+        self.table.iter().map(move |&g| {
+            let group = groups.at(g);
+            (
+                &group.key,
+                Counts {
+                    target: group.target,
+                    active: group.active,
+                },
+                group.waiting as usize,
+            )
+        })
+    }
+
     /// How many key-waiter slots the shard has (see
     /// [`Pool::waiter_slots`](crate::Pool::waiter_slots)).
     ///

@@ -343,7 +343,7 @@ async fn run(config: Config) -> Report {
     world.pool.close();
     let _ = shutdown_tx.send(true);
     let sessions = dispatcher.await.expect("the dispatcher does not panic");
-    let remaining: u64 = world.pool.snapshot().iter().map(|(_, c)| c.active).sum();
+    let remaining: u64 = world.pool.snapshot().iter().map(|(_, c, _)| c.active).sum();
     for key in 0..config.endpoints {
         world.targets.set(&world.pool, key, 0);
     }

@@ -17,12 +17,14 @@ use std::hash::{BuildHasher, Hash};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use event_listener::{Event, EventListener};
 use futures_core::{FusedFuture, FusedStream, Stream};
+use workpool_core::Equivalent;
 
 use crate::error::Closed;
 use crate::lease::Lease;
-use crate::shared::{KeyQuery, Shared, Wait, Want};
-use crate::sync::Arc;
+use crate::shared::{KeyQuery, Shared, Wait, Want, Watching};
+use crate::sync::{Arc, StdArc};
 use crate::DefaultHashBuilder;
 
 /// The future returned by [`Pool::acquire`](crate::Pool::acquire): a lease
@@ -400,5 +402,196 @@ impl<K: fmt::Debug, S> fmt::Debug for AcquireKeyOwned<K, S> {
             .field("key", &self.key)
             .field("wait", &self.wait)
             .finish()
+    }
+}
+
+/// Polls a watch: looks (under the key's lock), listens to the key's event
+/// if it must wait, and looks again before it sleeps, so that a change
+/// between the first look and the listener's registration is not missed.
+fn poll_watch(
+    listener: &mut Option<EventListener>,
+    cx: &mut Context<'_>,
+    mut look: impl FnMut() -> Result<(), StdArc<Event>>,
+) -> Poll<()> {
+    loop {
+        if let Some(l) = listener.as_mut() {
+            if Pin::new(l).poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            *listener = None;
+        }
+        let Err(event) = look() else {
+            return Poll::Ready(());
+        };
+        *listener = Some(event.listen());
+        if look().is_ok() {
+            *listener = None;
+            return Poll::Ready(());
+        }
+    }
+}
+
+/// The future returned by [`Lease::surplus`]: resolves once the lease is
+/// surplus (its key has more live leases than its target, or the pool more
+/// than its limit), or became surplus since the future was first polled.
+///
+/// # Cancel safety
+///
+/// Cancel-safe: dropping it only stops watching; the lease is untouched.
+///
+/// # Examples
+///
+/// ```
+/// # futures_lite::future::block_on(async {
+/// let pool = workpool_std::Pool::new();
+/// pool.set("a", 1);
+/// let lease = pool.try_acquire().unwrap();
+/// let surplus = lease.surplus();
+/// pool.set("a", 0); // shrink: this worker should leave
+/// surplus.await;
+/// assert!(lease.release_if_surplus().is_ok());
+/// # });
+/// ```
+#[must_use = "futures do nothing unless polled"]
+pub struct Surplus<'a, K, S = DefaultHashBuilder> {
+    lease: &'a Lease<K, S>,
+    watching: Watching,
+    listener: Option<EventListener>,
+    done: bool,
+}
+
+impl<'a, K, S> Surplus<'a, K, S> {
+    pub(crate) fn new(lease: &'a Lease<K, S>) -> Self {
+        Self {
+            lease,
+            watching: Watching::default(),
+            listener: None,
+            done: false,
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, S: BuildHasher> Future for Surplus<'_, K, S> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        assert!(!this.done, "a surplus future was polled after it completed");
+        let (shared, inner) = (this.lease.shared(), this.lease.inner());
+        let watching = &mut this.watching;
+        let polled = poll_watch(&mut this.listener, cx, || {
+            shared.look_surplus(inner, watching)
+        });
+        if polled.is_ready() {
+            this.done = true;
+            shared.unwatch(&mut this.watching);
+        }
+        polled
+    }
+}
+
+impl<K: Hash + Eq + Clone, S: BuildHasher> FusedFuture for Surplus<'_, K, S> {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
+impl<K, S> Drop for Surplus<'_, K, S> {
+    fn drop(&mut self) {
+        self.lease.shared().unwatch(&mut self.watching);
+    }
+}
+
+impl<K, S> fmt::Debug for Surplus<'_, K, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Surplus")
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The future returned by [`Pool::drained`](crate::Pool::drained): resolves
+/// once the key has no live lease (at once if it has none), or had none at
+/// some moment since the future was first polled.
+///
+/// # Cancel safety
+///
+/// Cancel-safe: dropping it only stops watching.
+///
+/// # Examples
+///
+/// ```
+/// # futures_lite::future::block_on(async {
+/// let pool = workpool_std::Pool::<&str>::new();
+/// pool.drained(&"never-used").await; // at once
+/// # });
+/// ```
+#[must_use = "futures do nothing unless polled"]
+pub struct Drained<'a, K, Q: ?Sized = K, S = DefaultHashBuilder> {
+    shared: &'a Shared<K, S>,
+    key: &'a Q,
+    watching: Watching,
+    listener: Option<EventListener>,
+    done: bool,
+}
+
+impl<'a, K, Q: ?Sized, S> Drained<'a, K, Q, S> {
+    pub(crate) fn new(shared: &'a Arc<Shared<K, S>>, key: &'a Q) -> Self {
+        Self {
+            shared,
+            key,
+            watching: Watching::default(),
+            listener: None,
+            done: false,
+        }
+    }
+}
+
+impl<K, Q, S> Future for Drained<'_, K, Q, S>
+where
+    K: Hash + Eq + Clone,
+    Q: ?Sized + Hash + Equivalent<K>,
+    S: BuildHasher,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        assert!(!this.done, "a drained future was polled after it completed");
+        let (shared, key, watching) = (this.shared, this.key, &mut this.watching);
+        let polled = poll_watch(&mut this.listener, cx, || {
+            shared.look_drained(key, watching)
+        });
+        if polled.is_ready() {
+            this.done = true;
+            shared.unwatch(&mut this.watching);
+        }
+        polled
+    }
+}
+
+impl<K, Q, S> FusedFuture for Drained<'_, K, Q, S>
+where
+    K: Hash + Eq + Clone,
+    Q: ?Sized + Hash + Equivalent<K>,
+    S: BuildHasher,
+{
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
+impl<K, Q: ?Sized, S> Drop for Drained<'_, K, Q, S> {
+    fn drop(&mut self) {
+        self.shared.unwatch(&mut self.watching);
+    }
+}
+
+impl<K, Q: ?Sized + fmt::Debug, S> fmt::Debug for Drained<'_, K, Q, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Drained")
+            .field("key", &self.key)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
     }
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::futures::Surplus;
 use crate::shared::Shared;
 use crate::sync::Arc;
 use crate::DefaultHashBuilder;
@@ -49,8 +50,12 @@ impl<K, S> Lease<K, S> {
         }
     }
 
-    fn inner(&self) -> &workpool_core::Lease<K> {
+    pub(crate) fn inner(&self) -> &workpool_core::Lease<K> {
         self.inner.as_ref().expect("a lease is live until dropped")
+    }
+
+    pub(crate) fn shared(&self) -> &Shared<K, S> {
+        &self.shared
     }
 
     /// The lease id: unique within its pool, strictly increasing in grant
@@ -95,6 +100,89 @@ impl<K, S> Lease<K, S> {
     /// ```
     pub fn release(self) {
         drop(self);
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone, S: std::hash::BuildHasher> Lease<K, S> {
+    /// True when the lease is *surplus* now: its key has more live leases
+    /// than its target (the target was lowered), or the pool more than its
+    /// [limit](crate::Pool::set_limit). A worker that sees this should
+    /// leave, so that the pool shrinks to its new size; see
+    /// [`release_if_surplus`](Self::release_if_surplus).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_std::Pool::new();
+    /// pool.set("a", 2);
+    /// let lease = pool.try_acquire().unwrap();
+    /// assert!(!lease.is_surplus());
+    /// pool.set("a", 0);
+    /// assert!(lease.is_surplus());
+    /// ```
+    pub fn is_surplus(&self) -> bool {
+        self.shared.is_surplus(self.inner())
+    }
+
+    /// Releases the lease only while it is surplus, deciding and releasing
+    /// atomically: with 5 holders and the target lowered from 5 to 2,
+    /// exactly 3 calls succeed, and the other 2 get their lease back
+    /// (`Err`) and keep working.
+    ///
+    /// # Errors
+    ///
+    /// The lease itself, unchanged, when it is not surplus.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_std::Pool::new();
+    /// pool.set("a", 5);
+    /// let leases: Vec<_> = (0..5).map(|_| pool.try_acquire().unwrap()).collect();
+    /// pool.set("a", 2);
+    /// let kept: Vec<_> = leases
+    ///     .into_iter()
+    ///     .filter_map(|lease| lease.release_if_surplus().err())
+    ///     .collect();
+    /// assert_eq!(kept.len(), 2);
+    /// assert_eq!(pool.counts("a").active, 2);
+    /// ```
+    pub fn release_if_surplus(mut self) -> Result<(), Self> {
+        let inner = self.inner.take().expect("a lease is live until dropped");
+        match self.shared.release_if_surplus(inner) {
+            Ok(()) => Ok(()),
+            Err(inner) => {
+                self.inner = Some(inner);
+                Err(self)
+            }
+        }
+    }
+
+    /// A future that resolves once the lease is surplus (see
+    /// [`is_surplus`](Self::is_surplus)), or became surplus at some moment
+    /// since it was first polled: a worker awaits it beside its work and
+    /// leaves when it resolves. Waking the holders of a key that shrank
+    /// costs O(holders woken); nobody else pays for it.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping it only stops watching.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures_lite::future::block_on(async {
+    /// let pool = workpool_std::Pool::new();
+    /// pool.set("a", 1);
+    /// let lease = pool.try_acquire().unwrap();
+    /// let leave = lease.surplus();
+    /// pool.set("a", 0);
+    /// leave.await;
+    /// lease.release_if_surplus().unwrap();
+    /// # });
+    /// ```
+    pub fn surplus(&self) -> Surplus<'_, K, S> {
+        Surplus::new(self)
     }
 }
 

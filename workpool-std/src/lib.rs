@@ -87,7 +87,7 @@ pub use error::{AcquireTimeoutError, Closed, TryAcquireError};
 pub use lease::Lease;
 pub use poll::PollPool;
 pub use pool::Pool;
-pub use workpool_core::{Counts, DefaultHashBuilder, Equivalent};
+pub use workpool_core::{Counts, DefaultHashBuilder, Equivalent, Stats};
 
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

@@ -5,11 +5,11 @@ use std::hash::{BuildHasher, Hash};
 use std::time::{Duration, Instant};
 
 use crate::error::{AcquireTimeoutError, Closed, TryAcquireError};
-use crate::futures::{Acquire, AcquireKey, AcquireKeyOwned, AcquireOwned, Leases};
+use crate::futures::{Acquire, AcquireKey, AcquireKeyOwned, AcquireOwned, Drained, Leases};
 use crate::lease::Lease;
 use crate::shared::{KeyQuery, Shared, Want};
 use crate::sync::Arc;
-use crate::{Counts, DefaultHashBuilder, Equivalent};
+use crate::{Counts, DefaultHashBuilder, Equivalent, Stats};
 
 /// A keyed, runtime-adjustable concurrency limiter: one semaphore per key
 /// whose size (the *target*) can change at any time, plus a front door that
@@ -271,6 +271,100 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         self.shared.counts(key)
     }
 
+    /// Sets several targets at once: no acquisition sees some of them
+    /// applied and others not (the pool holds the locks of every key it
+    /// changes while it applies them). Each is applied as
+    /// [`set`](Self::set) would.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_std::Pool::new();
+    /// pool.set_all([("a", 2), ("b", 1)]);
+    /// assert_eq!(pool.counts("a").target + pool.counts("b").target, 3);
+    /// ```
+    pub fn set_all<I: IntoIterator<Item = (K, u64)>>(&self, targets: I) {
+        self.shared.set_all(targets, false);
+    }
+
+    /// [`set_all`](Self::set_all), and every other tracked key gets target
+    /// 0, as in one step: the pool's targets become exactly `targets`, as
+    /// from a discovery result. Keys that get 0 keep their live leases (use
+    /// [`Lease::surplus`](crate::Lease::surplus) to have their holders
+    /// leave) and are forgotten once idle. O(tracked keys + targets), under
+    /// every shard's lock at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_std::Pool::new();
+    /// pool.set_all([("a", 2), ("b", 1)]);
+    /// pool.replace_all([("b", 3), ("c", 1)]);
+    /// assert_eq!(pool.counts("a").target, 0);
+    /// assert_eq!(pool.counts("b").target, 3);
+    /// assert_eq!(pool.len(), 2);
+    /// ```
+    pub fn replace_all<I: IntoIterator<Item = (K, u64)>>(&self, targets: I) {
+        self.shared.set_all(targets, true);
+    }
+
+    /// Totals since the pool was made: leases `granted`, acquisitions that
+    /// `waited` (had to queue), queued ones `cancelled` without a lease
+    /// (future dropped, or timed out; a waiter dropped after it was handed a
+    /// lease counts too, the lease passing on), and of those the ones
+    /// `timed_out` (ended by a `_timeout` or `_deadline` call). Summed over
+    /// the pool's parts one by one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = workpool_std::Pool::new();
+    /// pool.set("a", 1);
+    /// let lease = pool.try_acquire().unwrap();
+    /// assert!(pool.acquire_key_timeout(&"a", Duration::from_millis(1)).is_err());
+    /// let stats = pool.stats();
+    /// assert_eq!(
+    ///     (stats.granted, stats.waited, stats.cancelled, stats.timed_out),
+    ///     (1, 1, 1, 1)
+    /// );
+    /// # drop(lease);
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// Resolves once `key` has no live lease: at once if it has none (or
+    /// is not tracked), otherwise when its last lease is released, even if
+    /// new leases come before the future is polled again. Pair it with
+    /// [`set`](Self::set)`(key, 0)` or [`close_key`](Self::close_key) to wait
+    /// until the workers of a key that went away are gone.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future only stops watching.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures_lite::future::block_on(async {
+    /// let pool = workpool_std::Pool::new();
+    /// pool.set("a", 1);
+    /// let lease = pool.try_acquire().unwrap();
+    /// pool.set("a", 0);
+    /// let drained = pool.drained(&"a");
+    /// drop(lease);
+    /// drained.await;
+    /// assert!(pool.is_empty());
+    /// # });
+    /// ```
+    pub fn drained<'a, Q>(&'a self, key: &'a Q) -> Drained<'a, K, Q, S>
+    where
+        Q: ?Sized + Hash + Equivalent<K>,
+    {
+        Drained::new(&self.shared, key)
+    }
+
     /// Sets the pool-wide limit: at most `limit` live leases over all keys
     /// at once (`None`, the default, for no limit), on top of each key's
     /// target. An HTTP client's "8 per host and 100 in all" is
@@ -384,9 +478,12 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         self.shared.waiting(key)
     }
 
-    /// A snapshot of every tracked key with its counts, in no particular
-    /// order. O(keys): it clones every key under the lock, so keep it off
-    /// hot paths.
+    /// A snapshot of every tracked key with its counts and how many
+    /// acquisitions wait for it (any-key waiters are not counted: see
+    /// [`waiters`](Self::waiters)), in no particular order. O(keys): it
+    /// clones every key under the locks, so keep it off hot paths. The
+    /// shards are visited one by one, so under concurrent change each
+    /// shard's keys are from a slightly different moment.
     ///
     /// # Panics
     ///
@@ -399,11 +496,12 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// pool.set("spam", 2);
     /// pool.set("eggs", 1);
     /// let mut all = pool.snapshot();
-    /// all.sort_by_key(|(k, _)| *k);
+    /// all.sort_by_key(|(k, _, _)| *k);
     /// assert_eq!(all[0].0, "eggs");
     /// assert_eq!(all[1].1.target, 2);
+    /// assert_eq!(all[1].2, 0); // nobody waits for spam
     /// ```
-    pub fn snapshot(&self) -> Vec<(K, Counts)> {
+    pub fn snapshot(&self) -> Vec<(K, Counts, usize)> {
         self.shared.snapshot()
     }
 

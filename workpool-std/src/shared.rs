@@ -61,7 +61,7 @@ use std::time::Instant;
 
 use event_listener::{listener, Event, Listener};
 use workpool_core::parts::{Lane, LeaseIds, NeedsLane, Shard};
-use workpool_core::{Claim, Closed, Counts, Equivalent, TryAcquireError, WaiterId};
+use workpool_core::{Claim, Closed, Counts, Equivalent, Stats, TryAcquireError, WaiterId};
 
 use crate::error::AcquireTimeoutError;
 use crate::sync::{
@@ -137,6 +137,33 @@ struct Part<P> {
     /// Never longer than the part's waiter slots once a waiter has left, so
     /// it shrinks with them after a burst.
     wakers: Vec<Option<Waker>>,
+    /// The keys of this part that `surplus()` and `drained()` futures
+    /// watch (few: a linear search), empty unless someone watches.
+    watches: Vec<Watch>,
+    /// Acquisitions of this part that a timeout or deadline ended.
+    timed_out: u64,
+}
+
+/// One watched key, by its group's slot: the event its watchers listen on,
+/// what was seen of the key last, and a count of the times it became
+/// surplus and drained, so that a watcher that was not polled at that
+/// moment still sees that it happened.
+struct Watch {
+    slot: usize,
+    event: StdArc<Event>,
+    watchers: usize,
+    surplus: bool,
+    drained: bool,
+    surplus_epoch: u64,
+    drain_epoch: u64,
+}
+
+/// Where a watcher stands: registered with a key's watch since a given
+/// epoch, or not (yet, or any more).
+#[derive(Debug, Default)]
+pub(crate) struct Watching {
+    /// (shard, slot, epoch seen at registration).
+    at: Option<(usize, usize, u64)>,
 }
 
 /// What the waker bookkeeping needs of a part.
@@ -291,6 +318,18 @@ pub(crate) struct After<K> {
     stale: Option<Waker>,
     key: Option<K>,
     keys: Vec<K>,
+    /// Watched keys' events to notify.
+    events: Vec<StdArc<Event>>,
+}
+
+impl<K> Drop for After<K> {
+    /// Notifies the watchers (their wakers are user code): an `After` is
+    /// dropped once no lock is held.
+    fn drop(&mut self) {
+        for event in self.events.drain(..) {
+            event.notify(usize::MAX);
+        }
+    }
 }
 
 impl<K> After<K> {
@@ -299,6 +338,7 @@ impl<K> After<K> {
             stale: None,
             key: None,
             keys: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -379,9 +419,9 @@ impl<K, S> Shared<K, S> {
             self.publish(lane);
         }
         let busy = lane.as_ref().is_some_and(|l| l.core.has_wakes())
-            || shard
-                .as_ref()
-                .is_some_and(|s| s.core.has_wakes() || s.core.has_forgotten());
+            || shard.as_ref().is_some_and(|s| {
+                s.core.has_wakes() || s.core.has_forgotten() || !s.watches.is_empty()
+            });
         if busy {
             self.finish_slow(lane, shard, after);
         } else {
@@ -401,6 +441,12 @@ impl<K, S> Shared<K, S> {
         mut after: After<K>,
     ) {
         let index = shard.as_ref().map(|s| s.core.index() as usize);
+        if let Some(part) = shard.as_mut() {
+            if !part.watches.is_empty() {
+                let over_limit = lane.as_ref().is_some_and(|l| l.core.over_limit());
+                part.check_watches(over_limit, &mut after);
+            }
+        }
         let mut batch = WakeBatch::new();
         loop {
             let mut more_shard = false;
@@ -485,7 +531,17 @@ impl<K, S> Shared<K, S> {
                 self.lock_shard(shard).core.leave_limit(&lane.core);
             }
         }
-        self.finish(Some(lane), None, After::new());
+        // A lowered limit makes every lease surplus at once.
+        let mut after = After::new();
+        if lane.core.over_limit() {
+            for shard in 0..self.shards.len() {
+                let mut part = self.lock_shard(shard);
+                if !part.watches.is_empty() {
+                    part.check_watches(true, &mut after);
+                }
+            }
+        }
+        self.finish(Some(lane), None, after);
         self.wake_shards(touched);
     }
 
@@ -545,7 +601,7 @@ impl<K, S> Shared<K, S> {
         let mut part = self.lock_shard(shard);
         match part.core.release(None, lease, &mut self.ids()) {
             Ok(Ok(key)) => {
-                if part.core.has_forgotten() || part.core.has_wakes() {
+                if part.core.has_forgotten() || part.core.has_wakes() || !part.watches.is_empty() {
                     let mut after = After::new();
                     after.push_key(key);
                     self.finish_slow(None, Some(part), after);
@@ -582,17 +638,20 @@ impl<K, S> Shared<K, S> {
     #[inline]
     pub(crate) fn cancel(&self, wait: &mut Wait) {
         if let Wait::Waiting(waiter) = mem::replace(wait, Wait::Done) {
-            self.cancel_waiter(waiter);
+            self.cancel_waiter(waiter, false);
         }
     }
 
+    /// Cancels a registered waiter; `timed_out` counts it as ended by a
+    /// timeout or deadline.
     #[cold]
-    fn cancel_waiter(&self, waiter: WaiterId) {
+    fn cancel_waiter(&self, waiter: WaiterId, timed_out: bool) {
         let mut after = After::new();
         let Some(shard) = waiter.shard() else {
             let mut lane = self.lock_lane();
             let cancelled = lane.core.cancel(waiter);
             debug_assert!(cancelled.is_ok(), "only a waiter's owner removes it");
+            lane.timed_out += u64::from(timed_out);
             lane.take_waker(waiter, &mut after);
             let part = match cancelled {
                 Ok(Some(returned)) => {
@@ -611,6 +670,7 @@ impl<K, S> Shared<K, S> {
             Ok(Err(NeedsLane(()))) => {}
             cancelled => {
                 debug_assert!(cancelled.is_ok(), "only a waiter's owner removes it");
+                part.timed_out += u64::from(timed_out);
                 part.take_waker(waiter, &mut after);
                 self.finish(None, Some(part), after);
                 return;
@@ -626,6 +686,7 @@ impl<K, S> Shared<K, S> {
             matches!(cancelled, Ok(Ok(()))),
             "only a waiter's owner removes it"
         );
+        part.timed_out += u64::from(timed_out);
         part.take_waker(waiter, &mut after);
         self.finish_lane_op(lane, Some(part), after);
     }
@@ -966,7 +1027,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             if timed_out {
                 drop(locked);
                 guard.waiter = None;
-                self.cancel_waiter(waiter);
+                self.cancel_waiter(waiter, true);
                 // The cancel may have found it granted: then it passed the
                 // lease on, and the deadline still wins.
                 return Err(AcquireTimeoutError::Timeout);
@@ -983,22 +1044,255 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         }
     }
 
-    /// Every tracked key with its counts, shard by shard.
-    pub(crate) fn snapshot(&self) -> Vec<(K, Counts)> {
+    /// Every tracked key with its counts and waiters, shard by shard.
+    pub(crate) fn snapshot(&self) -> Vec<(K, Counts, usize)> {
         // Declared before the guards: should a `K::clone` panic, the keys
         // cloned so far are dropped after the lock is released.
         let mut all = Vec::new();
         for shard in 0..self.shards.len() {
             let part = self.lock_shard(shard);
             all.reserve(part.core.len());
-            all.extend(part.core.iter().map(|(k, c)| (k.clone(), c)));
+            all.extend(part.core.entries().map(|(k, c, w)| (k.clone(), c, w)));
             drop(part);
         }
         all
     }
+
+    /// Sets several targets under the lane's lock and the locks of every
+    /// shard they touch (every shard for `replace`, which sets every other
+    /// tracked key to 0), so that no acquisition sees some applied and
+    /// others not. A lane holder may lock shards in any order: nobody else
+    /// holds the lane, and a thread that holds one shard waits for nothing
+    /// while it does.
+    pub(crate) fn set_all(&self, targets: impl IntoIterator<Item = (K, u64)>, replace: bool) {
+        // Hashed before locking; `Hash` of `K` may still run under the
+        // locks (for `replace`), as the rules allow.
+        let targets: Vec<(u64, usize, K, u64)> = targets
+            .into_iter()
+            .map(|(key, target)| {
+                let (hash, shard) = self.locate(&key);
+                (hash, shard, key, target)
+            })
+            .collect();
+        let mut after = After::new();
+        let mut lane = self.lock_lane();
+        let mut parts: Vec<Option<ShardGuard<'_, K>>> =
+            (0..self.shards.len()).map(|_| None).collect();
+        let mut touched = 0u64;
+        // For `replace`: every tracked key not named, found before the
+        // targets are applied (they only touch named keys).
+        let mut others: Vec<(usize, u64, K)> = Vec::new();
+        if replace {
+            let mut named: Vec<(u64, usize)> =
+                targets.iter().enumerate().map(|(i, t)| (t.0, i)).collect();
+            named.sort_unstable();
+            for (shard, slot) in parts.iter_mut().enumerate() {
+                let part = slot.insert(self.lock_shard(shard));
+                touched |= 1 << shard;
+                for (key, _, _) in part.core.entries() {
+                    let hash = self.hasher.hash_one(key);
+                    let start = named.partition_point(|&(h, _)| h < hash);
+                    let is_named = named[start..]
+                        .iter()
+                        .take_while(|&&(h, _)| h == hash)
+                        .any(|&(_, i)| targets[i].2 == *key);
+                    if !is_named {
+                        others.push((shard, hash, key.clone()));
+                    }
+                }
+            }
+        }
+        let zeroes = others
+            .into_iter()
+            .map(|(shard, hash, key)| (hash, shard, key, 0));
+        for (hash, shard, key, target) in targets.into_iter().chain(zeroes) {
+            let part = parts[shard].get_or_insert_with(|| self.lock_shard(shard));
+            touched |= 1 << shard;
+            if let Ok(Some(unused)) =
+                part.core
+                    .set(Some(&mut lane.core), hash, key, target, &mut self.ids())
+            {
+                after.push_key(unused);
+            }
+            // Collected as they come: a later key could reuse the slot of one
+            // forgotten here, and drop it under the lock.
+            while let Some(key) = part.core.poll_forgotten() {
+                after.push_key(key);
+            }
+        }
+        while let Some(shard) = lane.core.distribute_next() {
+            let part = parts[shard].get_or_insert_with(|| self.lock_shard(shard));
+            lane.core.distribute_step(&mut part.core, &mut self.ids());
+            touched |= 1 << shard;
+        }
+        drop(parts);
+        self.finish(Some(lane), None, after);
+        self.wake_shards(touched);
+    }
+
+    /// What the pool did since it was made, part by part.
+    pub(crate) fn stats(&self) -> Stats {
+        let lane = self.lock_lane();
+        let mut stats = lane.core.stats();
+        stats.timed_out += lane.timed_out;
+        drop(lane);
+        for shard in 0..self.shards.len() {
+            let part = self.lock_shard(shard);
+            stats = stats + part.core.stats();
+            stats.timed_out += part.timed_out;
+        }
+        stats
+    }
+
+    /// Whether `lease` is surplus now.
+    pub(crate) fn is_surplus(&self, lease: &workpool_core::Lease<K>) -> bool {
+        let shard = lease.shard();
+        let part = self.lock_shard(shard);
+        if let Ok(surplus) = part.core.is_surplus(None, lease) {
+            return surplus;
+        }
+        drop(part);
+        let lane = self.lock_lane();
+        let part = self.lock_shard(shard);
+        part.core
+            .is_surplus(Some(&lane.core), lease)
+            .unwrap_or(false)
+    }
+
+    /// Releases `lease` if it is surplus, checking and releasing under the
+    /// same locks; hands it back otherwise.
+    pub(crate) fn release_if_surplus(
+        &self,
+        lease: workpool_core::Lease<K>,
+    ) -> Result<(), workpool_core::Lease<K>> {
+        let shard = lease.shard();
+        let mut part = self.lock_shard(shard);
+        match part.core.is_surplus(None, &lease) {
+            Ok(false) => return Err(lease),
+            Ok(true) => match part.core.release(None, lease, &mut self.ids()) {
+                Ok(Ok(key)) => {
+                    let mut after = After::new();
+                    after.push_key(key);
+                    self.finish(None, Some(part), after);
+                    return Ok(());
+                }
+                Ok(Err(err)) => unreachable!("a std lease was rejected: {err}"),
+                Err(NeedsLane(back)) => {
+                    drop(part);
+                    return self.release_if_surplus_with_lane(shard, back);
+                }
+            },
+            Err(NeedsLane(())) => {}
+        }
+        drop(part);
+        self.release_if_surplus_with_lane(shard, lease)
+    }
+
+    fn release_if_surplus_with_lane(
+        &self,
+        shard: usize,
+        lease: workpool_core::Lease<K>,
+    ) -> Result<(), workpool_core::Lease<K>> {
+        let mut lane = self.lock_lane();
+        let mut part = self.lock_shard(shard);
+        if !part
+            .core
+            .is_surplus(Some(&lane.core), &lease)
+            .unwrap_or(false)
+        {
+            return Err(lease);
+        }
+        let released = part
+            .core
+            .release(Some(&mut lane.core), lease, &mut self.ids());
+        let Ok(Ok(key)) = released else {
+            unreachable!("a std lease was rejected, or the lane was not enough");
+        };
+        let mut after = After::new();
+        after.push_key(key);
+        self.finish_lane_op(lane, Some(part), after);
+        Ok(())
+    }
+
+    /// One look of a `surplus()` future: `Ok` once `lease` is surplus, or
+    /// became so since the watcher registered; otherwise it registers (the
+    /// first time) and gets the event to listen on.
+    pub(crate) fn look_surplus(
+        &self,
+        lease: &workpool_core::Lease<K>,
+        watching: &mut Watching,
+    ) -> Result<(), StdArc<Event>> {
+        let shard = lease.shard();
+        let mut part = self.lock_shard(shard);
+        let surplus = match part.core.is_surplus(None, lease) {
+            Ok(surplus) => surplus,
+            Err(NeedsLane(())) => {
+                drop(part);
+                let lane = self.lock_lane();
+                let with_lane = self.lock_shard(shard);
+                let surplus = with_lane
+                    .core
+                    .is_surplus(Some(&lane.core), lease)
+                    .unwrap_or(false);
+                drop(lane);
+                part = with_lane;
+                surplus
+            }
+        };
+        let watch = part.watch(lease.slot());
+        match watching.at {
+            None => {
+                watch.watchers += 1;
+                watching.at = Some((shard, watch.slot, watch.surplus_epoch));
+            }
+            Some((_, _, epoch)) if epoch != watch.surplus_epoch => return Ok(()),
+            Some(_) => {}
+        }
+        if surplus {
+            return Ok(());
+        }
+        Err(StdArc::clone(&watch.event))
+    }
+
+    /// One look of a `drained()` future: `Ok` once `key` has no live lease,
+    /// or drained since the watcher registered.
+    pub(crate) fn look_drained<Q: ?Sized + Hash + Equivalent<K>>(
+        &self,
+        key: &Q,
+        watching: &mut Watching,
+    ) -> Result<(), StdArc<Event>> {
+        let (hash, shard) = self.locate(key);
+        let mut part = self.lock_shard(shard);
+        let Some(slot) = part.core.slot(hash, key) else {
+            return Ok(()); // not tracked: no live lease
+        };
+        if watching.at.is_some_and(|(_, s, _)| s != slot) {
+            return Ok(()); // forgotten (so drained) and tracked again
+        }
+        if part.core.slot_counts(slot).is_none_or(|c| c.active == 0) {
+            return Ok(());
+        }
+        let watch = part.watch(slot);
+        match watching.at {
+            None => {
+                watch.watchers += 1;
+                watching.at = Some((shard, slot, watch.drain_epoch));
+            }
+            Some((_, _, epoch)) if epoch != watch.drain_epoch => return Ok(()),
+            Some(_) => {}
+        }
+        Err(StdArc::clone(&watch.event))
+    }
 }
 
 impl<K, S> Shared<K, S> {
+    /// A watcher leaves (its future completed or was dropped).
+    pub(crate) fn unwatch(&self, watching: &mut Watching) {
+        if let Some((shard, slot, _)) = watching.at.take() {
+            self.lock_shard(shard).unwatch(slot);
+        }
+    }
+
     /// How many keys are tracked, summed shard by shard.
     pub(crate) fn len(&self) -> usize {
         (0..self.shards.len())
@@ -1045,6 +1339,72 @@ impl<P> Part<P> {
         Self {
             core,
             wakers: Vec::new(),
+            watches: Vec::new(),
+            timed_out: 0,
+        }
+    }
+}
+
+impl<K> Part<Shard<K>> {
+    /// Updates every watch of this shard after an operation: a key that
+    /// became surplus or drained counts it and has its event notified once
+    /// no lock is held. `over_limit` says whether the pool is over its
+    /// limit (only known with the lane held; false otherwise, which at most
+    /// delays a limit-made surplus until the next look with the lane).
+    fn check_watches(&mut self, over_limit: bool, after: &mut After<K>) {
+        for watch in &mut self.watches {
+            let counts = self.core.slot_counts(watch.slot);
+            let drained = counts.is_none_or(|c| c.active == 0);
+            let surplus =
+                counts.is_some_and(|c| c.active > c.target || (over_limit && c.active > 0));
+            let mut notify = false;
+            if drained && !watch.drained {
+                watch.drain_epoch += 1;
+                notify = true;
+            }
+            if surplus && !watch.surplus {
+                watch.surplus_epoch += 1;
+                notify = true;
+            }
+            (watch.drained, watch.surplus) = (drained, surplus);
+            if notify {
+                after.events.push(StdArc::clone(&watch.event));
+            }
+        }
+    }
+
+    /// The watch of `slot`, made if it is new.
+    fn watch(&mut self, slot: usize) -> &mut Watch {
+        let at = match self.watches.iter().position(|w| w.slot == slot) {
+            Some(at) => at,
+            None => {
+                let counts = self.core.slot_counts(slot);
+                self.watches.push(Watch {
+                    slot,
+                    event: StdArc::new(Event::new()),
+                    watchers: 0,
+                    surplus: counts.is_some_and(|c| c.active > c.target),
+                    drained: counts.is_none_or(|c| c.active == 0),
+                    surplus_epoch: 0,
+                    drain_epoch: 0,
+                });
+                self.watches.len() - 1
+            }
+        };
+        &mut self.watches[at]
+    }
+
+    /// A watcher of `slot` leaves.
+    fn unwatch(&mut self, slot: usize) {
+        if let Some(at) = self.watches.iter().position(|w| w.slot == slot) {
+            let watch = &mut self.watches[at];
+            watch.watchers -= 1;
+            if watch.watchers == 0 {
+                self.watches.swap_remove(at);
+                if self.watches.is_empty() {
+                    self.watches = Vec::new();
+                }
+            }
         }
     }
 }
@@ -1139,7 +1499,7 @@ struct CancelOnUnwind<'a, K, S> {
 impl<K, S> Drop for CancelOnUnwind<'_, K, S> {
     fn drop(&mut self) {
         if let Some(waiter) = self.waiter.take() {
-            self.shared.cancel_waiter(waiter);
+            self.shared.cancel_waiter(waiter, false);
         }
     }
 }

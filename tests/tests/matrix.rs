@@ -564,6 +564,44 @@ async fn binding_limit<R: Runner>(rt: R) {
     assert_eq!(pool.limit(), None);
 }
 
+/// Cooperative shrinking: five holders await `surplus()` beside their
+/// work. Lowering the target from 5 to 2 makes exactly three of them leave
+/// (`release_if_surplus`), the others keep their leases; `set(k, 0)` then
+/// sends the rest home, and `drained` resolves once they are gone.
+async fn cooperative_shrink<R: Runner>(rt: R) {
+    let pool: Pool<&'static str> = Pool::new();
+    pool.set("k", 5);
+    let left = Arc::new(AtomicUsize::new(0));
+    let holders: Vec<_> = (0..5)
+        .map(|_| {
+            let (pool, rt2, left) = (pool.clone(), rt.clone(), Arc::clone(&left));
+            rt.spawn(async move {
+                let mut lease = rt2.acquire_key(&pool, &"k").await.unwrap();
+                loop {
+                    lease.surplus().await;
+                    match lease.release_if_surplus() {
+                        Ok(()) => {
+                            left.fetch_add(1, Ordering::SeqCst);
+                            return;
+                        }
+                        Err(kept) => lease = kept,
+                    }
+                    rt2.pause().await;
+                }
+            })
+        })
+        .collect();
+    wait_until(&rt, "five holders", || pool.counts(&"k").active == 5).await;
+    pool.set("k", 2);
+    wait_until(&rt, "three to leave", || left.load(Ordering::SeqCst) == 3).await;
+    assert_eq!(pool.counts(&"k"), counts(2, 2), "exactly the surplus left");
+    pool.set("k", 0);
+    pool.drained(&"k").await;
+    assert!(pool.is_empty());
+    join_all(holders).await;
+    assert_eq!(left.load(Ordering::SeqCst), 5);
+}
+
 macro_rules! scenarios {
     ($runner:ty) => {
         use super::*;
@@ -617,6 +655,11 @@ macro_rules! scenarios {
         #[test]
         fn binding_limit() {
             Rt::run(super::binding_limit::<Rt>);
+        }
+
+        #[test]
+        fn cooperative_shrink() {
+            Rt::run(super::cooperative_shrink::<Rt>);
         }
     };
 }

@@ -151,3 +151,91 @@ fn threads_and_tasks_under_retargeting() {
         assert!(pool.is_empty());
     });
 }
+
+/// Holders that leave on `surplus()`: eight of them (tokio tasks and
+/// threads) hold a key; a controller lowers its target at random, and the
+/// surplus holders race `release_if_surplus`. In every round exactly the
+/// surplus leaves (never more: the holders that do not get their lease
+/// back), then the target goes back up and they acquire again.
+#[test]
+fn holders_leave_on_surplus() {
+    const HOLDERS: u64 = 8;
+    const ROUNDS: u64 = 60;
+    with_hang_guard("surplus stress", HANG_GUARD, || {
+        let pool: Pool<u64> = Pool::new();
+        pool.set(0, HOLDERS);
+        let left = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let holder = |pool: Pool<u64>,
+                      left: Arc<AtomicUsize>,
+                      stop: Arc<std::sync::atomic::AtomicBool>| async move {
+            while !stop.load(Ordering::SeqCst) {
+                let Ok(mut lease) = pool.acquire_key(&0).await else {
+                    return;
+                };
+                loop {
+                    lease.surplus().await;
+                    match lease.release_if_surplus() {
+                        Ok(()) => {
+                            left.fetch_add(1, Ordering::SeqCst);
+                            break;
+                        }
+                        Err(kept) => lease = kept,
+                    }
+                }
+            }
+        };
+        let tasks: Vec<_> = (0..HOLDERS / 2)
+            .map(|_| runtime.spawn(holder(pool.clone(), Arc::clone(&left), Arc::clone(&stop))))
+            .collect();
+        let threads: Vec<_> = (0..HOLDERS / 2)
+            .map(|_| {
+                let future = holder(pool.clone(), Arc::clone(&left), Arc::clone(&stop));
+                thread::spawn(move || futures_lite::future::block_on(future))
+            })
+            .collect();
+        let mut rng = Rng(0x5eed);
+        let settle = |what: &str, done: &dyn Fn() -> bool| {
+            let start = std::time::Instant::now();
+            while !done() {
+                assert!(
+                    start.elapsed() < Duration::from_secs(20),
+                    "stuck waiting for {what}"
+                );
+                thread::yield_now();
+            }
+        };
+        for _ in 0..ROUNDS {
+            settle("every holder", &|| pool.counts(&0).active == HOLDERS);
+            let target = rng.below(HOLDERS);
+            let before = left.load(Ordering::SeqCst) as u64;
+            pool.set(0, target);
+            settle("the surplus to leave", &|| pool.counts(&0).active == target);
+            // Let late wake-ups run: nobody else may leave.
+            thread::sleep(Duration::from_millis(2));
+            assert_eq!(
+                left.load(Ordering::SeqCst) as u64 - before,
+                HOLDERS - target
+            );
+            assert_eq!(pool.counts(&0).active, target);
+            pool.set(0, HOLDERS);
+        }
+        stop.store(true, Ordering::SeqCst);
+        pool.close();
+        pool.set(0, 0); // every holder is surplus: they leave
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        runtime.block_on(async {
+            for task in tasks {
+                task.await.unwrap();
+            }
+        });
+        assert_eq!(pool.counts(&0).active, 0);
+    });
+}

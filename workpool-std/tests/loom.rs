@@ -594,7 +594,10 @@ fn set_all_is_never_seen_half_applied() {
             thread::spawn(move || pool.set_all([(b, 1), (a, 0)]))
         };
         if let Ok(lease) = pool.try_acquire_key(&b) {
-            assert!(pool.try_acquire_key(&a).is_err(), "a had room after b got it");
+            assert!(
+                pool.try_acquire_key(&a).is_err(),
+                "a had room after b got it"
+            );
             drop(lease);
         }
         setter.join().unwrap();

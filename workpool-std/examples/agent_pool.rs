@@ -10,6 +10,17 @@
 //! with a lease, or with `Closed` when the endpoint goes away (or, at the
 //! end, the pool closes).
 //!
+//! Each tick the controller runs a *discovery*: it computes the wanted
+//! agents per endpoint and applies them in one step with
+//! [`Pool::replace_all`] (endpoints not in the result get 0), then closes the
+//! endpoints that went down. Agents await [`Lease::surplus`] beside their
+//! work: when their endpoint shrank or went away, the surplus agents leave
+//! at once ([`Lease::release_if_surplus`]) instead of running until they
+//! happen to finish. For every endpoint that goes down, the time until
+//! [`Pool::drained`] resolves is measured; the summary prints those times
+//! and [`Pool::stats`]. `--surplus 0` turns the cooperative leaving off, to
+//! compare drain times.
+//!
 //! Every agent checks, right after it got its lease, that the number of
 //! agents it can see on its endpoint is within the highest target that was
 //! in force since it started asking. The run ends with `close()`, waits for
@@ -20,7 +31,7 @@
 //! ```
 //!
 //! Flags: `--seconds N` (10), `--endpoints N` (6), `--max-target N` (4),
-//! `--seed N` (1), `--tick-ms N` (500).
+//! `--seed N` (1), `--tick-ms N` (500), `--surplus 0|1` (1).
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,7 +70,7 @@ fn main() -> ExitCode {
 // ------------------------------------------------------------------ config
 
 const USAGE: &str = "usage: agent_pool [--seconds N] [--endpoints N] [--max-target N] \
-                     [--seed N] [--tick-ms N]";
+                     [--seed N] [--tick-ms N] [--surplus 0|1]";
 
 #[derive(Debug, Clone, Copy)]
 struct Config {
@@ -68,6 +79,8 @@ struct Config {
     max_target: u64,
     seed: u64,
     tick_ms: u64,
+    /// Agents leave as soon as they are surplus.
+    surplus: bool,
 }
 
 impl Config {
@@ -78,6 +91,7 @@ impl Config {
             max_target: 4,
             seed: 1,
             tick_ms: 500,
+            surplus: true,
         };
         while let Some(flag) = args.next() {
             if flag == "-h" || flag == "--help" {
@@ -94,6 +108,7 @@ impl Config {
                 "--max-target" => config.max_target = number,
                 "--seed" => config.seed = number,
                 "--tick-ms" => config.tick_ms = number,
+                "--surplus" => config.surplus = number != 0,
                 _ => return Err(format!("unknown flag {flag}")),
             }
         }
@@ -190,6 +205,22 @@ impl Targets {
         log.history[key].push((seq, target));
     }
 
+    /// A discovery result: every endpoint's wanted agents at once
+    /// (`replace_all`: endpoints not listed get 0).
+    fn replace_all(&self, pool: &Pool<Key>, wanted: &[(Key, u64)]) {
+        let mut log = self.lock();
+        log.seq += 1;
+        let seq = log.seq;
+        pool.replace_all(wanted.iter().copied());
+        for key in 0..log.history.len() {
+            let target = wanted
+                .iter()
+                .find(|&&(k, _)| k == key)
+                .map_or(0, |&(_, t)| t);
+            log.history[key].push((seq, target));
+        }
+    }
+
     /// The endpoint went away: `close_key` sets its target to 0 and fails
     /// the re-dials waiting for it.
     fn close(&self, pool: &Pool<Key>, key: Key) {
@@ -216,10 +247,6 @@ impl Targets {
             .fold(in_force, u64::max)
     }
 
-    fn current(&self, key: Key) -> u64 {
-        self.lock().history[key].last().map_or(0, |&(_, t)| t)
-    }
-
     fn max_ever(&self, key: Key) -> u64 {
         self.lock().history[key]
             .iter()
@@ -242,6 +269,8 @@ struct EndpointStats {
     /// Re-dials that ended with `Closed` (the endpoint went down, or the
     /// pool closed at the end of the run).
     closed: AtomicU64,
+    /// Agents that left because they were surplus.
+    left_surplus: AtomicU64,
     violations: AtomicU64,
 }
 
@@ -251,6 +280,9 @@ struct World {
     targets: Targets,
     stats: Vec<EndpointStats>,
     seed: u64,
+    surplus: bool,
+    /// How long each endpoint that went down took to drain.
+    drains: Mutex<Vec<Duration>>,
 }
 
 /// A connected agent: it holds the lease and is counted in its endpoint's
@@ -291,14 +323,46 @@ impl Session {
     fn id(&self) -> u64 {
         self.lease.as_ref().expect("live session").id()
     }
+
+    fn lease(&self) -> &Lease<Key> {
+        self.lease.as_ref().expect("live session")
+    }
+
+    /// Hangs up if the agent is surplus (deciding and releasing atomically);
+    /// gives the session back otherwise.
+    fn leave_if_surplus(mut self) -> Result<(), Self> {
+        let key = self.key();
+        let stats = &self.world.stats[key];
+        // Uncount first, as a hang-up does; count again if it stays.
+        stats.active.fetch_sub(1, Ordering::SeqCst);
+        match self
+            .lease
+            .take()
+            .expect("live session")
+            .release_if_surplus()
+        {
+            Ok(()) => {
+                stats.left_surplus.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(lease) => {
+                stats.active.fetch_add(1, Ordering::SeqCst);
+                self.lease = Some(lease);
+                Err(self)
+            }
+        }
+    }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let key = self.key();
-        // Uncount first, then give the lease back.
-        self.world.stats[key].active.fetch_sub(1, Ordering::SeqCst);
-        drop(self.lease.take());
+        if let Some(lease) = self.lease.take() {
+            // Uncount first, then give the lease back.
+            self.world.stats[*lease.key()]
+                .active
+                .fetch_sub(1, Ordering::SeqCst);
+            drop(lease);
+        }
     }
 }
 
@@ -312,15 +376,17 @@ async fn run(config: Config) -> Report {
             .map(|_| EndpointStats::default())
             .collect(),
         seed: config.seed,
+        surplus: config.surplus,
+        drains: Mutex::new(Vec::new()),
     });
     let (shutdown_tx, shutdown) = watch::channel(false);
     let mut rng = Rng::new(config.seed);
 
     // Half of the endpoints are up from the start.
-    for key in 0..config.endpoints.div_ceil(2) {
-        let target = rng.range(1, config.max_target);
-        world.targets.set(&world.pool, key, target);
-    }
+    let mut wanted: Vec<(Key, u64)> = (0..config.endpoints.div_ceil(2))
+        .map(|key| (key, rng.range(1, config.max_target)))
+        .collect();
+    world.targets.replace_all(&world.pool, &wanted);
     println!(
         "agent_pool: {} endpoints, targets 1..={}, seed {}, tick {} ms, {} s",
         config.endpoints, config.max_target, config.seed, config.tick_ms, config.seconds
@@ -335,7 +401,7 @@ async fn run(config: Config) -> Report {
     interval.tick().await;
     for n in 1..=ticks {
         interval.tick().await;
-        let events = change_endpoints(&world, &mut rng, &config);
+        let events = discover(&world, &mut rng, &config, &mut wanted);
         print_table(&world, n, start.elapsed(), &events);
     }
 
@@ -352,12 +418,24 @@ async fn run(config: Config) -> Report {
     report
 }
 
-/// One controller step: an endpoint appears, is re-targeted or disappears.
-fn change_endpoints(world: &World, rng: &mut Rng, config: &Config) -> String {
+/// One controller step: a discovery in which endpoints appear, are
+/// re-targeted or disappear, applied with one `replace_all`; the endpoints
+/// that went down are then closed (their waiting re-dials end) and timed
+/// until drained.
+fn discover(
+    world: &Arc<World>,
+    rng: &mut Rng,
+    config: &Config,
+    wanted: &mut Vec<(Key, u64)>,
+) -> String {
     let mut events = Vec::new();
+    let mut down = Vec::new();
     for _ in 0..rng.range(1, 2) {
         let key = rng.range(0, config.endpoints as u64 - 1) as usize;
-        let old = world.targets.current(key);
+        let old = wanted
+            .iter()
+            .find(|&&(k, _)| k == key)
+            .map_or(0, |&(_, t)| t);
         let new = if old == 0 {
             rng.range(1, config.max_target)
         } else if rng.chance(35) {
@@ -368,10 +446,11 @@ fn change_endpoints(world: &World, rng: &mut Rng, config: &Config) -> String {
         if new == old {
             continue;
         }
+        wanted.retain(|&(k, _)| k != key);
         if new == 0 {
-            world.targets.close(&world.pool, key);
+            down.push(key);
         } else {
-            world.targets.set(&world.pool, key, new);
+            wanted.push((key, new));
         }
         let what = match (old, new) {
             (0, _) => "up",
@@ -379,6 +458,23 @@ fn change_endpoints(world: &World, rng: &mut Rng, config: &Config) -> String {
             _ => "retarget",
         };
         events.push(format!("{} {what} {old}->{new}", name(key)));
+    }
+    world.targets.replace_all(&world.pool, wanted);
+    for key in down {
+        world.targets.close(&world.pool, key);
+        let world = Arc::clone(world);
+        let went_down = Instant::now();
+        tokio::spawn(async move {
+            world.pool.drained(&key).await;
+            if world.pool.is_closed() {
+                return; // the run ended, and every agent hung up
+            }
+            world
+                .drains
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(went_down.elapsed());
+        });
     }
     events.join(", ")
 }
@@ -420,9 +516,21 @@ async fn agent(mut session: Session, mut shutdown: watch::Receiver<bool>) -> u64
         } else {
             rng.millis(150, 1500)
         };
-        tokio::select! {
-            _ = tokio::time::sleep(connected) => {}
-            _ = shutdown.changed() => return sessions,
+        let deadline = tokio::time::Instant::now() + connected;
+        loop {
+            let surplus = tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => false,
+                _ = shutdown.changed() => return sessions,
+                _ = session.lease().surplus(), if world.surplus => true,
+            };
+            if !surplus {
+                break;
+            }
+            // The endpoint shrank or went away: leave now if still surplus.
+            match session.leave_if_surplus() {
+                Ok(()) => return sessions,
+                Err(kept) => session = kept,
+            }
         }
         if !fails {
             return sessions; // a clean hang-up; the dispatcher will replace it
@@ -568,6 +676,31 @@ impl Report {
         println!(
             "  after close: live leases {}, agents still counted {}, pool empty {}",
             self.remaining, self.still_counted, self.pool_empty
+        );
+        let left: u64 = world
+            .stats
+            .iter()
+            .map(|s| s.left_surplus.load(Ordering::Relaxed))
+            .sum();
+        let mut drains = world
+            .drains
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        drains.sort_unstable();
+        let ms = |d: Option<&Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+        println!(
+            "  endpoints down {}: set(k, 0) to drained(k) median {:.2} ms, max {:.2} ms \
+             (agents leave when surplus: {}; {left} left so)",
+            drains.len(),
+            ms(drains.get(drains.len() / 2)),
+            ms(drains.last()),
+            if world.surplus { "yes" } else { "no" },
+        );
+        let stats = world.pool.stats();
+        println!(
+            "  stats: granted {}, waited {}, cancelled {}, timed out {}",
+            stats.granted, stats.waited, stats.cancelled, stats.timed_out
         );
         if self.ok() {
             println!("OK: no endpoint ever had more agents than its target at grant time");

@@ -17,8 +17,12 @@
 //!
 //! - **Queries**: [`Pool::counts`], [`Pool::waiting`], [`Pool::waiters`],
 //!   [`Pool::len`], [`Pool::iter`], [`Pool::is_closed`],
-//!   [`Pool::waiter_slots`], [`Pool::has_wakes`], [`Pool::has_forgotten`].
-//! - **Inputs**: [`Pool::set`] (a target changed), [`Pool::try_acquire`] /
+//!   [`Pool::waiter_slots`], [`Pool::has_wakes`], [`Pool::has_forgotten`],
+//!   [`Pool::limit`], [`Pool::active`], [`Pool::is_surplus`],
+//!   [`Pool::stats`].
+//! - **Inputs**: [`Pool::set`] (a target changed; [`Pool::set_all`] and
+//!   [`Pool::replace_all`] for several), [`Pool::set_limit`] (the
+//!   pool-wide limit), [`Pool::try_acquire`] /
 //!   [`Pool::try_acquire_key`] (take a lease now or fail),
 //!   [`Pool::enqueue`] / [`Pool::enqueue_key`] (a waiter arrived),
 //!   [`Pool::cancel`] (a waiter gave up), [`Pool::release`] (a lease came

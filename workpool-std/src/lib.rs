@@ -18,15 +18,23 @@
 //! - Threads: [`Pool::acquire_blocking`], [`Pool::acquire_timeout`],
 //!   [`Pool::acquire_deadline`] and their `_key` forms.
 //! - Now or never: [`Pool::try_acquire`], [`Pool::try_acquire_key`].
-//! - Control: [`Pool::set`], [`Pool::counts`], [`Pool::snapshot`],
-//!   [`Pool::close`], [`Pool::close_key`]. Dropping the last `Pool` handle
-//!   closes the pool too.
+//! - Control: [`Pool::set`], [`Pool::set_all`], [`Pool::replace_all`],
+//!   [`Pool::counts`], [`Pool::snapshot`], [`Pool::stats`], [`Pool::close`],
+//!   [`Pool::close_key`]. Dropping the last `Pool` handle closes the pool
+//!   too.
+//! - A pool-wide limit on top of the per-key targets: [`Pool::set_limit`],
+//!   [`Pool::active`] ("8 per host and 100 in all").
+//! - Cooperative shrinking: [`Lease::surplus`], [`Lease::is_surplus`],
+//!   [`Lease::release_if_surplus`] tell the workers a lowered target (or
+//!   limit) made too many, and [`Pool::drained`] waits until a key's
+//!   workers are gone.
 //!
 //! Fairness is strict FIFO among the waiters that capacity can serve, with no
 //! barging; any-key grants rotate round-robin over keys with room; lowering a
 //! target never revokes a lease. The counting rules live in the `no_std`
-//! crate `workpool-core`; this crate adds the lock, the wake-ups and the RAII
-//! leases.
+//! crate `workpool-core`; this crate adds the locks (keys are spread over
+//! independently locked shards, so different keys do not contend), the
+//! wake-ups and the RAII leases.
 //!
 //! # Example
 //!

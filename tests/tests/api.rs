@@ -12,10 +12,15 @@ use std::marker::{PhantomData, PhantomPinned};
 
 use futures_core::future::FusedFuture;
 use futures_core::stream::{FusedStream, Stream};
-use workpool_std::futures::{Acquire, AcquireKey, AcquireKeyOwned, AcquireOwned, Leases};
-use workpool_std::{AcquireTimeoutError, Closed, Counts, Lease, PollPool, Pool, TryAcquireError};
+use workpool_std::futures::{
+    Acquire, AcquireKey, AcquireKeyOwned, AcquireOwned, Drained, Leases, Surplus,
+};
+use workpool_std::{
+    AcquireTimeoutError, Closed, Counts, Lease, PollPool, Pool, Stats, TryAcquireError,
+};
 
 fn assert_send<T: Send>() {}
+fn assert_fused_unit<T: FusedFuture<Output = ()>>() {}
 fn assert_sync<T: Sync>() {}
 fn assert_clone<T: Clone>() {}
 fn assert_static<T: 'static>() {}
@@ -50,6 +55,17 @@ fn assert_surface<K: Hash + Eq + Clone + Debug + Send + Sync + 'static>() {
     assert_debug::<AcquireKey<'_, K>>();
     assert_debug::<Leases<K>>();
     assert_lease_stream::<K, Leases<K>>();
+
+    assert_send::<Surplus<'_, K>>();
+    assert_unpin::<Surplus<'_, K>>();
+    assert_debug::<Surplus<'_, K>>();
+    assert_fused_unit::<Surplus<'_, K>>();
+    assert_send::<Drained<'_, K>>();
+    assert_unpin::<Drained<'_, K>>();
+    assert_debug::<Drained<'_, K>>();
+    assert_fused_unit::<Drained<'_, K>>();
+    assert_send::<Stats>();
+    assert_sync::<Stats>();
 
     assert_send::<AcquireOwned<K>>();
     assert_sync::<AcquireOwned<K>>();

@@ -541,7 +541,7 @@ impl<K> Shard<K> {
     /// assert!(shard.try_acquire_key(None, 1, &"a", &mut ids).unwrap().is_err());
     /// ```
     #[allow(clippy::type_complexity)]
-    #[inline]
+    #[inline(always)]
     pub fn try_acquire_key<Q, I: LeaseIds>(
         &mut self,
         lane: Option<&mut Lane>,

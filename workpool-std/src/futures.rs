@@ -24,7 +24,7 @@ use workpool_core::Equivalent;
 use crate::error::Closed;
 use crate::lease::Lease;
 use crate::shared::{KeyQuery, Shared, Wait, Want, Watching};
-use crate::sync::{Arc, StdArc};
+use crate::sync::Arc;
 use crate::DefaultHashBuilder;
 
 /// The future returned by [`Pool::acquire`](crate::Pool::acquire): a lease
@@ -411,7 +411,7 @@ impl<K: fmt::Debug, S> fmt::Debug for AcquireKeyOwned<K, S> {
 fn poll_watch(
     listener: &mut Option<EventListener>,
     cx: &mut Context<'_>,
-    mut look: impl FnMut() -> Result<(), StdArc<Event>>,
+    mut look: impl FnMut() -> Result<(), Arc<Event>>,
 ) -> Poll<()> {
     loop {
         if let Some(l) = listener.as_mut() {

@@ -65,7 +65,7 @@ use workpool_core::{Claim, Closed, Counts, Equivalent, Stats, TryAcquireError, W
 
 use crate::error::AcquireTimeoutError;
 use crate::sync::{
-    AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, PoisonError, StdArc,
+    Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, PoisonError, StdArc,
 };
 
 /// Which capacity a request may be served from: any key, or the key equal
@@ -150,7 +150,7 @@ struct Part<P> {
 /// moment still sees that it happened.
 struct Watch {
     slot: usize,
-    event: StdArc<Event>,
+    event: Arc<Event>,
     watchers: usize,
     surplus: bool,
     drained: bool,
@@ -319,7 +319,7 @@ pub(crate) struct After<K> {
     key: Option<K>,
     keys: Vec<K>,
     /// Watched keys' events to notify.
-    events: Vec<StdArc<Event>>,
+    events: Vec<Arc<Event>>,
 }
 
 impl<K> Drop for After<K> {
@@ -1221,7 +1221,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         &self,
         lease: &workpool_core::Lease<K>,
         watching: &mut Watching,
-    ) -> Result<(), StdArc<Event>> {
+    ) -> Result<(), Arc<Event>> {
         let shard = lease.shard();
         let mut part = self.lock_shard(shard);
         let surplus = match part.core.is_surplus(None, lease) {
@@ -1251,7 +1251,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         if surplus {
             return Ok(());
         }
-        Err(StdArc::clone(&watch.event))
+        Err(Arc::clone(&watch.event))
     }
 
     /// One look of a `drained()` future: `Ok` once `key` has no live lease,
@@ -1260,7 +1260,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         &self,
         key: &Q,
         watching: &mut Watching,
-    ) -> Result<(), StdArc<Event>> {
+    ) -> Result<(), Arc<Event>> {
         let (hash, shard) = self.locate(key);
         let mut part = self.lock_shard(shard);
         let Some(slot) = part.core.slot(hash, key) else {
@@ -1281,7 +1281,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             Some((_, _, epoch)) if epoch != watch.drain_epoch => return Ok(()),
             Some(_) => {}
         }
-        Err(StdArc::clone(&watch.event))
+        Err(Arc::clone(&watch.event))
     }
 }
 
@@ -1368,7 +1368,7 @@ impl<K> Part<Shard<K>> {
             }
             (watch.drained, watch.surplus) = (drained, surplus);
             if notify {
-                after.events.push(StdArc::clone(&watch.event));
+                after.events.push(Arc::clone(&watch.event));
             }
         }
     }
@@ -1381,7 +1381,7 @@ impl<K> Part<Shard<K>> {
                 let counts = self.core.slot_counts(slot);
                 self.watches.push(Watch {
                     slot,
-                    event: StdArc::new(Event::new()),
+                    event: Arc::new(Event::new()),
                     watchers: 0,
                     surplus: counts.is_some_and(|c| c.active > c.target),
                     drained: counts.is_none_or(|c| c.active == 0),

@@ -631,3 +631,32 @@ fn release_if_surplus_races_set_and_another_holder() {
         drop((mine, theirs));
     });
 }
+
+/// `surplus()` waiting on one thread while `set` shrinks the key on
+/// another, and `drained()` waiting while the last lease goes: the watcher
+/// registers its listener and looks again before it sleeps, so neither
+/// wake-up is lost (loom reports a lost one as a deadlock).
+#[test]
+fn surplus_and_drained_wake_ups_are_not_lost() {
+    loom::model(|| {
+        let pool = pool();
+        pool.set("k", 1);
+        let lease = pool.try_acquire_key(&"k").unwrap();
+        let holder = {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                block_on(lease.surplus());
+                assert!(lease.release_if_surplus().is_ok());
+                drop(pool);
+            })
+        };
+        let setter = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.set("k", 0))
+        };
+        block_on(pool.drained(&"k"));
+        setter.join().unwrap();
+        holder.join().unwrap();
+        assert!(pool.is_empty());
+    });
+}

@@ -1,0 +1,274 @@
+//! The rows of the table: one driver per future or stream type of
+//! `workpool-std` (two for the types with two ways to wait). A driver says
+//! how to build the type in a pending state and which event makes it ready.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use futures_core::Stream;
+use workpool_std::futures::{
+    Acquire, AcquireKey, AcquireKeyOwned, AcquireOwned, Drained, Leases, Surplus,
+};
+use workpool_std::{Closed, Lease, PollPool, Pool};
+
+/// The key every subject waits on (or watches).
+pub(crate) const K: u32 = 1;
+
+/// A key the pool keeps in the same shard as [`K`], so that a release or a
+/// `set` on it takes the very lock that `K`'s operations take.
+pub(crate) fn neighbour(pool: &Pool<u32>) -> u32 {
+    (K + 1..10_000)
+        .find(|m| pool.shard_of(m) == pool.shard_of(&K))
+        .expect("a key in K's shard")
+}
+
+/// One driver: a type of the crate, and one way to wait with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Row {
+    /// `pool.acquire()`.
+    Acquire,
+    /// `pool.acquire_key(&K)`.
+    AcquireKey,
+    /// `pool.acquire_owned()`.
+    AcquireOwned,
+    /// `pool.acquire_key_owned(K)`.
+    AcquireKeyOwned,
+    /// `PollPool::poll_acquire`.
+    PollAny,
+    /// `PollPool::poll_acquire_key(&K)`.
+    PollKey,
+    /// `pool.leases()`, polled for its next item.
+    Leases,
+    /// `lease.surplus()`, made ready by lowering the key's target below
+    /// its active count (`set(K, 0)`).
+    SurplusTarget,
+    /// `lease.surplus()`, made ready by a pool-wide limit below the active
+    /// count (`set_limit(Some(0))`).
+    SurplusLimit,
+    /// `pool.drained(&K)`, made ready by dropping `K`'s last lease.
+    Drained,
+}
+
+/// The lease a `Surplus` subject watches (and borrows); `None` for the
+/// other rows.
+pub(crate) type Watched = Option<Lease<u32>>;
+
+/// The leases that keep a subject pending.
+pub(crate) type Blockers = Vec<Lease<u32>>;
+
+impl Row {
+    /// Every row; `every_cell_runs_or_says_why` checks each has a line in
+    /// the table.
+    pub(crate) const ALL: [Self; 10] = [
+        Self::Acquire,
+        Self::AcquireKey,
+        Self::AcquireOwned,
+        Self::AcquireKeyOwned,
+        Self::PollAny,
+        Self::PollKey,
+        Self::Leases,
+        Self::SurplusTarget,
+        Self::SurplusLimit,
+        Self::Drained,
+    ];
+
+    /// Whether the type borrows a `Pool` handle (so a waker can never hold
+    /// the last handle while the subject lives).
+    pub(crate) const fn borrows_pool(self) -> bool {
+        matches!(self, Self::Acquire | Self::AcquireKey | Self::Drained)
+    }
+
+    /// Whether the row's event needs no `Pool` handle (dropping a lease).
+    pub(crate) const fn fires_without_handle(self) -> bool {
+        !matches!(self, Self::SurplusTarget | Self::SurplusLimit)
+    }
+    /// The type of `workpool-std` this row covers, as its source names it.
+    pub(crate) const fn covers(self) -> &'static str {
+        match self {
+            Self::Acquire => "Acquire",
+            Self::AcquireKey => "AcquireKey",
+            Self::AcquireOwned => "AcquireOwned",
+            Self::AcquireKeyOwned => "AcquireKeyOwned",
+            Self::PollAny | Self::PollKey => "PollPool",
+            Self::Leases => "Leases",
+            Self::SurplusTarget | Self::SurplusLimit => "Surplus",
+            Self::Drained => "Drained",
+        }
+    }
+
+    /// Whether the subject waits for a lease (and ends with `Closed` when
+    /// the pool closes), rather than watching one.
+    pub(crate) const fn acquires(self) -> bool {
+        !matches!(
+            self,
+            Self::SurplusTarget | Self::SurplusLimit | Self::Drained
+        )
+    }
+
+    /// Sets the targets and takes the leases that make the subject pending.
+    pub(crate) fn arm(self, pool: &Pool<u32>) -> (Watched, Blockers) {
+        match self {
+            Self::SurplusTarget | Self::SurplusLimit => {
+                pool.set(K, 3);
+                (Some(pool.try_acquire_key(&K).unwrap()), Vec::new())
+            }
+            Self::Drained => {
+                pool.set(K, 3);
+                (None, vec![pool.try_acquire_key(&K).unwrap()])
+            }
+            _ => {
+                // `K` is the only key with a target, and it is full.
+                pool.set(K, 1);
+                (None, vec![pool.try_acquire_key(&K).unwrap()])
+            }
+        }
+    }
+
+    /// The subject, not polled yet.
+    pub(crate) fn subject<'a>(self, pool: &'a Pool<u32>, watched: &'a Watched) -> Subject<'a> {
+        match self {
+            Self::Acquire => Subject::Acquire(Box::pin(pool.acquire())),
+            Self::AcquireKey => Subject::AcquireKey(Box::pin(pool.acquire_key(&K))),
+            Self::Drained => Subject::Drained(Box::pin(pool.drained(&K))),
+            _ => self
+                .detached(pool, watched)
+                .expect("a row that borrows no pool"),
+        }
+    }
+
+    /// The subject, for the rows whose type borrows no `Pool` handle (it
+    /// may borrow the watched lease); `None` for the rows that borrow one.
+    pub(crate) fn detached<'a>(
+        self,
+        pool: &Pool<u32>,
+        watched: &'a Watched,
+    ) -> Option<Subject<'a>> {
+        Some(match self {
+            Self::AcquireOwned => Subject::AcquireOwned(Box::pin(pool.acquire_owned())),
+            Self::AcquireKeyOwned => Subject::AcquireKeyOwned(Box::pin(pool.acquire_key_owned(K))),
+            Self::PollAny => Subject::PollAny(PollPool::new(pool)),
+            Self::PollKey => Subject::PollKey(PollPool::new(pool)),
+            Self::Leases => Subject::Leases(Box::pin(pool.leases())),
+            Self::SurplusTarget | Self::SurplusLimit => {
+                let watched = watched.as_ref().expect("armed with a lease to watch");
+                Subject::Surplus(Box::pin(watched.surplus()))
+            }
+            Self::Acquire | Self::AcquireKey | Self::Drained => return None,
+        })
+    }
+
+    /// The event that makes the subject ready.
+    pub(crate) fn fire(self, pool: &Pool<u32>, blockers: &mut Blockers) {
+        match self {
+            Self::SurplusTarget => pool.set(K, 0),
+            Self::SurplusLimit => pool.set_limit(Some(0)),
+            _ => assert!(self.fire_without_handle(blockers), "{self}: fired"),
+        }
+    }
+
+    /// The event that makes the subject ready when no `Pool` handle is at
+    /// hand: dropping the leases that block it. False (and nothing done)
+    /// for the rows whose event needs a handle (a target or a limit change).
+    pub(crate) fn fire_without_handle(self, blockers: &mut Blockers) -> bool {
+        if !self.fires_without_handle() {
+            return false;
+        }
+        assert!(!blockers.is_empty(), "{self}: armed with blockers");
+        blockers.clear();
+        true
+    }
+
+    /// A lease of `K` whose release re-enters `K`'s part of the pool: for
+    /// acquisitions and `Drained`, the blocker itself (so that releasing it
+    /// is what makes the subject ready); for `Surplus`, a second lease of
+    /// the watched key (releasing it makes nothing surplus).
+    pub(crate) fn key_bait(self, pool: &Pool<u32>, blockers: &mut Blockers) -> Lease<u32> {
+        match self {
+            Self::SurplusTarget | Self::SurplusLimit => pool.try_acquire_key(&K).unwrap(),
+            _ => blockers.pop().expect("armed with a blocker"),
+        }
+    }
+
+    /// `K`'s target once [`fire`](Self::fire) ran.
+    pub(crate) const fn target_after_fire(self) -> u64 {
+        match self {
+            Self::SurplusTarget => 0,
+            Self::SurplusLimit | Self::Drained => 3,
+            _ => 1,
+        }
+    }
+
+    /// Checks what a ready subject gave.
+    pub(crate) fn check(self, outcome: &Outcome, what: &str) {
+        match (self.acquires(), outcome) {
+            (true, Outcome::Lease(lease)) => {
+                // Only `K` has a target; the neighbour key may have been
+                // given one by a scenario, so any key is fine for the
+                // any-key rows.
+                if matches!(
+                    self,
+                    Self::AcquireKey | Self::AcquireKeyOwned | Self::PollKey
+                ) {
+                    assert_eq!(*lease.key(), K, "{what}: a lease of the key asked for");
+                }
+            }
+            (false, Outcome::Done) => {}
+            _ => panic!("{what}: unexpected outcome {outcome:?}"),
+        }
+    }
+}
+
+impl fmt::Display for Row {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// What a subject gave when ready.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Lease(Lease<u32>),
+    /// `Err(Closed)`, or the end of the `Leases` stream.
+    Closed,
+    /// A watch resolved.
+    Done,
+}
+
+/// A subject of the table, polled by hand.
+pub(crate) enum Subject<'a> {
+    Acquire(Pin<Box<Acquire<'a, u32>>>),
+    AcquireKey(Pin<Box<AcquireKey<'a, u32>>>),
+    AcquireOwned(Pin<Box<AcquireOwned<u32>>>),
+    AcquireKeyOwned(Pin<Box<AcquireKeyOwned<u32>>>),
+    PollAny(PollPool<u32>),
+    PollKey(PollPool<u32>),
+    Leases(Pin<Box<Leases<u32>>>),
+    Surplus(Pin<Box<Surplus<'a, u32>>>),
+    Drained(Pin<Box<Drained<'a, u32>>>),
+}
+
+fn acquired(polled: Poll<Result<Lease<u32>, Closed>>) -> Poll<Outcome> {
+    polled.map(|r| r.map_or(Outcome::Closed, Outcome::Lease))
+}
+
+impl Subject<'_> {
+    pub(crate) fn poll(&mut self, waker: &Waker) -> Poll<Outcome> {
+        let cx = &mut Context::from_waker(waker);
+        match self {
+            Self::Acquire(f) => acquired(f.as_mut().poll(cx)),
+            Self::AcquireKey(f) => acquired(f.as_mut().poll(cx)),
+            Self::AcquireOwned(f) => acquired(f.as_mut().poll(cx)),
+            Self::AcquireKeyOwned(f) => acquired(f.as_mut().poll(cx)),
+            Self::PollAny(p) => acquired(p.poll_acquire(cx)),
+            Self::PollKey(p) => acquired(p.poll_acquire_key(&K, cx)),
+            Self::Leases(s) => s
+                .as_mut()
+                .poll_next(cx)
+                .map(|item| item.map_or(Outcome::Closed, Outcome::Lease)),
+            Self::Surplus(f) => f.as_mut().poll(cx).map(|()| Outcome::Done),
+            Self::Drained(f) => f.as_mut().poll(cx).map(|()| Outcome::Done),
+        }
+    }
+}

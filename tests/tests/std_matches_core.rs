@@ -11,6 +11,12 @@
 //! outcome decided. Keys spread over the std pool's shards, so any-key
 //! grants walk a ring across shards.
 //!
+//! Along the way, `surplus()` and `drained()` watchers are registered on
+//! held leases and keys: after every step, every watcher whose condition
+//! holds (by the core's counts) must have been woken, and a woken watcher
+//! must resolve when polled. `stats()` must equal the core's, and
+//! `granted - released == active` must hold after every step.
+//!
 //! The case count is 256 by default; `WORKPOOL_PROPTEST_CASES` (or
 //! proptest's own `PROPTEST_CASES`) raises it.
 
@@ -45,6 +51,15 @@ enum Op {
     Close,
     CloseKey(u8),
     SetLimit(Option<u64>),
+    /// Watch one held lease's `surplus()` (the watcher owns the lease until
+    /// it resolves; releasing the lease drops the watcher).
+    WatchSurplus(usize),
+    /// Watch a key's `drained()`.
+    WatchDrained(u8),
+    /// Poll one watcher.
+    PollWatch(usize),
+    /// Drop one `drained()` watcher.
+    DropDrained(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -61,6 +76,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Close),
         3 => (0..KEYS).prop_map(Op::CloseKey),
         4 => prop_oneof![1 => Just(None), 3 => (0..6u64).prop_map(Some)].prop_map(Op::SetLimit),
+        4 => (0..32usize).prop_map(Op::WatchSurplus),
+        3 => (0..KEYS).prop_map(Op::WatchDrained),
+        4 => (0..32usize).prop_map(Op::PollWatch),
+        1 => (0..32usize).prop_map(Op::DropDrained),
     ]
 }
 
@@ -110,12 +129,53 @@ struct Waiting {
     waiter: WaiterId,
 }
 
+/// A `surplus()` or `drained()` watcher.
+struct Watcher<T> {
+    future: Pin<Box<dyn Future<Output = T>>>,
+    counter: Arc<Counter>,
+    waker: Waker,
+}
+
+impl<T> Watcher<T> {
+    /// Polls a new watcher once: `Err` with its output if it is ready.
+    fn start(future: Pin<Box<dyn Future<Output = T>>>) -> Result<Self, T> {
+        let counter = Arc::new(Counter::default());
+        let mut watcher = Self {
+            future,
+            waker: Waker::from(Arc::clone(&counter)),
+            counter,
+        };
+        match watcher.poll() {
+            Poll::Ready(out) => Err(out),
+            Poll::Pending => Ok(watcher),
+        }
+    }
+
+    fn poll(&mut self) -> Poll<T> {
+        let waker = self.waker.clone();
+        self.future.as_mut().poll(&mut Context::from_waker(&waker))
+    }
+
+    fn woken(&self) -> bool {
+        self.counter.0.load(Ordering::SeqCst) > 0
+    }
+}
+
+/// A held std lease: plain, or owned by a `surplus()` watcher.
+enum Held {
+    Plain(Lease<u8>),
+    Watched(u8, Watcher<Lease<u8>>),
+}
+
 struct Run {
     pool: Pool<u8>,
     core: workpool_core::Pool<u8>,
     /// Held leases: std's and the core's, with the same id.
-    held: Vec<(Lease<u8>, workpool_core::Lease<u8>)>,
+    held: Vec<(Held, workpool_core::Lease<u8>)>,
     waiting: Vec<Waiting>,
+    drains: Vec<(u8, Watcher<()>)>,
+    /// Leases the callers released.
+    released: u64,
 }
 
 impl Run {
@@ -125,6 +185,61 @@ impl Run {
             core: workpool_core::Pool::new(),
             held: Vec::new(),
             waiting: Vec::new(),
+            drains: Vec::new(),
+            released: 0,
+        }
+    }
+
+    fn hold(&mut self, lease: Lease<u8>, core: workpool_core::Lease<u8>) {
+        assert_eq!((lease.id(), *lease.key()), (core.id(), *core.key()));
+        self.held.push((Held::Plain(lease), core));
+    }
+
+    /// Whether a lease of `key` is surplus, by the core's counts.
+    fn surplus(&self, key: u8) -> bool {
+        let c = self.core.counts(&key);
+        c.active > c.target || self.core.limit().is_some_and(|l| self.core.active() > l)
+    }
+
+    fn drained(&self, key: u8) -> bool {
+        self.core.counts(&key).active == 0
+    }
+
+    /// Polls watcher `i` (the surplus ones first, then the drains): one that
+    /// was woken must resolve, and one that resolves must have been woken
+    /// or see its condition hold now.
+    fn poll_watch(&mut self, i: usize) {
+        let watched: Vec<usize> = (0..self.held.len())
+            .filter(|&h| matches!(self.held[h].0, Held::Watched(..)))
+            .collect();
+        let all = watched.len() + self.drains.len();
+        if all == 0 {
+            return;
+        }
+        let i = i % all;
+        if let Some(&h) = watched.get(i) {
+            let Held::Watched(key, watcher) = &mut self.held[h].0 else {
+                unreachable!()
+            };
+            let (key, woken) = (*key, watcher.woken());
+            match watcher.poll() {
+                Poll::Ready(lease) => {
+                    assert!(woken || self.surplus(key), "surplus resolved unwoken");
+                    self.held[h].0 = Held::Plain(lease);
+                }
+                Poll::Pending => assert!(!woken, "a woken surplus watcher stayed pending"),
+            }
+        } else {
+            let d = i - watched.len();
+            let (key, watcher) = &mut self.drains[d];
+            let (key, woken) = (*key, watcher.woken());
+            match watcher.poll() {
+                Poll::Ready(()) => {
+                    assert!(woken || self.drained(key), "drained resolved unwoken");
+                    self.drains.swap_remove(d);
+                }
+                Poll::Pending => assert!(!woken, "a woken drained watcher stayed pending"),
+            }
         }
     }
 
@@ -172,6 +287,50 @@ impl Run {
                     let (lease, core) = self.held.swap_remove(i % self.held.len());
                     drop(lease);
                     self.core.release(core).unwrap();
+                    self.released += 1;
+                }
+            }
+            Op::WatchSurplus(i) => {
+                if !self.held.is_empty() {
+                    let h = i % self.held.len();
+                    let key = *self.held[h].1.key();
+                    let surplus = self.surplus(key);
+                    let (held, core) = self.held.swap_remove(h);
+                    let Held::Plain(lease) = held else {
+                        self.held.push((held, core));
+                        return self.compare();
+                    };
+                    let future = Box::pin(async move {
+                        lease.surplus().await;
+                        lease
+                    });
+                    match Watcher::start(future) {
+                        Ok(watcher) => {
+                            assert!(!surplus, "a surplus lease's watcher waits");
+                            self.held.push((Held::Watched(key, watcher), core));
+                        }
+                        Err(lease) => {
+                            assert!(surplus, "a watcher resolved at once, not surplus");
+                            self.held.push((Held::Plain(lease), core));
+                        }
+                    }
+                }
+            }
+            Op::WatchDrained(key) => {
+                let pool = self.pool.clone();
+                let future = Box::pin(async move { pool.drained(&key).await });
+                match Watcher::start(future) {
+                    Ok(watcher) => {
+                        assert!(!self.drained(key), "a drained key's watcher waits");
+                        self.drains.push((key, watcher));
+                    }
+                    Err(()) => assert!(self.drained(key), "resolved at once, not drained"),
+                }
+            }
+            Op::PollWatch(i) => self.poll_watch(i),
+            Op::DropDrained(i) => {
+                if !self.drains.is_empty() {
+                    self.drains.swap_remove(i % self.drains.len());
                 }
             }
             Op::Close => {
@@ -206,10 +365,7 @@ impl Run {
         want: Result<workpool_core::Lease<u8>, workpool_core::TryAcquireError>,
     ) {
         match (got, want) {
-            (Ok(lease), Ok(core)) => {
-                assert_eq!((lease.id(), *lease.key()), (core.id(), *core.key()));
-                self.held.push((lease, core));
-            }
+            (Ok(lease), Ok(core)) => self.hold(lease, core),
             (Err(got), Err(want)) => assert_eq!(got, want),
             (got, want) => panic!("std {got:?}, core {want:?}"),
         }
@@ -226,10 +382,7 @@ impl Run {
             return;
         };
         match (polled, self.core.claim(waiter).unwrap()) {
-            (Poll::Ready(Ok(lease)), Claim::Granted(core)) => {
-                assert_eq!((lease.id(), *lease.key()), (core.id(), *core.key()));
-                self.held.push((lease, core));
-            }
+            (Poll::Ready(Ok(lease)), Claim::Granted(core)) => self.hold(lease, core),
             (Poll::Pending, Claim::Waiting) => self.waiting.push(Waiting {
                 future,
                 counter,
@@ -251,9 +404,8 @@ impl Run {
         match (polled, claim) {
             (Poll::Pending, Claim::Waiting) => {}
             (Poll::Ready(Ok(lease)), Claim::Granted(core)) => {
-                assert_eq!((lease.id(), *lease.key()), (core.id(), *core.key()));
                 self.waiting.swap_remove(i);
-                self.held.push((lease, core));
+                self.hold(lease, core);
             }
             (Poll::Ready(Err(Closed)), Claim::Closed) => {
                 self.waiting.swap_remove(i);
@@ -280,6 +432,30 @@ impl Run {
         assert_eq!(self.pool.active(), self.core.active());
         assert_eq!(self.pool.waiters(), self.core.waiters());
         assert_eq!(self.pool.is_closed(), self.core.is_closed());
+        // Stats agree (the core knows no timeouts) and count leases that
+        // reached callers (or wait, handed over, in a waiter's slot).
+        let stats = self.pool.stats();
+        assert_eq!(stats, self.core.stats());
+        assert_eq!(
+            stats.granted - self.released,
+            self.pool.active(),
+            "{stats:?}"
+        );
+        // Every watcher whose condition holds was woken.
+        for (held, _) in &self.held {
+            if let Held::Watched(key, watcher) = held {
+                assert!(
+                    watcher.woken() || !self.surplus(*key),
+                    "a surplus watcher of key {key} was not woken"
+                );
+            }
+        }
+        for (key, watcher) in &self.drains {
+            assert!(
+                watcher.woken() || !self.drained(*key),
+                "a drained watcher of key {key} was not woken"
+            );
+        }
         // Every waiter the core decided was woken by std, and no other.
         let mut decided = Vec::new();
         while let Some(w) = self.core.poll_wake() {
@@ -308,6 +484,12 @@ impl Run {
         for (lease, core) in std::mem::take(&mut self.held) {
             drop(lease);
             self.core.release(core).unwrap();
+            self.released += 1;
+            self.compare();
+        }
+        for (_, mut watcher) in std::mem::take(&mut self.drains) {
+            assert!(watcher.woken(), "every key drained");
+            assert!(watcher.poll().is_ready());
         }
         for key in 0..KEYS {
             self.pool.set(key, 0);

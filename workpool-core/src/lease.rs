@@ -4,16 +4,25 @@ use core::fmt;
 
 use crate::identity::PoolId;
 
-/// What a pool did since it was made: totals that only grow.
+/// What a pool did since it was made, counted so that at every moment
+/// `granted - released == active` (releases are not counted here; the
+/// caller who drops leases can count them).
 ///
-/// - `granted`: leases granted (at once or to a waiter, claimed or not).
-/// - `waited`: acquisitions that had to queue.
-/// - `cancelled`: queued acquisitions that gave up without a lease (a
-///   dropped future, a timeout; a waiter cancelled after it was granted
-///   counts here too, its lease having passed on).
+/// - `granted`: leases out, at once or handed to a waiter. A lease handed
+///   to a waiter that then gave up (its future dropped before it took the
+///   lease) never reached a caller: it is taken back out of `granted` when
+///   it passes on, so that is the one moment a total goes down (by the one
+///   lease it had counted). Leases handed to waiters that have not yet
+///   taken them are in `granted` and in `active`, as they are in `counts`.
+/// - `waited`: acquisitions that had to queue (served or not).
+/// - `cancelled`: queued acquisitions that ended without a lease (a dropped
+///   future, a timeout), counted once each, whether or not a lease had
+///   been handed to them before they gave up.
 /// - `timed_out`: those of `cancelled` that a timeout or deadline ended.
 ///   The core knows no clock and leaves it 0; `workpool-std` counts its
 ///   `_timeout` and `_deadline` calls.
+///
+/// So `waited - cancelled` queued acquisitions were served or still wait.
 ///
 /// # Examples
 ///

@@ -301,18 +301,48 @@ impl<K, S> Pool<K, S> {
         K: Hash + Eq,
         S: BuildHasher,
     {
-        let hash = self.hasher.hash_one(&key);
+        let mut key = Some(key);
+        self.set_in(&mut key, target);
+        key
+    }
+
+    /// [`set`](Self::set) with the key in the caller's `key`: it is taken
+    /// only when the pool stores it and stays there otherwise, also when
+    /// `K`'s `Hash` or `Eq` panics. A caller that holds a lock around the
+    /// pool (as [`SharedPool`](crate::SharedPool) does) declares `key`
+    /// before its guard, so the key is dropped after unlocking on every
+    /// path, unwinding included.
+    ///
+    /// # Panics
+    ///
+    /// If `key` is `None`, and as [`set`](Self::set).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::new();
+    /// let mut key = Some("a");
+    /// pool.set_in(&mut key, 1);
+    /// assert_eq!(key, None, "stored");
+    /// let mut key = Some("a");
+    /// pool.set_in(&mut key, 2);
+    /// assert_eq!(key, Some("a"), "an equal key was tracked already");
+    /// assert_eq!(pool.counts(&"a").target, 2);
+    /// ```
+    pub fn set_in(&mut self, key: &mut Option<K>, target: u64)
+    where
+        K: Hash + Eq,
+        S: BuildHasher,
+    {
+        let hash = self
+            .hasher
+            .hash_one(key.as_ref().expect("set_in needs a key"));
         let ids = &mut self.next_lease;
-        match self.shard.set(None, hash, key, target, ids) {
-            Ok(unused) => unused,
-            Err(NeedsLane(key)) => {
-                let unused = self
-                    .shard
-                    .set(Some(&mut self.lane), hash, key, target, ids)
-                    .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"));
-                self.distribute();
-                unused
-            }
+        if self.shard.set_in(None, hash, key, target, ids).is_err() {
+            self.shard
+                .set_in(Some(&mut self.lane), hash, key, target, ids)
+                .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"));
+            self.distribute();
         }
     }
 

@@ -479,11 +479,60 @@ impl<K> Shard<K> {
     where
         K: Eq,
     {
+        let mut key = Some(key);
+        match self.set_in(lane, hash, &mut key, target, ids) {
+            Ok(()) => Ok(key),
+            Err(NeedsLane(())) => Err(NeedsLane(
+                key.expect("a call that needs the lane keeps the key"),
+            )),
+        }
+    }
+
+    /// [`set`](Self::set) with the key in the caller's `key`: it is taken
+    /// only when the shard stores it, and stays there otherwise, also when
+    /// `K`'s `Eq` panics. So a caller that holds a lock can declare `key`
+    /// before its guard and have the key dropped after unlocking on every
+    /// path, unwinding included.
+    ///
+    /// # Errors
+    ///
+    /// As [`set`](Self::set), with the key left in `key`.
+    ///
+    /// # Panics
+    ///
+    /// If `key` is `None`, and as [`set`](Self::set).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// let mut lane = Lane::new();
+    /// let mut shard = Shard::new(0, &lane);
+    /// let mut ids = 1u64;
+    /// let mut key = Some("a");
+    /// shard.set_in(Some(&mut lane), 1, &mut key, 2, &mut ids).unwrap();
+    /// assert_eq!(key, None, "stored");
+    /// let mut key = Some("a");
+    /// shard.set_in(None, 1, &mut key, 3, &mut ids).unwrap();
+    /// assert_eq!(key, Some("a"), "an equal key was tracked already");
+    /// ```
+    pub fn set_in<I: LeaseIds>(
+        &mut self,
+        lane: Option<&mut Lane>,
+        hash: u64,
+        key: &mut Option<K>,
+        target: u64,
+        ids: &mut I,
+    ) -> Result<(), NeedsLane<()>>
+    where
+        K: Eq,
+    {
         if lane.is_none() && self.limited {
-            return Err(NeedsLane(key));
+            return Err(NeedsLane(()));
         }
         let hash = short_hash(hash);
-        let (g, unused) = match self.find_hashed(hash, &key) {
+        let found = self.find_hashed(hash, key.as_ref().expect("set_in needs a key"));
+        let g = match found {
             Some(g) => {
                 if lane.is_none() {
                     let group = self.groups.at(g);
@@ -493,14 +542,17 @@ impl<K> Shard<K> {
                         group.in_ring() && target == 0 && group.active == 0 && group.waiting == 0
                     };
                     if needs_lane {
-                        return Err(NeedsLane(key));
+                        return Err(NeedsLane(()));
                     }
                 }
-                (g, Some(key))
+                g
             }
-            None if target == 0 => return Ok(Some(key)),
-            None if lane.is_none() => return Err(NeedsLane(key)),
-            None => (self.insert_group(key, hash), None),
+            None if target == 0 => return Ok(()),
+            None if lane.is_none() => return Err(NeedsLane(())),
+            None => {
+                let key = key.take().expect("checked above");
+                self.insert_group(key, hash)
+            }
         };
         let group = self.groups.at_mut(g);
         let old = core::mem::replace(&mut group.target, target);
@@ -513,7 +565,7 @@ impl<K> Shard<K> {
             }
             self.forget_if_idle(lane, g);
         }
-        Ok(unused)
+        Ok(())
     }
 
     /// Takes a lease from the key if it has room, as
@@ -746,6 +798,8 @@ impl<K> Shard<K> {
                 return Ok(Err(NeedsLane(())));
             }
             self.finish(index);
+            // The grant reached nobody: it was counted at the hand-off.
+            self.stats.granted -= 1;
             self.stats.cancelled += 1;
             self.give_back_group(lane, grant.group, ids);
         } else {
@@ -826,6 +880,9 @@ impl<K> Shard<K> {
             .groups
             .get_checked(grant.group, grant.generation)
             .is_some());
+        // The grant reached nobody (the lane counted the cancel): it was
+        // counted here at the hand-off.
+        self.stats.granted -= 1;
         self.give_back_group(Some(lane), grant.group, ids);
     }
 

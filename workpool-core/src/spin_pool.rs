@@ -101,8 +101,11 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> SharedPool<K, S> {
     /// A key the pool does not keep, or forgets, is dropped after the lock
     /// is released.
     pub fn set(&self, key: K, target: u64) {
-        let unused = self.with(|p| p.set(key, target));
-        drop(unused);
+        // Declared before the lock's guard: an unused key, and the key
+        // when its `Hash` or `Eq` panics, is dropped after unlocking.
+        let mut key = Some(key);
+        self.with(|p| p.set_in(&mut key, target));
+        drop(key);
         self.drop_forgotten();
     }
 

@@ -17,7 +17,6 @@ use std::hash::{BuildHasher, Hash};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use event_listener::{Event, EventListener};
 use futures_core::{FusedFuture, FusedStream, Stream};
 use workpool_core::Equivalent;
 
@@ -405,32 +404,6 @@ impl<K: fmt::Debug, S> fmt::Debug for AcquireKeyOwned<K, S> {
     }
 }
 
-/// Polls a watch: looks (under the key's lock), listens to the key's event
-/// if it must wait, and looks again before it sleeps, so that a change
-/// between the first look and the listener's registration is not missed.
-fn poll_watch(
-    listener: &mut Option<EventListener>,
-    cx: &mut Context<'_>,
-    mut look: impl FnMut() -> Result<(), Arc<Event>>,
-) -> Poll<()> {
-    loop {
-        if let Some(l) = listener.as_mut() {
-            if Pin::new(l).poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            *listener = None;
-        }
-        let Err(event) = look() else {
-            return Poll::Ready(());
-        };
-        *listener = Some(event.listen());
-        if look().is_ok() {
-            *listener = None;
-            return Poll::Ready(());
-        }
-    }
-}
-
 /// The future returned by [`Lease::surplus`]: resolves once the lease is
 /// surplus (its key has more live leases than its target, or the pool more
 /// than its limit), or became surplus since the future was first polled.
@@ -456,7 +429,6 @@ fn poll_watch(
 pub struct Surplus<'a, K, S = DefaultHashBuilder> {
     lease: &'a Lease<K, S>,
     watching: Watching,
-    listener: Option<EventListener>,
     done: bool,
 }
 
@@ -465,7 +437,6 @@ impl<'a, K, S> Surplus<'a, K, S> {
         Self {
             lease,
             watching: Watching::default(),
-            listener: None,
             done: false,
         }
     }
@@ -478,15 +449,11 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Future for Surplus<'_, K, S> {
         let this = self.get_mut();
         assert!(!this.done, "a surplus future was polled after it completed");
         let (shared, inner) = (this.lease.shared(), this.lease.inner());
-        let watching = &mut this.watching;
-        let polled = poll_watch(&mut this.listener, cx, || {
-            shared.look_surplus(inner, watching)
-        });
-        if polled.is_ready() {
+        if shared.poll_surplus(inner, &mut this.watching, cx.waker()) {
             this.done = true;
-            shared.unwatch(&mut this.watching);
+            return Poll::Ready(());
         }
-        polled
+        Poll::Pending
     }
 }
 
@@ -531,7 +498,6 @@ pub struct Drained<'a, K, Q: ?Sized = K, S = DefaultHashBuilder> {
     shared: &'a Shared<K, S>,
     key: &'a Q,
     watching: Watching,
-    listener: Option<EventListener>,
     done: bool,
 }
 
@@ -541,7 +507,6 @@ impl<'a, K, Q: ?Sized, S> Drained<'a, K, Q, S> {
             shared,
             key,
             watching: Watching::default(),
-            listener: None,
             done: false,
         }
     }
@@ -558,15 +523,14 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         assert!(!this.done, "a drained future was polled after it completed");
-        let (shared, key, watching) = (this.shared, this.key, &mut this.watching);
-        let polled = poll_watch(&mut this.listener, cx, || {
-            shared.look_drained(key, watching)
-        });
-        if polled.is_ready() {
+        if this
+            .shared
+            .poll_drained(this.key, &mut this.watching, cx.waker())
+        {
             this.done = true;
-            shared.unwatch(&mut this.watching);
+            return Poll::Ready(());
         }
-        polled
+        Poll::Pending
     }
 }
 

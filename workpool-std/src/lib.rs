@@ -90,6 +90,7 @@ mod poll;
 mod pool;
 mod shared;
 mod sync;
+mod watch;
 
 pub use error::{AcquireTimeoutError, Closed, TryAcquireError};
 pub use lease::Lease;

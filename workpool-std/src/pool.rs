@@ -308,12 +308,18 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         self.shared.set_all(targets, true);
     }
 
-    /// Totals since the pool was made: leases `granted`, acquisitions that
-    /// `waited` (had to queue), queued ones `cancelled` without a lease
-    /// (future dropped, or timed out; a waiter dropped after it was handed a
-    /// lease counts too, the lease passing on), and of those the ones
-    /// `timed_out` (ended by a `_timeout` or `_deadline` call). Summed over
-    /// the pool's parts one by one.
+    /// Totals since the pool was made, summed over the pool's parts one by
+    /// one (see [`Stats`] for the exact definitions):
+    ///
+    /// - `granted`: leases that reached a caller (or were handed to a waiter
+    ///   that has yet to take it), so that `granted` minus the leases
+    ///   released equals [`active`](Self::active). A lease handed to a
+    ///   waiter that gave it up before taking it is not counted.
+    /// - `waited`: acquisitions that had to queue.
+    /// - `cancelled`: queued acquisitions that ended without a lease (future
+    ///   dropped, or timed out), once each.
+    /// - `timed_out`: those of them ended by a `_timeout` or `_deadline`
+    ///   call.
     ///
     /// # Examples
     ///

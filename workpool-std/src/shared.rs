@@ -65,8 +65,9 @@ use workpool_core::{Claim, Closed, Counts, Equivalent, Stats, TryAcquireError, W
 
 use crate::error::AcquireTimeoutError;
 use crate::sync::{
-    Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, PoisonError, StdArc,
+    AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, PoisonError, StdArc,
 };
+use crate::watch::{Condition, Seen, Watches};
 
 /// Which capacity a request may be served from: any key, or the key equal
 /// to a `Q` (a borrowed form of `K`, such as `str` for `String`).
@@ -137,33 +138,17 @@ struct Part<P> {
     /// Never longer than the part's waiter slots once a waiter has left, so
     /// it shrinks with them after a burst.
     wakers: Vec<Option<Waker>>,
-    /// The keys of this part that `surplus()` and `drained()` futures
-    /// watch (few: a linear search), empty unless someone watches.
-    watches: Vec<Watch>,
+    /// The part's `surplus()` and `drained()` watchers (see [`Watches`]).
+    watches: Watches,
     /// Acquisitions of this part that a timeout or deadline ended.
     timed_out: u64,
 }
 
-/// One watched key, by its group's slot: the event its watchers listen on,
-/// what was seen of the key last, and a count of the times it became
-/// surplus and drained, so that a watcher that was not polled at that
-/// moment still sees that it happened.
-struct Watch {
-    slot: usize,
-    event: Arc<Event>,
-    watchers: usize,
-    surplus: bool,
-    drained: bool,
-    surplus_epoch: u64,
-    drain_epoch: u64,
-}
-
-/// Where a watcher stands: registered with a key's watch since a given
-/// epoch, or not (yet, or any more).
+/// Where a `surplus()` or `drained()` future stands: registered with a
+/// shard's [`Watches`] (shard, entry), or not (yet, or any more).
 #[derive(Debug, Default)]
 pub(crate) struct Watching {
-    /// (shard, slot, epoch seen at registration).
-    at: Option<(usize, usize, u64)>,
+    at: Option<(usize, usize)>,
 }
 
 /// What the waker bookkeeping needs of a part.
@@ -318,16 +303,24 @@ pub(crate) struct After<K> {
     stale: Option<Waker>,
     key: Option<K>,
     keys: Vec<K>,
-    /// Watched keys' events to notify.
-    events: Vec<Arc<Event>>,
+    /// Wakers of watchers whose condition came true.
+    wakes: Vec<Waker>,
 }
 
 impl<K> Drop for After<K> {
-    /// Notifies the watchers (their wakers are user code): an `After` is
-    /// dropped once no lock is held.
+    /// Wakes the fired watchers (their wakers are user code): an `After` is
+    /// dropped once no lock is held. If a wake panics, the rest are still
+    /// woken while it unwinds.
     fn drop(&mut self) {
-        for event in self.events.drain(..) {
-            event.notify(usize::MAX);
+        struct Rest(Vec<Waker>);
+        impl Drop for Rest {
+            fn drop(&mut self) {
+                self.0.drain(..).for_each(Waker::wake);
+            }
+        }
+        let mut rest = Rest(mem::take(&mut self.wakes));
+        while let Some(waker) = rest.0.pop() {
+            waker.wake();
         }
     }
 }
@@ -338,7 +331,7 @@ impl<K> After<K> {
             stale: None,
             key: None,
             keys: Vec::new(),
-            events: Vec::new(),
+            wakes: Vec::new(),
         }
     }
 
@@ -420,7 +413,7 @@ impl<K, S> Shared<K, S> {
         }
         let busy = lane.as_ref().is_some_and(|l| l.core.has_wakes())
             || shard.as_ref().is_some_and(|s| {
-                s.core.has_wakes() || s.core.has_forgotten() || !s.watches.is_empty()
+                s.core.has_wakes() || s.core.has_forgotten() || s.watches.is_waiting()
             });
         if busy {
             self.finish_slow(lane, shard, after);
@@ -442,7 +435,7 @@ impl<K, S> Shared<K, S> {
     ) {
         let index = shard.as_ref().map(|s| s.core.index() as usize);
         if let Some(part) = shard.as_mut() {
-            if !part.watches.is_empty() {
+            if part.watches.is_waiting() {
                 let over_limit = lane.as_ref().is_some_and(|l| l.core.over_limit());
                 part.check_watches(over_limit, &mut after);
             }
@@ -484,8 +477,15 @@ impl<K, S> Shared<K, S> {
         if lane.core.distribute_next().is_none() {
             return self.finish(Some(lane), part, after);
         }
+        let mut after = after;
         let mut touched = 0u64;
-        if let Some(part) = part {
+        if let Some(mut part) = part {
+            // Checked before the shard is let go: a key this operation
+            // drained could be forgotten, and its slot reused, before the
+            // shard is locked again to wake.
+            if part.watches.is_waiting() {
+                part.check_watches(lane.core.over_limit(), &mut after);
+            }
             touched |= 1 << part.core.index();
             drop(part);
         }
@@ -536,7 +536,7 @@ impl<K, S> Shared<K, S> {
         if lane.core.over_limit() {
             for shard in 0..self.shards.len() {
                 let mut part = self.lock_shard(shard);
-                if !part.watches.is_empty() {
+                if part.watches.is_waiting() {
                     part.check_watches(true, &mut after);
                 }
             }
@@ -601,7 +601,7 @@ impl<K, S> Shared<K, S> {
         let mut part = self.lock_shard(shard);
         match part.core.release(None, lease, &mut self.ids()) {
             Ok(Ok(key)) => {
-                if part.core.has_forgotten() || part.core.has_wakes() || !part.watches.is_empty() {
+                if part.core.has_forgotten() || part.core.has_wakes() || part.watches.is_waiting() {
                     let mut after = After::new();
                     after.push_key(key);
                     self.finish_slow(None, Some(part), after);
@@ -721,31 +721,32 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
 
     pub(crate) fn set(&self, key: K, target: u64) {
         let (hash, shard) = self.locate(&key);
+        // Declared before the guards: the key, when the core does not keep
+        // it or `K::eq` panics under the lock, is dropped after unlocking.
+        let mut key = Some(key);
         let mut after = After::new();
         let mut part = self.lock_shard(shard);
-        let key = match part.core.set(None, hash, key, target, &mut self.ids()) {
-            Ok(unused) => {
-                if let Some(unused) = unused {
-                    after.push_key(unused);
-                }
-                self.finish(None, Some(part), after);
-                return;
-            }
-            Err(NeedsLane(key)) => key,
-        };
+        if part
+            .core
+            .set_in(None, hash, &mut key, target, &mut self.ids())
+            .is_ok()
+        {
+            self.finish(None, Some(part), after);
+            return;
+        }
         drop(part);
         let mut lane = self.lock_lane();
         let mut part = self.lock_shard(shard);
-        match part
-            .core
-            .set(Some(&mut lane.core), hash, key, target, &mut self.ids())
-        {
-            Ok(unused) => {
-                if let Some(unused) = unused {
-                    after.push_key(unused);
-                }
-            }
-            Err(_) => unreachable!("a call with the lane needs no lane"),
+        let set = part.core.set_in(
+            Some(&mut lane.core),
+            hash,
+            &mut key,
+            target,
+            &mut self.ids(),
+        );
+        debug_assert!(set.is_ok(), "a call with the lane needs no lane");
+        if let Some(unused) = key.take() {
+            after.push_key(unused);
         }
         self.finish_lane_op(lane, Some(part), after);
     }
@@ -1074,44 +1075,62 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 (hash, shard, key, target)
             })
             .collect();
+        // Everything that holds keys is declared before the guards, so that
+        // a panicking `K::clone` or `K::eq` under the locks drops its keys
+        // (the targets not applied yet, the clones found for `replace`, the
+        // key being set) only after unlocking.
+        let mut targets = targets.into_iter();
+        // For `replace`: every tracked key not named, found before the
+        // targets are applied (they only touch named keys).
+        let mut others: Vec<(usize, u64, K)> = Vec::new();
+        let mut key: Option<K>;
         let mut after = After::new();
         let mut lane = self.lock_lane();
         let mut parts: Vec<Option<ShardGuard<'_, K>>> =
             (0..self.shards.len()).map(|_| None).collect();
         let mut touched = 0u64;
-        // For `replace`: every tracked key not named, found before the
-        // targets are applied (they only touch named keys).
-        let mut others: Vec<(usize, u64, K)> = Vec::new();
         if replace {
-            let mut named: Vec<(u64, usize)> =
-                targets.iter().enumerate().map(|(i, t)| (t.0, i)).collect();
-            named.sort_unstable();
+            let named = targets.as_slice();
+            let mut by_hash: Vec<(u64, usize)> =
+                named.iter().enumerate().map(|(i, t)| (t.0, i)).collect();
+            by_hash.sort_unstable();
             for (shard, slot) in parts.iter_mut().enumerate() {
                 let part = slot.insert(self.lock_shard(shard));
                 touched |= 1 << shard;
-                for (key, _, _) in part.core.entries() {
-                    let hash = self.hasher.hash_one(key);
-                    let start = named.partition_point(|&(h, _)| h < hash);
-                    let is_named = named[start..]
+                for (tracked, _, _) in part.core.entries() {
+                    let hash = self.hasher.hash_one(tracked);
+                    let start = by_hash.partition_point(|&(h, _)| h < hash);
+                    let is_named = by_hash[start..]
                         .iter()
                         .take_while(|&&(h, _)| h == hash)
-                        .any(|&(_, i)| targets[i].2 == *key);
+                        .any(|&(_, i)| named[i].2 == *tracked);
                     if !is_named {
-                        others.push((shard, hash, key.clone()));
+                        others.push((shard, hash, tracked.clone()));
                     }
                 }
             }
         }
-        let zeroes = others
-            .into_iter()
-            .map(|(shard, hash, key)| (hash, shard, key, 0));
-        for (hash, shard, key, target) in targets.into_iter().chain(zeroes) {
+        loop {
+            let (hash, shard, target) = if let Some((hash, shard, k, target)) = targets.next() {
+                key = Some(k);
+                (hash, shard, target)
+            } else if let Some((shard, hash, k)) = others.pop() {
+                key = Some(k);
+                (hash, shard, 0)
+            } else {
+                break;
+            };
             let part = parts[shard].get_or_insert_with(|| self.lock_shard(shard));
             touched |= 1 << shard;
-            if let Ok(Some(unused)) =
-                part.core
-                    .set(Some(&mut lane.core), hash, key, target, &mut self.ids())
-            {
+            let set = part.core.set_in(
+                Some(&mut lane.core),
+                hash,
+                &mut key,
+                target,
+                &mut self.ids(),
+            );
+            debug_assert!(set.is_ok(), "a call with the lane needs no lane");
+            if let Some(unused) = key.take() {
                 after.push_key(unused);
             }
             // Collected as they come: a later key could reuse the slot of one
@@ -1124,6 +1143,12 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             let part = parts[shard].get_or_insert_with(|| self.lock_shard(shard));
             lane.core.distribute_step(&mut part.core, &mut self.ids());
             touched |= 1 << shard;
+        }
+        let over_limit = lane.core.over_limit();
+        for part in parts.iter_mut().flatten() {
+            if part.watches.is_waiting() {
+                part.check_watches(over_limit, &mut after);
+            }
         }
         drop(parts);
         self.finish(Some(lane), None, after);
@@ -1214,15 +1239,19 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         Ok(())
     }
 
-    /// One look of a `surplus()` future: `Ok` once `lease` is surplus, or
-    /// became so since the watcher registered; otherwise it registers (the
-    /// first time) and gets the event to listen on.
-    pub(crate) fn look_surplus(
+    /// One poll of a `surplus()` future: true once `lease` is surplus, or
+    /// became so at a check since the watcher registered; otherwise the
+    /// watcher is registered (the first time) with `waker`, or its waker
+    /// updated. Every waker it replaces or lets go is dropped after
+    /// unlocking.
+    pub(crate) fn poll_surplus(
         &self,
         lease: &workpool_core::Lease<K>,
         watching: &mut Watching,
-    ) -> Result<(), Arc<Event>> {
+        waker: &Waker,
+    ) -> bool {
         let shard = lease.shard();
+        let mut after = After::new();
         let mut part = self.lock_shard(shard);
         let surplus = match part.core.is_surplus(None, lease) {
             Ok(surplus) => surplus,
@@ -1239,57 +1268,61 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 surplus
             }
         };
-        let watch = part.watch(lease.slot());
-        match watching.at {
-            None => {
-                watch.watchers += 1;
-                watching.at = Some((shard, watch.slot, watch.surplus_epoch));
-            }
-            Some((_, _, epoch)) if epoch != watch.surplus_epoch => return Ok(()),
-            Some(_) => {}
-        }
-        if surplus {
-            return Ok(());
-        }
-        Err(Arc::clone(&watch.event))
+        let done = part.watch(
+            watching,
+            surplus,
+            lease.slot(),
+            Condition::Surplus,
+            waker,
+            &mut after,
+        );
+        drop(part);
+        drop(after);
+        done
     }
 
-    /// One look of a `drained()` future: `Ok` once `key` has no live lease,
-    /// or drained since the watcher registered.
-    pub(crate) fn look_drained<Q: ?Sized + Hash + Equivalent<K>>(
+    /// One poll of a `drained()` future: true once `key` has no live lease,
+    /// or had none at a check since the watcher registered.
+    pub(crate) fn poll_drained<Q: ?Sized + Hash + Equivalent<K>>(
         &self,
         key: &Q,
         watching: &mut Watching,
-    ) -> Result<(), Arc<Event>> {
+        waker: &Waker,
+    ) -> bool {
         let (hash, shard) = self.locate(key);
+        let mut after = After::new();
         let mut part = self.lock_shard(shard);
-        let Some(slot) = part.core.slot(hash, key) else {
-            return Ok(()); // not tracked: no live lease
-        };
-        if watching.at.is_some_and(|(_, s, _)| s != slot) {
-            return Ok(()); // forgotten (so drained) and tracked again
-        }
-        if part.core.slot_counts(slot).is_none_or(|c| c.active == 0) {
-            return Ok(());
-        }
-        let watch = part.watch(slot);
-        match watching.at {
-            None => {
-                watch.watchers += 1;
-                watching.at = Some((shard, slot, watch.drain_epoch));
+        let slot = part.core.slot(hash, key);
+        let drained = match (slot, watching.at) {
+            (None, _) => true, // not tracked: no live lease
+            (Some(slot), Some((_, entry)))
+                if part.watches.slot(entry).is_some_and(|s| s != slot) =>
+            {
+                true // forgotten (so drained) and tracked again
             }
-            Some((_, _, epoch)) if epoch != watch.drain_epoch => return Ok(()),
-            Some(_) => {}
-        }
-        Err(Arc::clone(&watch.event))
+            (Some(slot), _) => part.core.slot_counts(slot).is_none_or(|c| c.active == 0),
+        };
+        let done = part.watch(
+            watching,
+            drained,
+            slot.unwrap_or_default(),
+            Condition::Drained,
+            waker,
+            &mut after,
+        );
+        drop(part);
+        drop(after);
+        done
     }
 }
 
 impl<K, S> Shared<K, S> {
-    /// A watcher leaves (its future completed or was dropped).
+    /// A watcher leaves (its future completed or was dropped); its waker is
+    /// dropped after unlocking.
     pub(crate) fn unwatch(&self, watching: &mut Watching) {
-        if let Some((shard, slot, _)) = watching.at.take() {
-            self.lock_shard(shard).unwatch(slot);
+        if let Some((shard, entry)) = watching.at.take() {
+            let waker = self.lock_shard(shard).watches.remove(entry);
+            drop(waker);
         }
     }
 
@@ -1339,71 +1372,54 @@ impl<P> Part<P> {
         Self {
             core,
             wakers: Vec::new(),
-            watches: Vec::new(),
+            watches: Watches::default(),
             timed_out: 0,
         }
     }
 }
 
 impl<K> Part<Shard<K>> {
-    /// Updates every watch of this shard after an operation: a key that
-    /// became surplus or drained counts it and has its event notified once
-    /// no lock is held. `over_limit` says whether the pool is over its
-    /// limit (only known with the lane held; false otherwise, which at most
-    /// delays a limit-made surplus until the next look with the lane).
+    /// Re-checks the shard's watched keys after an operation (see
+    /// [`Watches::check`]); fired watchers are woken once no lock is held.
+    /// `over_limit` says whether the pool is over its limit (only known
+    /// with the lane held; false otherwise: a limit is only lowered by
+    /// `set_limit`, which checks with it).
     fn check_watches(&mut self, over_limit: bool, after: &mut After<K>) {
-        for watch in &mut self.watches {
-            let counts = self.core.slot_counts(watch.slot);
-            let drained = counts.is_none_or(|c| c.active == 0);
-            let surplus =
-                counts.is_some_and(|c| c.active > c.target || (over_limit && c.active > 0));
-            let mut notify = false;
-            if drained && !watch.drained {
-                watch.drain_epoch += 1;
-                notify = true;
-            }
-            if surplus && !watch.surplus {
-                watch.surplus_epoch += 1;
-                notify = true;
-            }
-            (watch.drained, watch.surplus) = (drained, surplus);
-            if notify {
-                after.events.push(Arc::clone(&watch.event));
-            }
-        }
+        let core = &self.core;
+        self.watches.check(
+            |slot| Seen::of(core.slot_counts(slot), over_limit),
+            &mut after.wakes,
+        );
     }
 
-    /// The watch of `slot`, made if it is new.
-    fn watch(&mut self, slot: usize) -> &mut Watch {
-        let at = match self.watches.iter().position(|w| w.slot == slot) {
-            Some(at) => at,
+    /// The end of a watcher's poll, under the shard's lock, once `holds`
+    /// says whether its condition holds now: true (and the watcher leaves)
+    /// if it holds or the watcher fired since it registered; otherwise
+    /// registers it on `slot` or stores its new waker.
+    fn watch(
+        &mut self,
+        watching: &mut Watching,
+        holds: bool,
+        slot: usize,
+        condition: Condition,
+        waker: &Waker,
+        after: &mut After<K>,
+    ) -> bool {
+        match watching.at {
+            Some((_, entry)) if holds || self.watches.slot(entry).is_none() => {
+                watching.at = None;
+                after.push_stale(self.watches.remove(entry));
+                true
+            }
+            Some((_, entry)) => {
+                after.push_stale(self.watches.update(entry, waker));
+                false
+            }
+            None if holds => true,
             None => {
-                let counts = self.core.slot_counts(slot);
-                self.watches.push(Watch {
-                    slot,
-                    event: Arc::new(Event::new()),
-                    watchers: 0,
-                    surplus: counts.is_some_and(|c| c.active > c.target),
-                    drained: counts.is_none_or(|c| c.active == 0),
-                    surplus_epoch: 0,
-                    drain_epoch: 0,
-                });
-                self.watches.len() - 1
-            }
-        };
-        &mut self.watches[at]
-    }
-
-    /// A watcher of `slot` leaves.
-    fn unwatch(&mut self, slot: usize) {
-        if let Some(at) = self.watches.iter().position(|w| w.slot == slot) {
-            let watch = &mut self.watches[at];
-            watch.watchers -= 1;
-            if watch.watchers == 0 {
-                self.watches.swap_remove(at);
-                if self.watches.is_empty() {
-                    self.watches = Vec::new();
-                }
+                let entry = self.watches.register(slot, condition, waker);
+                watching.at = Some((self.core.index() as usize, entry));
+                false
             }
         }
     }

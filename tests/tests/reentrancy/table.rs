@@ -239,6 +239,10 @@ const SOURCES: &[(&str, &str)] = &[
         include_str!("../../../workpool-std/src/shared.rs"),
     ),
     ("sync.rs", include_str!("../../../workpool-std/src/sync.rs")),
+    (
+        "watch.rs",
+        include_str!("../../../workpool-std/src/watch.rs"),
+    ),
 ];
 
 /// The files whose every `pub struct` is a future, stream or poller.

@@ -1,0 +1,293 @@
+//! The lane and the pool as a whole: operations that hold the lane's lock
+//! and lock the shards one at a time (the pool-wide limit, close,
+//! `set_all`, and the lane's loop that hands out the pool's room to waiters
+//! of any shard), what the lane publishes for key operations to read
+//! without its lock ([`LaneHints`]), and the reads summed over every part.
+
+use std::hash::{BuildHasher, Hash};
+
+use workpool_core::{Counts, Stats};
+
+use super::{After, LaneGuard, ShardGuard, Shared};
+use crate::sync::{AtomicBool, AtomicU64, Ordering};
+
+/// What the lane publishes for key operations, which read it without the
+/// lane's lock. Written only under the lane's lock, and only by any-key
+/// traffic, so a pool without any-key waiters never writes this line.
+pub(super) struct LaneHints {
+    /// The lane's arrival count (see
+    /// [`Lane::arrivals`](workpool_core::parts::Lane::arrivals)).
+    pub(super) arrivals: AtomicU64,
+    /// True while any-key waiters may be queued: then a release is likely
+    /// to need the lane, and takes it first instead of asking its shard
+    /// (which still decides: the hint only picks the order of attempts).
+    pub(super) any_waiting: AtomicBool,
+}
+
+impl<K, S> Shared<K, S> {
+    /// Finishes an operation that held the lane (and maybe a shard): while
+    /// a limit is set (or was just lifted) the pool's room may now serve
+    /// waiters of other shards, so the lane's loop hands it out, locking
+    /// those shards one at a time; each shard's wakes are left queued in it
+    /// and woken once no lock is held.
+    pub(super) fn finish_lane_op<'a>(
+        &'a self,
+        mut lane: LaneGuard<'a>,
+        part: Option<ShardGuard<'a, K>>,
+        after: After<K>,
+    ) {
+        if lane.core.distribute_next().is_none() {
+            return self.finish(Some(lane), part, after);
+        }
+        let mut after = after;
+        let mut touched = 0u64;
+        if let Some(mut part) = part {
+            // Checked before the shard is let go: a key this operation
+            // drained could be forgotten, and its slot reused, before the
+            // shard is locked again to wake.
+            if part.watches.is_waiting() {
+                part.check_watches(lane.core.over_limit(), &mut after);
+            }
+            touched |= 1 << part.core.index();
+            drop(part);
+        }
+        touched |= self.distribute(&mut lane);
+        self.finish(Some(lane), None, after);
+        self.wake_shards(touched);
+    }
+
+    /// The lane's loop that hands out the pool's room; returns the shards
+    /// it served waiters in, as a bit mask (at most 64 shards).
+    fn distribute(&self, lane: &mut LaneGuard<'_>) -> u64 {
+        let mut touched = 0u64;
+        while let Some(shard) = lane.core.distribute_next() {
+            let mut part = self.lock_shard(shard);
+            lane.core.distribute_step(&mut part.core, &mut self.ids());
+            touched |= 1 << shard;
+        }
+        touched
+    }
+
+    /// Wakes the waiters the shards in `mask` decided, shard by shard.
+    fn wake_shards(&self, mut mask: u64) {
+        while mask != 0 {
+            let shard = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            self.finish(None, Some(self.lock_shard(shard)), After::new());
+        }
+    }
+
+    /// Sets or removes the pool-wide limit (see the lane's `set_limit` for
+    /// the steps), then wakes whoever a raised or lifted limit served.
+    pub(crate) fn set_limit(&self, limit: Option<u64>) {
+        let mut lane = self.lock_lane();
+        lane.core.set_limit(limit);
+        if limit.is_some() {
+            for shard in 0..self.shards.len() {
+                self.lock_shard(shard).core.enter_limit(&mut lane.core);
+            }
+        }
+        let touched = self.distribute(&mut lane);
+        if limit.is_none() {
+            for shard in 0..self.shards.len() {
+                self.lock_shard(shard).core.leave_limit(&lane.core);
+            }
+        }
+        // A lowered limit makes every lease surplus at once.
+        let mut after = After::new();
+        if lane.core.over_limit() {
+            for shard in 0..self.shards.len() {
+                let mut part = self.lock_shard(shard);
+                if part.watches.is_waiting() {
+                    part.check_watches(true, &mut after);
+                }
+            }
+        }
+        self.finish(Some(lane), None, after);
+        self.wake_shards(touched);
+    }
+
+    pub(crate) fn limit(&self) -> Option<u64> {
+        self.lock_lane().core.limit()
+    }
+
+    /// Live leases over all keys: the lane's count while a limit is set,
+    /// otherwise the shards' counts summed one by one.
+    pub(crate) fn active(&self) -> u64 {
+        if let Some(active) = self.lock_lane().core.active() {
+            return active;
+        }
+        (0..self.shards.len())
+            .map(|s| self.lock_shard(s).core.active())
+            .sum()
+    }
+
+    /// Publishes whether any-key waiters are queued or a limit is set (then
+    /// releases go through the lane), under the lane's lock.
+    #[inline]
+    pub(super) fn publish(&self, lane: &LaneGuard<'_>) {
+        let arrivals = lane.core.arrivals();
+        if self.hints.arrivals.load(Ordering::Relaxed) != arrivals {
+            self.hints.arrivals.store(arrivals, Ordering::Relaxed);
+        }
+        let any = lane.core.waiters() > 0 || lane.core.limit().is_some();
+        if self.hints.any_waiting.load(Ordering::Relaxed) != any {
+            self.hints.any_waiting.store(any, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let mut lane = self.lock_lane();
+        lane.core.close();
+        self.finish(Some(lane), None, After::new());
+        for shard in 0..self.shards.len() {
+            let mut lane = self.lock_lane();
+            let mut part = self.lock_shard(shard);
+            part.core.close(&mut lane.core);
+            drop(lane);
+            self.finish(None, Some(part), After::new());
+        }
+    }
+
+    /// How many keys are tracked, summed shard by shard.
+    pub(crate) fn len(&self) -> usize {
+        (0..self.shards.len())
+            .map(|s| self.lock_shard(s).core.len())
+            .sum()
+    }
+
+    /// How many waiters wait, in the lane and shard by shard.
+    pub(crate) fn waiters(&self) -> usize {
+        let any = self.lock_lane().core.waiters();
+        any + (0..self.shards.len())
+            .map(|s| self.lock_shard(s).core.waiters())
+            .sum::<usize>()
+    }
+}
+
+impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
+    /// Every tracked key with its counts and waiters, shard by shard.
+    pub(crate) fn snapshot(&self) -> Vec<(K, Counts, usize)> {
+        // Declared before the guards: should a `K::clone` panic, the keys
+        // cloned so far are dropped after the lock is released.
+        let mut all = Vec::new();
+        for shard in 0..self.shards.len() {
+            let part = self.lock_shard(shard);
+            all.reserve(part.core.len());
+            all.extend(part.core.entries().map(|(k, c, w)| (k.clone(), c, w)));
+            drop(part);
+        }
+        all
+    }
+
+    /// Sets several targets under the lane's lock and the locks of every
+    /// shard they touch (every shard for `replace`, which sets every other
+    /// tracked key to 0), so that no acquisition sees some applied and
+    /// others not. A lane holder may lock shards in any order: nobody else
+    /// holds the lane, and a thread that holds one shard waits for nothing
+    /// while it does.
+    pub(crate) fn set_all(&self, targets: impl IntoIterator<Item = (K, u64)>, replace: bool) {
+        // Hashed before locking; `Hash` of `K` may still run under the
+        // locks (for `replace`), as the rules allow.
+        let targets: Vec<(u64, usize, K, u64)> = targets
+            .into_iter()
+            .map(|(key, target)| {
+                let (hash, shard) = self.locate(&key);
+                (hash, shard, key, target)
+            })
+            .collect();
+        // Everything that holds keys is declared before the guards, so that
+        // a panicking `K::clone` or `K::eq` under the locks drops its keys
+        // (the targets not applied yet, the clones found for `replace`, the
+        // key being set) only after unlocking.
+        let mut targets = targets.into_iter();
+        // For `replace`: every tracked key not named, found before the
+        // targets are applied (they only touch named keys).
+        let mut others: Vec<(usize, u64, K)> = Vec::new();
+        let mut key: Option<K>;
+        let mut after = After::new();
+        let mut lane = self.lock_lane();
+        let mut parts: Vec<Option<ShardGuard<'_, K>>> =
+            (0..self.shards.len()).map(|_| None).collect();
+        let mut touched = 0u64;
+        if replace {
+            let named = targets.as_slice();
+            let mut by_hash: Vec<(u64, usize)> =
+                named.iter().enumerate().map(|(i, t)| (t.0, i)).collect();
+            by_hash.sort_unstable();
+            for (shard, slot) in parts.iter_mut().enumerate() {
+                let part = slot.insert(self.lock_shard(shard));
+                touched |= 1 << shard;
+                for (tracked, _, _) in part.core.entries() {
+                    let hash = self.hasher.hash_one(tracked);
+                    let start = by_hash.partition_point(|&(h, _)| h < hash);
+                    let is_named = by_hash[start..]
+                        .iter()
+                        .take_while(|&&(h, _)| h == hash)
+                        .any(|&(_, i)| named[i].2 == *tracked);
+                    if !is_named {
+                        others.push((shard, hash, tracked.clone()));
+                    }
+                }
+            }
+        }
+        loop {
+            let (hash, shard, target) = if let Some((hash, shard, k, target)) = targets.next() {
+                key = Some(k);
+                (hash, shard, target)
+            } else if let Some((shard, hash, k)) = others.pop() {
+                key = Some(k);
+                (hash, shard, 0)
+            } else {
+                break;
+            };
+            let part = parts[shard].get_or_insert_with(|| self.lock_shard(shard));
+            touched |= 1 << shard;
+            let set = part.core.set_in(
+                Some(&mut lane.core),
+                hash,
+                &mut key,
+                target,
+                &mut self.ids(),
+            );
+            debug_assert!(set.is_ok(), "a call with the lane needs no lane");
+            if let Some(unused) = key.take() {
+                after.push_key(unused);
+            }
+            // Collected as they come: a later key could reuse the slot of one
+            // forgotten here, and drop it under the lock.
+            while let Some(key) = part.core.poll_forgotten() {
+                after.push_key(key);
+            }
+        }
+        while let Some(shard) = lane.core.distribute_next() {
+            let part = parts[shard].get_or_insert_with(|| self.lock_shard(shard));
+            lane.core.distribute_step(&mut part.core, &mut self.ids());
+            touched |= 1 << shard;
+        }
+        let over_limit = lane.core.over_limit();
+        for part in parts.iter_mut().flatten() {
+            if part.watches.is_waiting() {
+                part.check_watches(over_limit, &mut after);
+            }
+        }
+        drop(parts);
+        self.finish(Some(lane), None, after);
+        self.wake_shards(touched);
+    }
+
+    /// What the pool did since it was made, part by part.
+    pub(crate) fn stats(&self) -> Stats {
+        let lane = self.lock_lane();
+        let mut stats = lane.core.stats();
+        stats.timed_out += lane.timed_out;
+        drop(lane);
+        for shard in 0..self.shards.len() {
+            let part = self.lock_shard(shard);
+            stats = stats + part.core.stats();
+            stats.timed_out += part.timed_out;
+        }
+        stats
+    }
+}

@@ -1,0 +1,259 @@
+//! The state every handle shares: the core's parts behind their own
+//! mutexes, one waker slot per waiter, and every path that grants, hands
+//! off or wakes.
+//!
+//! # Layout
+//!
+//! The core's [parts](workpool_core::parts): one [`Lane`] (any-key waiters,
+//! the ready ring) and a power of two of [`Shard`]s (keys spread by hash),
+//! each behind its own mutex on its own cache line, with its own waker
+//! slots. Operations on one key lock only its shard, as long as the core
+//! says the shard suffices (its group is linked in the ring, which proves
+//! that no any-key waiter exists); otherwise they lock the lane, then the
+//! shard, and run again. Any-key operations hold the lane and lock the
+//! shards of the groups they look at, one at a time. Lock order: lane, then
+//! one shard; never two shards (except [`Shared::set_all`], which holds the
+//! lane while it does, see its docs). Two atomics are shared by every key:
+//! the lease-id counter (one `fetch_add` per grant) and the lane's arrival
+//! count (written under the lane's lock, only read by key waiters).
+//!
+//! # Files
+//!
+//! Every file adds methods to [`Shared`], one protocol each:
+//!
+//! - this one: [`Shared`] and its constructor, each part with its waker
+//!   slots ([`Part`]) behind its lock and how to take it, what a request
+//!   wants ([`Want`], [`KeyQuery`]), lease ids ([`Ids`]).
+//! - [`waiting`]: the waiting protocol, for futures and threads: try,
+//!   register, claim, cancel.
+//! - [`wake`]: waking and deferred drops (no user code under a lock), and
+//!   the waker slots of each part.
+//! - [`lane`]: what holds the lane: the pool-wide limit, close, `set_all`,
+//!   the lane's loop that hands out the pool's room, and reads over every
+//!   part.
+//! - [`shard`]: operations on one key in its shard: set, close, release,
+//!   the `surplus()` and `drained()` watchers.
+//! - [`handles`]: the count of `Pool` handles, and the close on the last.
+//! - `tests`: the hand-off protocol driven by hand.
+
+use std::hash::Hash;
+use std::ops::Deref;
+use std::task::Waker;
+
+use workpool_core::parts::{Lane, LeaseIds, Shard};
+use workpool_core::Equivalent;
+
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, PoisonError};
+use crate::watch::Watches;
+
+mod handles;
+mod lane;
+mod shard;
+#[cfg(all(test, not(loom)))]
+mod tests;
+mod waiting;
+mod wake;
+
+use lane::LaneHints;
+pub(crate) use shard::Watching;
+pub(crate) use waiting::Wait;
+pub(crate) use wake::After;
+
+/// Which capacity a request may be served from: any key, or the key equal
+/// to a `Q` (a borrowed form of `K`, such as `str` for `String`).
+pub(crate) enum Want<'a, Q: ?Sized> {
+    Any,
+    Key(&'a Q),
+}
+
+impl<Q: ?Sized> Clone for Want<'_, Q> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<Q: ?Sized> Copy for Want<'_, Q> {}
+
+/// The bounds a `Q` needs to stand for a key: found by hash and
+/// equivalence, and turned into an owned key when a waiter is the first to
+/// ask for it.
+pub(crate) trait KeyQuery<K>: Hash + Equivalent<K> + ToOwned<Owned = K> {}
+
+impl<K, Q: ?Sized + Hash + Equivalent<K> + ToOwned<Owned = K>> KeyQuery<K> for Q {}
+
+/// Keeps a value on cache lines of its own, so that two shards' locks never
+/// share one (128 bytes: two lines, for the adjacent-line prefetcher).
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> Deref for Padded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+pub(crate) struct Shared<K, S> {
+    hasher: S,
+    lane: Padded<Mutex<Part<Lane>>>,
+    shards: Box<[ShardLock<K>]>,
+    /// Set once [`close`](Self::close) starts.
+    closed: AtomicBool,
+    /// The next lease id, for every part (see [`Ids`]).
+    ids: Padded<AtomicU64>,
+    /// What key operations read of the lane without its lock.
+    hints: Padded<LaneHints>,
+    /// How many `Pool` handles exist (see [`handles`]).
+    handles: AtomicUsize,
+}
+
+/// One part of the core with the waker slots of its waiters.
+struct Part<P> {
+    core: P,
+    /// `wakers[i]`: the waker of the part's waiter in slot `i`, once it
+    /// registered one. Taken when the waiter is woken, claimed or cancelled.
+    /// Never longer than the part's waiter slots once a waiter has left, so
+    /// it shrinks with them after a burst.
+    wakers: Vec<Option<Waker>>,
+    /// The part's `surplus()` and `drained()` watchers (see [`Watches`]).
+    watches: Watches,
+    /// Acquisitions of this part that a timeout or deadline ended.
+    timed_out: u64,
+}
+
+/// Lease ids from one atomic counter shared by every part: unique, never 0,
+/// and increasing in grant order within a key (a key's grants are ordered
+/// by its shard's lock) and across keys.
+struct Ids<'a>(&'a AtomicU64);
+
+impl LeaseIds for Ids<'_> {
+    #[inline]
+    fn next_id(&mut self) -> u64 {
+        // Relaxed: the counter orders nothing but itself, and a lease
+        // reaches whoever releases it through a synchronising hand-over.
+        self.0.fetch_add(1, Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn issued(&self, id: u64) -> bool {
+        id != 0 && id < self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The number of shards of a new pool: four per core, a power of two,
+/// between 4 and 64 (2 under loom, to keep its models small).
+fn shard_count() -> usize {
+    #[cfg(loom)]
+    {
+        2
+    }
+    #[cfg(not(loom))]
+    {
+        static COUNT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        *COUNT.get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            (4 * cores).next_power_of_two().clamp(4, 64)
+        })
+    }
+}
+
+/// A shard with its waker slots, behind its lock on its own cache lines.
+type ShardLock<K> = Padded<Mutex<Part<Shard<K>>>>;
+type LaneGuard<'a> = MutexGuard<'a, Part<Lane>>;
+type ShardGuard<'a, K> = MutexGuard<'a, Part<Shard<K>>>;
+
+impl<K, S> Shared<K, S> {
+    pub(crate) fn with_hasher(hasher: S) -> Self {
+        let lane = Lane::new();
+        let shards = (0..shard_count())
+            .map(|i| Padded(Mutex::new(Part::new(Shard::new(i, &lane)))))
+            .collect();
+        Self {
+            hasher,
+            lane: Padded(Mutex::new(Part::new(lane))),
+            shards,
+            closed: AtomicBool::new(false),
+            ids: Padded(AtomicU64::new(1)),
+            hints: Padded(LaneHints {
+                arrivals: AtomicU64::new(0),
+                any_waiting: AtomicBool::new(false),
+            }),
+            handles: AtomicUsize::new(1),
+        }
+    }
+
+    fn lock_lane(&self) -> LaneGuard<'_> {
+        self.lane.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_shard(&self, shard: usize) -> ShardGuard<'_, K> {
+        self.shards[shard]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many shards the pool has.
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    fn ids(&self) -> Ids<'_> {
+        Ids(&self.ids)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+impl<P> Part<P> {
+    fn new(core: P) -> Self {
+        Self {
+            core,
+            wakers: Vec::new(),
+            watches: Watches::default(),
+            timed_out: 0,
+        }
+    }
+}
+
+/// `mutex`'s guard unless another thread holds it (a poisoned lock is still
+/// sound to use, see [`Shared::lock_lane`]).
+fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match mutex.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
+impl<K, S> std::fmt::Debug for Shared<K, S> {
+    /// Counts what it can see without waiting: a part whose lock another
+    /// thread holds is left out of the counts, and `complete` says so.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (mut keys, mut waiters, mut complete) = (0, 0, true);
+        match try_lock(&self.lane) {
+            Some(lane) => waiters += lane.core.waiters(),
+            None => complete = false,
+        }
+        for shard in self.shards.iter() {
+            match try_lock(shard) {
+                Some(part) => {
+                    keys += part.core.len();
+                    waiters += part.core.waiters();
+                }
+                None => complete = false,
+            }
+        }
+        let mut out = f.debug_struct("Shared");
+        out.field("keys", &keys)
+            .field("waiters", &waiters)
+            .field("closed", &self.is_closed())
+            .field("shards", &self.shards.len());
+        if !complete {
+            out.field("complete", &false);
+        }
+        out.finish_non_exhaustive()
+    }
+}

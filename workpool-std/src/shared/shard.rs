@@ -1,0 +1,352 @@
+//! Operations on one key, in its shard: finding the shard, a key's counts,
+//! setting and closing a key, releasing a lease, and the `surplus()` and
+//! `drained()` watchers (the table they register in is
+//! [`Watches`](crate::watch::Watches)).
+//!
+//! Each locks the key's shard alone while the core says the shard suffices
+//! (the key's group is linked in the ring, which proves that no any-key
+//! waiter exists); otherwise it locks the lane, then the shard, and runs
+//! again.
+
+use std::hash::{BuildHasher, Hash};
+use std::task::Waker;
+
+use workpool_core::parts::{NeedsLane, Shard};
+use workpool_core::{Counts, Equivalent};
+
+use super::{After, Part, Shared};
+use crate::sync::Ordering;
+use crate::watch::{Condition, Seen};
+
+/// Where a `surplus()` or `drained()` future stands: registered with a
+/// shard's [`Watches`](crate::watch::Watches) (shard, entry), or not (yet,
+/// or any more).
+#[derive(Debug, Default)]
+pub(crate) struct Watching {
+    at: Option<(usize, usize)>,
+}
+
+impl<K, S> Shared<K, S> {
+    /// Gives a lease back: in its shard alone while its key's group is
+    /// linked, otherwise with the lane.
+    #[inline]
+    pub(crate) fn release(&self, lease: workpool_core::Lease<K>) {
+        let shard = lease.shard();
+        if self.hints.any_waiting.load(Ordering::Relaxed) {
+            // Any-key waiters are about: the key's group is most likely
+            // unlinked, so the shard alone would answer `NeedsLane`.
+            return self.release_with_lane(shard, lease);
+        }
+        let mut part = self.lock_shard(shard);
+        match part.core.release(None, lease, &mut self.ids()) {
+            Ok(Ok(key)) => {
+                if part.core.has_forgotten() || part.core.has_wakes() || part.watches.is_waiting() {
+                    let mut after = After::new();
+                    after.push_key(key);
+                    self.finish_slow(None, Some(part), after);
+                } else {
+                    drop(part);
+                    drop(key);
+                }
+            }
+            Ok(Err(err)) => unreachable!("a std lease was rejected: {err}"),
+            Err(NeedsLane(lease)) => {
+                drop(part);
+                self.release_with_lane(shard, lease);
+            }
+        }
+    }
+
+    #[cold]
+    fn release_with_lane(&self, shard: usize, lease: workpool_core::Lease<K>) {
+        let mut lane = self.lock_lane();
+        let mut part = self.lock_shard(shard);
+        let released = part
+            .core
+            .release(Some(&mut lane.core), lease, &mut self.ids());
+        let Ok(Ok(key)) = released else {
+            unreachable!("a std lease was rejected, or the lane was not enough");
+        };
+        let mut after = After::new();
+        after.push_key(key);
+        self.finish_lane_op(lane, Some(part), after);
+    }
+
+    /// A watcher leaves (its future completed or was dropped); its waker is
+    /// dropped after unlocking.
+    pub(crate) fn unwatch(&self, watching: &mut Watching) {
+        if let Some((shard, entry)) = watching.at.take() {
+            let waker = self.lock_shard(shard).watches.remove(entry);
+            drop(waker);
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
+    /// The full hash of `key` and the shard it lives in.
+    #[inline]
+    pub(super) fn locate<Q: ?Sized + Hash>(&self, key: &Q) -> (u64, usize) {
+        let hash = self.hasher.hash_one(key);
+        // The high half: the shard's table uses the hash folded and
+        // spread again, so keys of one shard still spread over its table.
+        let shard = (hash >> 32) as usize & (self.shards.len() - 1);
+        (hash, shard)
+    }
+
+    pub(crate) fn counts<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Counts {
+        let (hash, shard) = self.locate(key);
+        self.lock_shard(shard).core.counts(hash, key)
+    }
+
+    pub(crate) fn waiting<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> usize {
+        let (hash, shard) = self.locate(key);
+        self.lock_shard(shard).core.waiting(hash, key)
+    }
+
+    /// The shard `key` lives in, for tests that want keys in different
+    /// shards.
+    pub(crate) fn shard_of<Q: ?Sized + Hash>(&self, key: &Q) -> usize {
+        self.locate(key).1
+    }
+
+    pub(crate) fn set(&self, key: K, target: u64) {
+        let (hash, shard) = self.locate(&key);
+        // Declared before the guards: the key, when the core does not keep
+        // it or `K::eq` panics under the lock, is dropped after unlocking.
+        let mut key = Some(key);
+        let mut after = After::new();
+        let mut part = self.lock_shard(shard);
+        if part
+            .core
+            .set_in(None, hash, &mut key, target, &mut self.ids())
+            .is_ok()
+        {
+            self.finish(None, Some(part), after);
+            return;
+        }
+        drop(part);
+        let mut lane = self.lock_lane();
+        let mut part = self.lock_shard(shard);
+        let set = part.core.set_in(
+            Some(&mut lane.core),
+            hash,
+            &mut key,
+            target,
+            &mut self.ids(),
+        );
+        debug_assert!(set.is_ok(), "a call with the lane needs no lane");
+        if let Some(unused) = key.take() {
+            after.push_key(unused);
+        }
+        self.finish_lane_op(lane, Some(part), after);
+    }
+
+    pub(crate) fn close_key<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) {
+        let (hash, shard) = self.locate(key);
+        let mut part = self.lock_shard(shard);
+        if part.core.close_key(None, hash, key).is_ok() {
+            self.finish(None, Some(part), After::new());
+            return;
+        }
+        drop(part);
+        let mut lane = self.lock_lane();
+        let mut part = self.lock_shard(shard);
+        let closed = part.core.close_key(Some(&mut lane.core), hash, key);
+        debug_assert!(closed.is_ok(), "a call with the lane needs no lane");
+        self.finish_lane_op(lane, Some(part), After::new());
+    }
+
+    /// Whether `lease` is surplus now.
+    pub(crate) fn is_surplus(&self, lease: &workpool_core::Lease<K>) -> bool {
+        let shard = lease.shard();
+        let part = self.lock_shard(shard);
+        if let Ok(surplus) = part.core.is_surplus(None, lease) {
+            return surplus;
+        }
+        drop(part);
+        let lane = self.lock_lane();
+        let part = self.lock_shard(shard);
+        part.core
+            .is_surplus(Some(&lane.core), lease)
+            .unwrap_or(false)
+    }
+
+    /// Releases `lease` if it is surplus, checking and releasing under the
+    /// same locks; hands it back otherwise.
+    pub(crate) fn release_if_surplus(
+        &self,
+        lease: workpool_core::Lease<K>,
+    ) -> Result<(), workpool_core::Lease<K>> {
+        let shard = lease.shard();
+        let mut part = self.lock_shard(shard);
+        match part.core.is_surplus(None, &lease) {
+            Ok(false) => return Err(lease),
+            Ok(true) => match part.core.release(None, lease, &mut self.ids()) {
+                Ok(Ok(key)) => {
+                    let mut after = After::new();
+                    after.push_key(key);
+                    self.finish(None, Some(part), after);
+                    return Ok(());
+                }
+                Ok(Err(err)) => unreachable!("a std lease was rejected: {err}"),
+                Err(NeedsLane(back)) => {
+                    drop(part);
+                    return self.release_if_surplus_with_lane(shard, back);
+                }
+            },
+            Err(NeedsLane(())) => {}
+        }
+        drop(part);
+        self.release_if_surplus_with_lane(shard, lease)
+    }
+
+    fn release_if_surplus_with_lane(
+        &self,
+        shard: usize,
+        lease: workpool_core::Lease<K>,
+    ) -> Result<(), workpool_core::Lease<K>> {
+        let mut lane = self.lock_lane();
+        let mut part = self.lock_shard(shard);
+        if !part
+            .core
+            .is_surplus(Some(&lane.core), &lease)
+            .unwrap_or(false)
+        {
+            return Err(lease);
+        }
+        let released = part
+            .core
+            .release(Some(&mut lane.core), lease, &mut self.ids());
+        let Ok(Ok(key)) = released else {
+            unreachable!("a std lease was rejected, or the lane was not enough");
+        };
+        let mut after = After::new();
+        after.push_key(key);
+        self.finish_lane_op(lane, Some(part), after);
+        Ok(())
+    }
+
+    /// One poll of a `surplus()` future: true once `lease` is surplus, or
+    /// became so at a check since the watcher registered; otherwise the
+    /// watcher is registered (the first time) with `waker`, or its waker
+    /// updated. Every waker it replaces or lets go is dropped after
+    /// unlocking.
+    pub(crate) fn poll_surplus(
+        &self,
+        lease: &workpool_core::Lease<K>,
+        watching: &mut Watching,
+        waker: &Waker,
+    ) -> bool {
+        let shard = lease.shard();
+        let mut after = After::new();
+        let mut part = self.lock_shard(shard);
+        let surplus = match part.core.is_surplus(None, lease) {
+            Ok(surplus) => surplus,
+            Err(NeedsLane(())) => {
+                drop(part);
+                let lane = self.lock_lane();
+                let with_lane = self.lock_shard(shard);
+                let surplus = with_lane
+                    .core
+                    .is_surplus(Some(&lane.core), lease)
+                    .unwrap_or(false);
+                drop(lane);
+                part = with_lane;
+                surplus
+            }
+        };
+        let done = part.watch(
+            watching,
+            surplus,
+            lease.slot(),
+            Condition::Surplus,
+            waker,
+            &mut after,
+        );
+        drop(part);
+        drop(after);
+        done
+    }
+
+    /// One poll of a `drained()` future: true once `key` has no live lease,
+    /// or had none at a check since the watcher registered.
+    pub(crate) fn poll_drained<Q: ?Sized + Hash + Equivalent<K>>(
+        &self,
+        key: &Q,
+        watching: &mut Watching,
+        waker: &Waker,
+    ) -> bool {
+        let (hash, shard) = self.locate(key);
+        let mut after = After::new();
+        let mut part = self.lock_shard(shard);
+        let slot = part.core.slot(hash, key);
+        let drained = match (slot, watching.at) {
+            (None, _) => true, // not tracked: no live lease
+            (Some(slot), Some((_, entry)))
+                if part.watches.slot(entry).is_some_and(|s| s != slot) =>
+            {
+                true // forgotten (so drained) and tracked again
+            }
+            (Some(slot), _) => part.core.slot_counts(slot).is_none_or(|c| c.active == 0),
+        };
+        let done = part.watch(
+            watching,
+            drained,
+            slot.unwrap_or_default(),
+            Condition::Drained,
+            waker,
+            &mut after,
+        );
+        drop(part);
+        drop(after);
+        done
+    }
+}
+
+impl<K> Part<Shard<K>> {
+    /// Re-checks the shard's watched keys after an operation (see
+    /// [`Watches::check`](crate::watch::Watches::check)); fired watchers are
+    /// woken once no lock is held.
+    /// `over_limit` says whether the pool is over its limit (only known
+    /// with the lane held; false otherwise: a limit is only lowered by
+    /// `set_limit`, which checks with it).
+    pub(super) fn check_watches(&mut self, over_limit: bool, after: &mut After<K>) {
+        let core = &self.core;
+        self.watches.check(
+            |slot| Seen::of(core.slot_counts(slot), over_limit),
+            &mut after.wakes,
+        );
+    }
+
+    /// The end of a watcher's poll, under the shard's lock, once `holds`
+    /// says whether its condition holds now: true (and the watcher leaves)
+    /// if it holds or the watcher fired since it registered; otherwise
+    /// registers it on `slot` or stores its new waker.
+    fn watch(
+        &mut self,
+        watching: &mut Watching,
+        holds: bool,
+        slot: usize,
+        condition: Condition,
+        waker: &Waker,
+        after: &mut After<K>,
+    ) -> bool {
+        match watching.at {
+            Some((_, entry)) if holds || self.watches.slot(entry).is_none() => {
+                watching.at = None;
+                after.push_stale(self.watches.remove(entry));
+                true
+            }
+            Some((_, entry)) => {
+                after.push_stale(self.watches.update(entry, waker));
+                false
+            }
+            None if holds => true,
+            None => {
+                let entry = self.watches.register(slot, condition, waker);
+                watching.at = Some((self.core.index() as usize, entry));
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The hand-off protocol driven by hand: poll once, release, check which
+//! waker fired. Small enough to run under Miri.
+
+use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc as StdArc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Instant;
+
+use std::future::Future;
+
+use workpool_core::{Closed, Counts};
+
+use super::wake::MIN_WAKERS;
+use super::*;
+use crate::error::AcquireTimeoutError;
+
+/// A waker that counts how often it was woken.
+#[derive(Default)]
+struct Counter(AtomicUsize);
+
+impl Wake for Counter {
+    fn wake(self: StdArc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn counter() -> (StdArc<Counter>, Waker) {
+    let counter = StdArc::new(Counter::default());
+    (StdArc::clone(&counter), Waker::from(counter))
+}
+
+fn new_shared<K>() -> Shared<K, crate::DefaultHashBuilder> {
+    Shared::with_hasher(crate::DefaultHashBuilder::default())
+}
+
+fn woken(counter: &Counter) -> usize {
+    counter.0.load(Ordering::SeqCst)
+}
+
+#[test]
+fn release_wakes_exactly_the_served_waiter() {
+    let shared = new_shared();
+    shared.set("k", 1);
+    let held = shared.try_acquire(Want::<&str>::Any).unwrap();
+    let (first, first_waker) = counter();
+    let (second, second_waker) = counter();
+    let mut a = Wait::default();
+    let mut b = Wait::default();
+    let mut cx_a = Context::from_waker(&first_waker);
+    let mut cx_b = Context::from_waker(&second_waker);
+    assert!(shared
+        .poll_acquire(&mut a, Want::<&str>::Any, &mut cx_a)
+        .is_pending());
+    assert!(shared
+        .poll_acquire(&mut b, Want::Key(&"k"), &mut cx_b)
+        .is_pending());
+
+    shared.release(held);
+    assert_eq!((woken(&first), woken(&second)), (1, 0));
+    let Poll::Ready(Ok(lease)) = shared.poll_acquire(&mut a, Want::<&str>::Any, &mut cx_a) else {
+        panic!("the woken waiter holds the lease");
+    };
+    assert!(shared
+        .poll_acquire(&mut b, Want::Key(&"k"), &mut cx_b)
+        .is_pending());
+
+    shared.release(lease);
+    assert_eq!(woken(&second), 1);
+    assert!(shared
+        .poll_acquire(&mut b, Want::Key(&"k"), &mut cx_b)
+        .is_ready());
+}
+
+#[test]
+fn cancel_after_grant_passes_the_lease_on() {
+    let shared = new_shared();
+    shared.set(1u8, 1);
+    let held = shared.try_acquire(Want::<u8>::Any).unwrap();
+    let (_, waker) = counter();
+    let mut cx = Context::from_waker(&waker);
+    let mut first = Wait::default();
+    let mut second = Wait::default();
+    assert!(shared
+        .poll_acquire(&mut first, Want::<u8>::Any, &mut cx)
+        .is_pending());
+    assert!(shared
+        .poll_acquire(&mut second, Want::<u8>::Any, &mut cx)
+        .is_pending());
+    shared.release(held); // granted to `first`, which never collects it
+    shared.cancel(&mut first);
+    let Poll::Ready(Ok(lease)) = shared.poll_acquire(&mut second, Want::<u8>::Any, &mut cx) else {
+        panic!("the cancelled waiter's lease passes on");
+    };
+    // Lease 2 went back with the cancel; its capacity became lease 3.
+    assert_eq!(lease.id(), 3);
+    assert_eq!(shared.counts(&1).active, 1);
+    shared.release(lease);
+    assert_eq!(
+        shared.counts(&1),
+        Counts {
+            target: 1,
+            active: 0
+        }
+    );
+}
+
+#[test]
+fn close_wakes_every_waiter() {
+    let shared = new_shared::<u8>();
+    let (count, waker) = counter();
+    let mut cx = Context::from_waker(&waker);
+    let mut waits: Vec<Wait> = (0..3).map(|_| Wait::default()).collect();
+    for wait in &mut waits {
+        assert!(shared
+            .poll_acquire(wait, Want::<u8>::Any, &mut cx)
+            .is_pending());
+    }
+    shared.close();
+    assert_eq!(woken(&count), 3);
+    for wait in &mut waits {
+        assert!(matches!(
+            shared.poll_acquire(wait, Want::<u8>::Any, &mut cx),
+            Poll::Ready(Err(Closed))
+        ));
+    }
+}
+
+#[test]
+fn waker_slots_shrink_with_the_waiters() {
+    let shared = new_shared::<u8>();
+    let (count, waker) = counter();
+    let mut cx = Context::from_waker(&waker);
+    let n = if cfg!(miri) { 100 } else { 10_000 };
+    let mut waits: Vec<Wait> = (0..n).map(|_| Wait::default()).collect();
+    for wait in &mut waits {
+        assert!(shared
+            .poll_acquire(wait, Want::<u8>::Any, &mut cx)
+            .is_pending());
+    }
+    assert_eq!(shared.lock_lane().wakers.len(), n);
+    // The oldest stays, in slot 0; the slots above it go.
+    for wait in &mut waits[1..] {
+        shared.cancel(wait);
+    }
+    {
+        let lane = shared.lock_lane();
+        assert_eq!((lane.core.waiter_slots(), lane.wakers.len()), (1, 1));
+        assert!(lane.wakers.capacity() <= MIN_WAKERS);
+    }
+    shared.set(1, 1);
+    assert_eq!(woken(&count), 1, "its waker survived the trimming");
+    let Poll::Ready(Ok(lease)) = shared.poll_acquire(&mut waits[0], Want::<u8>::Any, &mut cx)
+    else {
+        panic!("the woken waiter holds the lease");
+    };
+    assert_eq!(shared.lock_lane().wakers.len(), 0);
+    shared.release(lease);
+}
+
+#[test]
+fn blocking_waiter_is_served_by_another_thread() {
+    let shared = StdArc::new(new_shared());
+    shared.set("k", 1);
+    let held = shared.try_acquire(Want::Key(&"k")).unwrap();
+    let waiter = {
+        let shared = StdArc::clone(&shared);
+        std::thread::spawn(move || {
+            let lease = shared.acquire_blocking(Want::Key(&"k"), None).unwrap();
+            let id = lease.id();
+            shared.release(lease);
+            id
+        })
+    };
+    // Wait until the thread is queued, so the hand-off is what serves it.
+    while shared.waiters() == 0 {
+        std::thread::yield_now();
+    }
+    shared.release(held);
+    assert_eq!(waiter.join().unwrap(), 2);
+    assert_eq!(shared.counts(&"k").active, 0);
+}
+
+#[test]
+fn blocking_deadline_in_the_past_times_out_cleanly() {
+    let shared = new_shared::<u8>();
+    let outcome = shared.acquire_blocking(Want::Key(&3), Some(Instant::now()));
+    assert!(matches!(outcome, Err(AcquireTimeoutError::Timeout)));
+    assert_eq!((shared.waiters(), shared.len()), (0, 0));
+}
+
+#[test]
+fn a_pinned_future_can_be_polled_through_the_public_api() {
+    // Ties the protocol to the public futures: one poll registers.
+    let pool = crate::Pool::new();
+    let (count, waker) = counter();
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = pin!(pool.acquire_key(&"k"));
+    assert!(fut.as_mut().poll(&mut cx).is_pending());
+    pool.set("k", 1);
+    assert_eq!(woken(&count), 1);
+    assert!(matches!(fut.as_mut().poll(&mut cx), Poll::Ready(Ok(_))));
+}

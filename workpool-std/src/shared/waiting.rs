@@ -1,0 +1,456 @@
+//! The waiting protocol: an acquisition takes a lease at once or
+//! registers a waiter, then claims the outcome once woken, as a future
+//! ([`Shared::poll_acquire`]) or on a thread ([`Shared::acquire_blocking`]);
+//! or gives up ([`Shared::cancel`]).
+//!
+//! The same for futures and threads:
+//!
+//! 1. Under the part's lock, try for a lease; failing that, register a
+//!    waiter with the core and store a waker in its slot *before* the lock
+//!    is released, so no hand-off can be missed.
+//! 2. Whoever changes the core (release, set, cancel, close) drains the
+//!    wake lists of the parts it holds and takes exactly the wakers of the
+//!    waiters they name: a release wakes one waiter, not all of them (see
+//!    [`wake`](super::wake)).
+//! 3. A woken waiter takes its part's lock and claims its outcome; a
+//!    spurious wake finds it still waiting and it stores its waker again.
+//!
+//! Threads park on a per-thread `event-listener` [`Event`] ([`ThreadSignal`]),
+//! which wakes nothing but that thread.
+
+use std::hash::{BuildHasher, Hash};
+use std::mem;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use event_listener::{listener, Event, Listener};
+use workpool_core::parts::NeedsLane;
+use workpool_core::{Claim, Closed, TryAcquireError, WaiterId};
+
+use super::{After, KeyQuery, LaneGuard, ShardGuard, Shared, Want};
+use crate::error::AcquireTimeoutError;
+use crate::sync::{Ordering, StdArc};
+
+/// Where one waiting acquisition (a future or a stream) stands.
+#[derive(Debug, Default)]
+pub(crate) enum Wait {
+    /// Not started (or, for a stream, between items).
+    #[default]
+    Idle,
+    /// Registered with the core.
+    Waiting(WaiterId),
+    /// Finished: polling again is a bug of the caller.
+    Done,
+}
+
+impl Wait {
+    pub(crate) fn is_done(&self) -> bool {
+        matches!(self, Self::Done)
+    }
+}
+
+impl<K, S> Shared<K, S> {
+    /// Gives up a wait: a waiter still registered is cancelled with the
+    /// core (its grant, if any, passes on).
+    #[inline]
+    pub(crate) fn cancel(&self, wait: &mut Wait) {
+        if let Wait::Waiting(waiter) = mem::replace(wait, Wait::Done) {
+            self.cancel_waiter(waiter, false);
+        }
+    }
+
+    /// Cancels a registered waiter; `timed_out` counts it as ended by a
+    /// timeout or deadline.
+    #[cold]
+    fn cancel_waiter(&self, waiter: WaiterId, timed_out: bool) {
+        let mut after = After::new();
+        let Some(shard) = waiter.shard() else {
+            let mut lane = self.lock_lane();
+            let cancelled = lane.core.cancel(waiter);
+            debug_assert!(cancelled.is_ok(), "only a waiter's owner removes it");
+            lane.timed_out += u64::from(timed_out);
+            lane.take_waker(waiter, &mut after);
+            let part = match cancelled {
+                Ok(Some(returned)) => {
+                    let mut part = self.lock_shard(returned.shard());
+                    part.core
+                        .give_back(&mut lane.core, returned, &mut self.ids());
+                    Some(part)
+                }
+                _ => None,
+            };
+            self.finish_lane_op(lane, part, after);
+            return;
+        };
+        let mut part = self.lock_shard(shard);
+        match part.core.cancel(None, waiter, &mut self.ids()) {
+            Ok(Err(NeedsLane(()))) => {}
+            cancelled => {
+                debug_assert!(cancelled.is_ok(), "only a waiter's owner removes it");
+                part.timed_out += u64::from(timed_out);
+                part.take_waker(waiter, &mut after);
+                self.finish(None, Some(part), after);
+                return;
+            }
+        }
+        drop(part);
+        let mut lane = self.lock_lane();
+        let mut part = self.lock_shard(shard);
+        let cancelled = part
+            .core
+            .cancel(Some(&mut lane.core), waiter, &mut self.ids());
+        debug_assert!(
+            matches!(cancelled, Ok(Ok(()))),
+            "only a waiter's owner removes it"
+        );
+        part.timed_out += u64::from(timed_out);
+        part.take_waker(waiter, &mut after);
+        self.finish_lane_op(lane, Some(part), after);
+    }
+}
+
+impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
+    pub(crate) fn try_acquire<Q: ?Sized + KeyQuery<K>>(
+        &self,
+        want: Want<'_, Q>,
+    ) -> Result<workpool_core::Lease<K>, TryAcquireError> {
+        match want {
+            Want::Any => self.try_any(&mut self.lock_lane()),
+            Want::Key(key) => {
+                let (hash, shard) = self.locate(key);
+                let mut part = self.lock_shard(shard);
+                if let Ok(taken) = part.core.try_acquire_key(None, hash, key, &mut self.ids()) {
+                    return taken;
+                }
+                // A limit is set: the lane counts the pool's leases.
+                drop(part);
+                let mut lane = self.lock_lane();
+                let mut part = self.lock_shard(shard);
+                part.core
+                    .try_acquire_key(Some(&mut lane.core), hash, key, &mut self.ids())
+                    .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"))
+            }
+        }
+    }
+
+    /// An any-key lease, round-robin over the keys with room: looks at the
+    /// group under the lane's cursor in its shard, unlinking full ones.
+    fn try_any(
+        &self,
+        lane: &mut LaneGuard<'_>,
+    ) -> Result<workpool_core::Lease<K>, TryAcquireError> {
+        if lane.core.is_closed() {
+            return Err(TryAcquireError::Closed);
+        }
+        while let Some(shard) = lane.core.next_shard() {
+            let mut part = self.lock_shard(shard);
+            if let Some(lease) = lane.core.try_take(&mut part.core, &mut self.ids()) {
+                return Ok(lease);
+            }
+        }
+        Err(TryAcquireError::NoCapacity)
+    }
+
+    /// Takes a lease at once or registers a waiter, with the lane's lock
+    /// held (any key) or the key's shard's.
+    fn start(&self, want: Want<'_, impl ?Sized + KeyQuery<K>>) -> Result<Started<'_, K>, Closed> {
+        Ok(match want {
+            Want::Any => {
+                let mut lane = self.lock_lane();
+                match self.try_any(&mut lane) {
+                    Ok(lease) => Started::Leased(lease),
+                    Err(TryAcquireError::Closed) => return Err(Closed),
+                    Err(TryAcquireError::NoCapacity) => {
+                        let waiter = lane.core.enqueue()?;
+                        self.hints
+                            .arrivals
+                            .store(lane.core.arrivals(), Ordering::Relaxed);
+                        self.hints.any_waiting.store(true, Ordering::Relaxed);
+                        lane.reserve_slot(waiter);
+                        Started::Lane(lane, waiter)
+                    }
+                }
+            }
+            Want::Key(key) => {
+                let (hash, shard) = self.locate(key);
+                let mut part = self.lock_shard(shard);
+                let arrivals = self.hints.arrivals.load(Ordering::Relaxed);
+                let started = match part.core.try_acquire_key(None, hash, key, &mut self.ids()) {
+                    Ok(Ok(lease)) => Ok(lease),
+                    Ok(Err(TryAcquireError::Closed)) => return Err(Closed),
+                    Ok(Err(TryAcquireError::NoCapacity)) => part
+                        .core
+                        .enqueue_key(None, hash, key, arrivals, &mut self.ids())
+                        .unwrap_or_else(|_| unreachable!("the shard needed no lane"))
+                        .map(Err)?,
+                    Err(NeedsLane(())) => {
+                        // A limit is set: take the lane, then the shard.
+                        drop(part);
+                        let mut lane = self.lock_lane();
+                        part = self.lock_shard(shard);
+                        self.start_key_with_lane(&mut lane, &mut part, hash, key)?
+                    }
+                };
+                match started {
+                    Ok(lease) => Started::Leased(lease),
+                    Err(waiter) => {
+                        part.reserve_slot(waiter);
+                        Started::Shard(part, waiter)
+                    }
+                }
+            }
+        })
+    }
+
+    /// A key acquisition's start while a limit is set, with the lane's and
+    /// the shard's locks held: a lease, or a registered waiter.
+    #[allow(clippy::type_complexity)]
+    fn start_key_with_lane(
+        &self,
+        lane: &mut LaneGuard<'_>,
+        part: &mut ShardGuard<'_, K>,
+        hash: u64,
+        key: &(impl ?Sized + KeyQuery<K>),
+    ) -> Result<Result<workpool_core::Lease<K>, WaiterId>, Closed> {
+        let lane = &mut lane.core;
+        let taken = part
+            .core
+            .try_acquire_key(Some(&mut *lane), hash, key, &mut self.ids())
+            .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"));
+        match taken {
+            Ok(lease) => Ok(Ok(lease)),
+            Err(TryAcquireError::Closed) => Err(Closed),
+            Err(TryAcquireError::NoCapacity) => {
+                let arrivals = lane.arrivals();
+                let queued = part
+                    .core
+                    .enqueue_key(Some(&mut *lane), hash, key, arrivals, &mut self.ids())
+                    .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"))
+                    .map(Err);
+                // With a limit, a key waiter took a count of its own.
+                self.hints
+                    .arrivals
+                    .store(lane.arrivals(), Ordering::Relaxed);
+                queued
+            }
+        }
+    }
+
+    /// Locks the part that holds `waiter` and claims its outcome: `None`
+    /// while it waits (the guard is handed back to register a waker).
+    fn claim<'a>(
+        &'a self,
+        waiter: WaiterId,
+        after: &mut After<K>,
+    ) -> Result<Option<Result<workpool_core::Lease<K>, Closed>>, Locked<'a, K>> {
+        match waiter.shard() {
+            None => self.claim_any(self.lock_lane(), waiter, after),
+            Some(shard) => self.claim_key(self.lock_shard(shard), waiter, after),
+        }
+    }
+
+    fn claim_any<'a>(
+        &'a self,
+        mut lane: LaneGuard<'a>,
+        waiter: WaiterId,
+        after: &mut After<K>,
+    ) -> Result<Option<Result<workpool_core::Lease<K>, Closed>>, Locked<'a, K>> {
+        let claimed = match lane.core.claim_shard(waiter) {
+            Ok(Some(shard)) => {
+                let part = self.lock_shard(shard);
+                lane.core.claim(waiter, Some(&part.core))
+            }
+            _ => lane.core.claim::<K>(waiter, None),
+        };
+        let outcome = match claimed {
+            Ok(Claim::Granted(lease)) => Ok(lease),
+            Ok(Claim::Closed) => Err(Closed),
+            Ok(Claim::Waiting) => return Err(Locked::Lane(lane)),
+            Err(err) => unreachable!("only a waiter's owner removes it: {err}"),
+        };
+        lane.take_waker(waiter, after);
+        drop(lane);
+        Ok(Some(outcome))
+    }
+
+    fn claim_key<'a>(
+        &'a self,
+        mut part: ShardGuard<'a, K>,
+        waiter: WaiterId,
+        after: &mut After<K>,
+    ) -> Result<Option<Result<workpool_core::Lease<K>, Closed>>, Locked<'a, K>> {
+        let outcome = match part.core.claim(waiter) {
+            Ok(Claim::Granted(lease)) => Ok(lease),
+            Ok(Claim::Closed) => Err(Closed),
+            Ok(Claim::Waiting) => return Err(Locked::Shard(part)),
+            Err(err) => unreachable!("only a waiter's owner removes it: {err}"),
+        };
+        part.take_waker(waiter, after);
+        drop(part);
+        Ok(Some(outcome))
+    }
+
+    /// One poll of an acquisition: a lease, `Closed`, or registered (with
+    /// the waker stored) and pending.
+    ///
+    /// # Panics
+    ///
+    /// If the acquisition already completed (`wait` is `Done`).
+    pub(crate) fn poll_acquire<Q: ?Sized + KeyQuery<K>>(
+        &self,
+        wait: &mut Wait,
+        want: Want<'_, Q>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<workpool_core::Lease<K>, Closed>> {
+        assert!(
+            !wait.is_done(),
+            "a workpool acquire future was polled after it completed"
+        );
+        let mut after = After::new();
+        let (locked, waiter) = match *wait {
+            Wait::Waiting(waiter) => match self.claim(waiter, &mut after) {
+                Ok(outcome) => {
+                    *wait = Wait::Done;
+                    drop(after);
+                    return Poll::Ready(outcome.expect("a claim decided"));
+                }
+                Err(locked) => (locked, waiter),
+            },
+            _ => match self.start(want) {
+                Ok(Started::Leased(lease)) => {
+                    *wait = Wait::Done;
+                    return Poll::Ready(Ok(lease));
+                }
+                Err(Closed) => {
+                    *wait = Wait::Done;
+                    return Poll::Ready(Err(Closed));
+                }
+                Ok(Started::Lane(lane, waiter)) => (Locked::Lane(lane), waiter),
+                Ok(Started::Shard(part, waiter)) => (Locked::Shard(part), waiter),
+            },
+        };
+        // A waiter that just registered waits: the request found no room
+        // under the same lock.
+        *wait = Wait::Waiting(waiter);
+        locked.register(waiter, cx.waker(), &mut after);
+        drop(after);
+        Poll::Pending
+    }
+
+    /// Waits on this thread, until `deadline` if there is one.
+    pub(crate) fn acquire_blocking<Q: ?Sized + KeyQuery<K>>(
+        &self,
+        want: Want<'_, Q>,
+        deadline: Option<Instant>,
+    ) -> Result<workpool_core::Lease<K>, AcquireTimeoutError> {
+        let waiter = match self.start(want)? {
+            Started::Leased(lease) => return Ok(lease),
+            Started::Lane(_, waiter) | Started::Shard(_, waiter) => waiter,
+        };
+        // From here on, a panic (a `K::clone` in the claim, say) must not
+        // leave the waiter registered: its grant would leak.
+        let mut guard = CancelOnUnwind {
+            shared: self,
+            waiter: Some(waiter),
+        };
+        let signal = ThreadSignal::current();
+        let waker = Waker::from(StdArc::clone(&signal));
+        let mut timed_out = false;
+        loop {
+            // Listen before the claim: a hand-off after the claim notifies
+            // this listener.
+            listener!(signal.event => listener);
+            let mut after = After::new();
+            let locked = match self.claim(waiter, &mut after) {
+                Ok(outcome) => {
+                    guard.waiter = None;
+                    drop(after);
+                    return Ok(outcome.expect("a claim decided")?);
+                }
+                Err(locked) => locked,
+            };
+            if timed_out {
+                drop(locked);
+                guard.waiter = None;
+                self.cancel_waiter(waiter, true);
+                // The cancel may have found it granted: then it passed the
+                // lease on, and the deadline still wins.
+                return Err(AcquireTimeoutError::Timeout);
+            }
+            locked.register(waiter, &waker, &mut after);
+            drop(after);
+            timed_out = match deadline {
+                None => {
+                    listener.wait();
+                    false
+                }
+                Some(deadline) => listener.wait_deadline(deadline).is_none(),
+            };
+        }
+    }
+}
+
+/// How [`Shared::start`] left an acquisition.
+enum Started<'a, K> {
+    Leased(workpool_core::Lease<K>),
+    /// An any-key waiter, registered under the lane's lock, still held.
+    Lane(LaneGuard<'a>, WaiterId),
+    /// A key waiter, registered under its shard's lock, still held.
+    Shard(ShardGuard<'a, K>, WaiterId),
+}
+
+/// The lock of the part that holds a waiter still waiting.
+enum Locked<'a, K> {
+    Lane(LaneGuard<'a>),
+    Shard(ShardGuard<'a, K>),
+}
+
+impl<K> Locked<'_, K> {
+    /// Stores `waker` in the waiter's slot, then unlocks.
+    fn register(self, waiter: WaiterId, waker: &Waker, after: &mut After<K>) {
+        match self {
+            Self::Lane(mut lane) => lane.register(waiter, waker, after),
+            Self::Shard(mut part) => part.register(waiter, waker, after),
+        }
+    }
+}
+
+/// Cancels a blocking waiter if its thread unwinds before it is done.
+struct CancelOnUnwind<'a, K, S> {
+    shared: &'a Shared<K, S>,
+    waiter: Option<WaiterId>,
+}
+
+impl<K, S> Drop for CancelOnUnwind<'_, K, S> {
+    fn drop(&mut self) {
+        if let Some(waiter) = self.waiter.take() {
+            self.shared.cancel_waiter(waiter, false);
+        }
+    }
+}
+
+/// One per thread: the `Event` a blocking wait parks on, and the waker that
+/// notifies it. Nothing else listens to it, so a notification always
+/// reaches the waiting call of that thread.
+struct ThreadSignal {
+    event: Event,
+}
+
+impl ThreadSignal {
+    fn current() -> StdArc<Self> {
+        crate::sync::thread_local! {
+            static SIGNAL: StdArc<ThreadSignal> = StdArc::new(ThreadSignal { event: Event::new() });
+        }
+        SIGNAL.with(StdArc::clone)
+    }
+}
+
+impl std::task::Wake for ThreadSignal {
+    fn wake(self: StdArc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &StdArc<Self>) {
+        self.event.notify(1);
+    }
+}

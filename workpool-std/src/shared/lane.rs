@@ -136,17 +136,19 @@ impl<K, S> Shared<K, S> {
         }
     }
 
+    /// Closes every part before it wakes anyone: a woken waiter's waker may
+    /// release a lease (user code), and a key waiter of a shard not yet
+    /// closed would be served by it instead of failing with `Closed`.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
         let mut lane = self.lock_lane();
         lane.core.close();
+        for shard in 0..self.shards.len() {
+            self.lock_shard(shard).core.close(&mut lane.core);
+        }
         self.finish(Some(lane), None, After::new());
         for shard in 0..self.shards.len() {
-            let mut lane = self.lock_lane();
-            let mut part = self.lock_shard(shard);
-            part.core.close(&mut lane.core);
-            drop(lane);
-            self.finish(None, Some(part), After::new());
+            self.finish(None, Some(self.lock_shard(shard)), After::new());
         }
     }
 

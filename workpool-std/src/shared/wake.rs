@@ -102,7 +102,17 @@ impl<K> Drop for After<K> {
     /// Wakes the fired watchers (their wakers are user code): an `After` is
     /// dropped once no lock is held. If a wake panics, the rest are still
     /// woken while it unwinds.
+    #[inline]
     fn drop(&mut self) {
+        if !self.wakes.is_empty() {
+            self.wake_watchers();
+        }
+    }
+}
+
+impl<K> After<K> {
+    #[cold]
+    fn wake_watchers(&mut self) {
         struct Rest(Vec<Waker>);
         impl Drop for Rest {
             fn drop(&mut self) {

@@ -146,3 +146,43 @@ impl<K: Hash + Eq + Clone + fmt::Debug, H: BuildHasher> fmt::Debug for Ticket<K,
         f.debug_struct("Ticket").field("key", &self.key).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_requests_keep_the_default_and_the_last_one_hands_it_back() {
+        let pool: Pool<&'static str> = Pool::new();
+        let defaults = Arc::new(Defaults::new(pool.clone(), 3));
+        let one = defaults.arrive(&"a");
+        assert_eq!(
+            pool.counts(&"a"),
+            Counts {
+                target: 3,
+                active: 0
+            }
+        );
+        let two = defaults.arrive(&"a");
+        assert_eq!(defaults.live(&"a"), 2);
+        drop(one);
+        assert_eq!(defaults.live(&"a"), 1);
+        assert_eq!(pool.counts(&"a").target, 3, "still live");
+        drop(two);
+        assert_eq!(defaults.live(&"a"), 0);
+        assert!(pool.is_empty());
+    }
+
+    #[test]
+    fn a_target_set_by_hand_stays() {
+        let pool: Pool<&'static str> = Pool::new();
+        pool.set("a", 5);
+        let defaults = Arc::new(Defaults::new(pool.clone(), 3));
+        drop(defaults.arrive(&"a"));
+        assert_eq!(pool.counts(&"a").target, 5);
+        // Set to the default by hand: handed back like a default.
+        pool.set("a", 3);
+        drop(defaults.arrive(&"a"));
+        assert!(pool.is_empty());
+    }
+}

@@ -24,7 +24,7 @@
 //!   remembers only live keys. Without it, a key nobody [`set`](Pool::set)
 //!   has target 0, and its requests wait (or are shed) until it is set.
 //!
-//! Errors are [`BoxError`]s that downcast to [`Closed`](crate::Closed) (the
+//! Errors are [`BoxError`]s that downcast to [`Closed`] (the
 //! pool was closed, or [`Pool::close_key`] was called for the request's key
 //! while it waited), to [`Overloaded`], or to the inner service's error.
 //!

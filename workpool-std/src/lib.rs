@@ -28,6 +28,9 @@
 //!   [`Lease::release_if_surplus`] tell the workers a lowered target (or
 //!   limit) made too many, and [`Pool::drained`] waits until a key's
 //!   workers are gone.
+//! - With the `tower` feature, a keyed limit per request in a `tower`
+//!   stack: `tower::KeyedLimitLayer` (requests of each tenant, client or
+//!   host wait for a lease of their key; or are shed).
 //!
 //! Fairness is strict FIFO among the waiters that capacity can serve, with no
 //! barging; any-key grants rotate round-robin over keys with room; lowering a
@@ -90,6 +93,8 @@ mod poll;
 mod pool;
 mod shared;
 mod sync;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod watch;
 
 pub use error::{AcquireTimeoutError, Closed, TryAcquireError};

@@ -264,6 +264,18 @@ const SOURCES: &[(&str, &str)] = &[
     ),
     ("sync.rs", include_str!("../../../workpool-std/src/sync.rs")),
     (
+        "tower/mod.rs",
+        include_str!("../../../workpool-std/src/tower/mod.rs"),
+    ),
+    (
+        "tower/defaults.rs",
+        include_str!("../../../workpool-std/src/tower/defaults.rs"),
+    ),
+    (
+        "tower/future.rs",
+        include_str!("../../../workpool-std/src/tower/future.rs"),
+    ),
+    (
         "watch.rs",
         include_str!("../../../workpool-std/src/watch.rs"),
     ),

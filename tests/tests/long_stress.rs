@@ -140,9 +140,9 @@ impl LimitLog {
     }
 }
 
-/// A set of lease ids: ids are dense (1, 2, 3, ... in grant order), so a
-/// bitmap, sharded to keep contention down, stays small however long the
-/// run is.
+/// A set of lease ids: a shard's ids are dense (blocks of 65,536 reserved
+/// from one counter, handed out in order), so a bitmap, sharded to keep
+/// contention down, stays small however long the run is.
 #[derive(Default)]
 struct IdSet {
     shards: [Mutex<Vec<u64>>; 16],
@@ -256,13 +256,14 @@ impl Stress {
         Asked { want, limit_epoch }
     }
 
-    /// Takes charge of a fresh lease and checks it; `last` is the id of
-    /// the worker's previous lease.
+    /// Takes charge of a fresh lease and checks it; `last[k]` is the id of
+    /// the worker's previous lease of key `k` (ids grow in grant order
+    /// within a key; across keys they are only unique).
     fn granted(
         self: &Arc<Self>,
         lease: Lease<u64>,
         asked: &Asked,
-        last: &mut u64,
+        last: &mut Vec<u64>,
         counter: &AtomicU64,
     ) -> Held {
         let (id, key) = (lease.id(), *lease.key() as usize);
@@ -301,10 +302,16 @@ impl Stress {
                  but the highest target since the request is {bound}"
             ));
         }
-        if id == 0 || id <= *last {
-            self.violation(format!("lease id {id} after {last} on one worker"));
+        if last.len() <= key {
+            last.resize(key + 1, 0);
         }
-        *last = id;
+        if id == 0 || id <= last[key] {
+            let before = last[key];
+            self.violation(format!(
+                "lease id {id} after {before} of key {key} on one worker"
+            ));
+        }
+        last[key] = id;
         if !self.ids.insert(id) {
             self.violation(format!("lease id {id} seen twice"));
         }
@@ -376,7 +383,7 @@ impl From<TryAcquireError> for Miss {
 /// A thread worker: blocking, timed and `try_*` calls on random keys.
 fn stress_thread(stress: &Arc<Stress>, seed: u64) {
     let mut rng = Rng::new(seed);
-    let (mut last, mut n) = (0, 0u64);
+    let (mut last, mut n) = (Vec::new(), 0u64);
     let (pool, figures) = (&stress.pool, &stress.figures);
     while !stress.stopped() {
         let key = rng.below(MANY_KEYS as u64);
@@ -442,7 +449,7 @@ enum Exec {
 /// which its lever or its poll budget drops at random points.
 async fn stress_task(stress: Arc<Stress>, lever: Arc<Lever>, exec: Exec, seed: u64) {
     let mut rng = Rng::new(seed);
-    let (mut last, mut n) = (0, 0u64);
+    let (mut last, mut n) = (Vec::new(), 0u64);
     let figures = &stress.figures;
     let granted = match exec {
         Exec::Tokio(_) => &figures.granted_tokio,

@@ -27,6 +27,8 @@ async fn churn<R: Runner>(rt: R) {
     pool.set("a", 2);
     pool.set("b", 1);
 
+    let mut last_ids = std::collections::HashMap::new();
+    let mut seen = std::collections::HashSet::new();
     for i in 1..=100u64 {
         let lease = match i % 3 {
             0 => rt.acquire(&pool).await,
@@ -34,7 +36,12 @@ async fn churn<R: Runner>(rt: R) {
             _ => rt.acquire_key(&pool, &"b").await,
         }
         .unwrap();
-        assert_eq!(lease.id(), i, "{}: ids come in grant order", R::NAME);
+        // Ids grow in grant order within a key; across keys they are only
+        // unique (contract item 5).
+        let last = last_ids.entry(*lease.key()).or_insert(0);
+        assert!(lease.id() > *last, "{}: ids come in grant order", R::NAME);
+        *last = lease.id();
+        assert!(seen.insert(lease.id()), "{}: ids are unique", R::NAME);
         let c = pool.counts(lease.key());
         assert_eq!(c.active, 1);
         drop(lease);
@@ -57,7 +64,7 @@ async fn churn<R: Runner>(rt: R) {
                     .unwrap();
                     let c = pool.counts(lease.key());
                     assert!(1 <= c.active && c.active <= c.target, "{c:?}");
-                    ids.push(lease.id());
+                    ids.push((*lease.key(), lease.id()));
                     rt2.pause().await;
                     drop(lease);
                 }
@@ -67,17 +74,29 @@ async fn churn<R: Runner>(rt: R) {
         .collect();
     let mut all = Vec::new();
     for ids in join_all(tasks).await {
-        assert!(
-            ids.windows(2).all(|w| w[0] < w[1]),
-            "{}: ids strictly increase: {ids:?}",
-            R::NAME
-        );
-        all.extend(ids);
+        // A task's leases of one key come in its grant order, so their ids
+        // grow (contract item 5; across keys ids are only unique).
+        for key in ["a", "b"] {
+            let of_key: Vec<u64> = ids
+                .iter()
+                .filter(|(k, _)| *k == key)
+                .map(|&(_, id)| id)
+                .collect();
+            assert!(
+                of_key.windows(2).all(|w| w[0] < w[1]),
+                "{}: ids of {key} strictly increase: {of_key:?}",
+                R::NAME
+            );
+        }
+        all.extend(ids.into_iter().map(|(_, id)| id));
     }
     all.sort_unstable();
     all.dedup();
     assert_eq!(all.len(), 100, "ids are unique");
-    assert!(all.iter().all(|&id| id > 100));
+    assert!(
+        all.iter().all(|id| !seen.contains(id)),
+        "no id of the first round again"
+    );
 
     assert_eq!(pool.counts(&"a"), counts(2, 0));
     assert_eq!(pool.counts(&"b"), counts(1, 0));
@@ -130,7 +149,9 @@ async fn set_zero_stops_grants<R: Runner>(rt: R) {
     assert_eq!(pool.waiters(), 1);
     pool.set("other", 1);
     let other = any_waiter.await.unwrap();
-    assert_eq!((other.id(), *other.key()), (4, "other"));
+    // Another key: its id is only unique (contract item 5).
+    assert_eq!(*other.key(), "other");
+    assert!(![1, 2, 3].contains(&other.id()));
 
     // Leases granted before `set(k, 0)` still count when `k` comes back.
     pool.set("k", 0);

@@ -5,8 +5,9 @@
 //! separate locks, taking the shard-only path whenever the core allows it;
 //! the core's `Pool` (checked against a naive model in
 //! `workpool-core/tests/model.rs`) runs the same parts with one shard. Each
-//! case applies a random sequence of operations to both: every lease id and
-//! key, every `try_*` outcome, every count and every waiter's state must
+//! case applies a random sequence of operations to both: every lease's key
+//! (and ids by contract item 5: unique, growing within a key), every `try_*`
+//! outcome, every count and every waiter's state must
 //! agree, and a std waiter must be woken exactly when the core reports its
 //! outcome decided. Keys spread over the std pool's shards, so any-key
 //! grants walk a ring across shards.
@@ -176,6 +177,9 @@ struct Run {
     drains: Vec<(u8, Watcher<()>)>,
     /// Leases the callers released.
     released: u64,
+    /// Every std lease id granted, and every (std, core) id pair per key.
+    ids: std::collections::HashSet<u64>,
+    ids_of: [Vec<(u64, u64)>; KEYS as usize],
 }
 
 impl Run {
@@ -187,11 +191,28 @@ impl Run {
             waiting: Vec::new(),
             drains: Vec::new(),
             released: 0,
+            ids: std::collections::HashSet::new(),
+            ids_of: Default::default(),
         }
     }
 
+    /// Takes a lease granted by both pools. Ids follow contract item 5 in
+    /// each: unique, and increasing in grant order within a key. std's
+    /// shards number their grants apart, so std's ids are not the core's;
+    /// within a key they must be ordered as the core's are (a lease handed
+    /// to a waiter is numbered at the hand-off, not when it is claimed).
     fn hold(&mut self, lease: Lease<u8>, core: workpool_core::Lease<u8>) {
-        assert_eq!((lease.id(), *lease.key()), (core.id(), *core.key()));
+        assert_eq!(*lease.key(), *core.key());
+        let of_key = &mut self.ids_of[usize::from(*lease.key())];
+        for &(std_id, core_id) in of_key.iter() {
+            assert_eq!(
+                lease.id() > std_id,
+                core.id() > core_id,
+                "std ids ordered as the core's within a key"
+            );
+        }
+        of_key.push((lease.id(), core.id()));
+        assert!(self.ids.insert(lease.id()), "std ids are unique");
         self.held.push((Held::Plain(lease), core));
     }
 

@@ -62,7 +62,8 @@ impl<K, S> Shared<K, S> {
         let mut touched = 0u64;
         while let Some(shard) = lane.core.distribute_next() {
             let mut part = self.lock_shard(shard);
-            lane.core.distribute_step(&mut part.core, &mut self.ids());
+            lane.core
+                .distribute_step(&mut part.core, &mut self.ids(shard));
             touched |= 1 << shard;
         }
         touched
@@ -251,7 +252,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 hash,
                 &mut key,
                 target,
-                &mut self.ids(),
+                &mut self.ids(shard),
             );
             debug_assert!(set.is_ok(), "a call with the lane needs no lane");
             if let Some(unused) = key.take() {
@@ -265,7 +266,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         }
         while let Some(shard) = lane.core.distribute_next() {
             let part = parts[shard].get_or_insert_with(|| self.lock_shard(shard));
-            lane.core.distribute_step(&mut part.core, &mut self.ids());
+            lane.core
+                .distribute_step(&mut part.core, &mut self.ids(shard));
             touched |= 1 << shard;
         }
         let over_limit = lane.core.over_limit();

@@ -100,7 +100,7 @@ pub(crate) struct Shared<K, S> {
     shards: Box<[ShardLock<K>]>,
     /// Set once [`close`](Self::close) starts.
     closed: AtomicBool,
-    /// The next lease id, for every part (see [`Ids`]).
+    /// The first lease id no shard has reserved (see [`Ids`]).
     ids: Padded<AtomicU64>,
     /// What key operations read of the lane without its lock.
     hints: Padded<LaneHints>,
@@ -122,22 +122,43 @@ struct Part<P> {
     timed_out: u64,
 }
 
-/// Lease ids from one atomic counter shared by every part: unique, never 0,
-/// and increasing in grant order within a key (a key's grants are ordered
-/// by its shard's lock) and across keys.
-struct Ids<'a>(&'a AtomicU64);
+/// How many lease ids a shard reserves at once from the pool's counter.
+const ID_BLOCK: u64 = 1 << 16;
+
+/// A shard's lease ids (contract item 5): the shard hands out the ids of a
+/// block it reserved from the pool's counter, one after the other, and
+/// reserves the next block when one runs out. So ids are unique in the
+/// pool, never 0, and strictly increasing in grant order within a shard
+/// (so within a key); across keys they are only unique. A grant writes the
+/// shard's own counter (beside its lock), and the pool's counter once per
+/// [`ID_BLOCK`] grants of a shard, so keys of different shards write no
+/// common line for their ids.
+struct Ids<'a> {
+    /// The shard's next id and the end of its block: written only under
+    /// the shard's lock (relaxed atomics, so that they can live beside the
+    /// lock rather than in the core).
+    next: &'a AtomicU64,
+    end: &'a AtomicU64,
+    /// The pool's counter: the first id no block holds.
+    reserved: &'a AtomicU64,
+}
 
 impl LeaseIds for Ids<'_> {
     #[inline]
     fn next_id(&mut self) -> u64 {
-        // Relaxed: the counter orders nothing but itself, and a lease
-        // reaches whoever releases it through a synchronising hand-over.
-        self.0.fetch_add(1, Ordering::Relaxed)
+        let mut id = self.next.load(Ordering::Relaxed);
+        if id == self.end.load(Ordering::Relaxed) {
+            // Relaxed: the counter orders nothing but itself.
+            id = self.reserved.fetch_add(ID_BLOCK, Ordering::Relaxed);
+            self.end.store(id + ID_BLOCK, Ordering::Relaxed);
+        }
+        self.next.store(id + 1, Ordering::Relaxed);
+        id
     }
 
     #[inline]
     fn issued(&self, id: u64) -> bool {
-        id != 0 && id < self.0.load(Ordering::Relaxed)
+        id != 0 && id < self.reserved.load(Ordering::Relaxed)
     }
 }
 
@@ -158,8 +179,16 @@ fn shard_count() -> usize {
     }
 }
 
-/// A shard with its waker slots, behind its lock on its own cache lines.
-type ShardLock<K> = Padded<Mutex<Part<Shard<K>>>>;
+/// A shard with its waker slots, behind its lock, with what the shard's
+/// grants write beside the lock, all on the shard's own cache lines.
+struct ShardCell<K> {
+    lock: Mutex<Part<Shard<K>>>,
+    /// The shard's next lease id and the end of its block (see [`Ids`]).
+    next_id: AtomicU64,
+    end_id: AtomicU64,
+}
+
+type ShardLock<K> = Padded<ShardCell<K>>;
 type LaneGuard<'a> = MutexGuard<'a, Part<Lane>>;
 type ShardGuard<'a, K> = MutexGuard<'a, Part<Shard<K>>>;
 
@@ -167,7 +196,13 @@ impl<K, S> Shared<K, S> {
     pub(crate) fn with_hasher(hasher: S) -> Self {
         let lane = Lane::new();
         let shards = (0..shard_count())
-            .map(|i| Padded(Mutex::new(Part::new(Shard::new(i, &lane)))))
+            .map(|i| {
+                Padded(ShardCell {
+                    lock: Mutex::new(Part::new(Shard::new(i, &lane))),
+                    next_id: AtomicU64::new(0),
+                    end_id: AtomicU64::new(0),
+                })
+            })
             .collect();
         Self {
             hasher,
@@ -189,6 +224,7 @@ impl<K, S> Shared<K, S> {
 
     fn lock_shard(&self, shard: usize) -> ShardGuard<'_, K> {
         self.shards[shard]
+            .lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -198,8 +234,15 @@ impl<K, S> Shared<K, S> {
         self.shards.len()
     }
 
-    fn ids(&self) -> Ids<'_> {
-        Ids(&self.ids)
+    /// The ids of `shard`'s grants; use with that shard's lock held.
+    #[inline]
+    fn ids(&self, shard: usize) -> Ids<'_> {
+        let cell = &self.shards[shard];
+        Ids {
+            next: &cell.next_id,
+            end: &cell.end_id,
+            reserved: &self.ids,
+        }
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -238,7 +281,7 @@ impl<K, S> std::fmt::Debug for Shared<K, S> {
             None => complete = false,
         }
         for shard in self.shards.iter() {
-            match try_lock(shard) {
+            match try_lock(&shard.lock) {
                 Some(part) => {
                     keys += part.core.len();
                     waiters += part.core.waiters();

@@ -38,7 +38,7 @@ impl<K, S> Shared<K, S> {
             return self.release_with_lane(shard, lease);
         }
         let mut part = self.lock_shard(shard);
-        match part.core.release(None, lease, &mut self.ids()) {
+        match part.core.release(None, lease, &mut self.ids(shard)) {
             Ok(Ok(key)) => {
                 if part.core.has_forgotten() || part.core.has_wakes() || part.watches.is_waiting() {
                     let mut after = After::new();
@@ -63,7 +63,7 @@ impl<K, S> Shared<K, S> {
         let mut part = self.lock_shard(shard);
         let released = part
             .core
-            .release(Some(&mut lane.core), lease, &mut self.ids());
+            .release(Some(&mut lane.core), lease, &mut self.ids(shard));
         let Ok(Ok(key)) = released else {
             unreachable!("a std lease was rejected, or the lane was not enough");
         };
@@ -118,7 +118,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         let mut part = self.lock_shard(shard);
         if part
             .core
-            .set_in(None, hash, &mut key, target, &mut self.ids())
+            .set_in(None, hash, &mut key, target, &mut self.ids(shard))
             .is_ok()
         {
             self.finish(None, Some(part), after);
@@ -132,7 +132,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             hash,
             &mut key,
             target,
-            &mut self.ids(),
+            &mut self.ids(shard),
         );
         debug_assert!(set.is_ok(), "a call with the lane needs no lane");
         if let Some(unused) = key.take() {
@@ -181,7 +181,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         let mut part = self.lock_shard(shard);
         match part.core.is_surplus(None, &lease) {
             Ok(false) => return Err(lease),
-            Ok(true) => match part.core.release(None, lease, &mut self.ids()) {
+            Ok(true) => match part.core.release(None, lease, &mut self.ids(shard)) {
                 Ok(Ok(key)) => {
                     let mut after = After::new();
                     after.push_key(key);
@@ -216,7 +216,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         }
         let released = part
             .core
-            .release(Some(&mut lane.core), lease, &mut self.ids());
+            .release(Some(&mut lane.core), lease, &mut self.ids(shard));
         let Ok(Ok(key)) = released else {
             unreachable!("a std lease was rejected, or the lane was not enough");
         };

@@ -72,9 +72,10 @@ impl<K, S> Shared<K, S> {
             lane.take_waker(waiter, &mut after);
             let part = match cancelled {
                 Ok(Some(returned)) => {
-                    let mut part = self.lock_shard(returned.shard());
+                    let shard = returned.shard();
+                    let mut part = self.lock_shard(shard);
                     part.core
-                        .give_back(&mut lane.core, returned, &mut self.ids());
+                        .give_back(&mut lane.core, returned, &mut self.ids(shard));
                     Some(part)
                 }
                 _ => None,
@@ -83,7 +84,7 @@ impl<K, S> Shared<K, S> {
             return;
         };
         let mut part = self.lock_shard(shard);
-        match part.core.cancel(None, waiter, &mut self.ids()) {
+        match part.core.cancel(None, waiter, &mut self.ids(shard)) {
             Ok(Err(NeedsLane(()))) => {}
             cancelled => {
                 debug_assert!(cancelled.is_ok(), "only a waiter's owner removes it");
@@ -98,7 +99,7 @@ impl<K, S> Shared<K, S> {
         let mut part = self.lock_shard(shard);
         let cancelled = part
             .core
-            .cancel(Some(&mut lane.core), waiter, &mut self.ids());
+            .cancel(Some(&mut lane.core), waiter, &mut self.ids(shard));
         debug_assert!(
             matches!(cancelled, Ok(Ok(()))),
             "only a waiter's owner removes it"
@@ -119,7 +120,10 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             Want::Key(key) => {
                 let (hash, shard) = self.locate(key);
                 let mut part = self.lock_shard(shard);
-                if let Ok(taken) = part.core.try_acquire_key(None, hash, key, &mut self.ids()) {
+                if let Ok(taken) = part
+                    .core
+                    .try_acquire_key(None, hash, key, &mut self.ids(shard))
+                {
                     return taken;
                 }
                 // A limit is set: the lane counts the pool's leases.
@@ -127,7 +131,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 let mut lane = self.lock_lane();
                 let mut part = self.lock_shard(shard);
                 part.core
-                    .try_acquire_key(Some(&mut lane.core), hash, key, &mut self.ids())
+                    .try_acquire_key(Some(&mut lane.core), hash, key, &mut self.ids(shard))
                     .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"))
             }
         }
@@ -144,7 +148,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         }
         while let Some(shard) = lane.core.next_shard() {
             let mut part = self.lock_shard(shard);
-            if let Some(lease) = lane.core.try_take(&mut part.core, &mut self.ids()) {
+            if let Some(lease) = lane.core.try_take(&mut part.core, &mut self.ids(shard)) {
                 return Ok(lease);
             }
         }
@@ -175,12 +179,15 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 let (hash, shard) = self.locate(key);
                 let mut part = self.lock_shard(shard);
                 let arrivals = self.hints.arrivals.load(Ordering::Relaxed);
-                let started = match part.core.try_acquire_key(None, hash, key, &mut self.ids()) {
+                let started = match part
+                    .core
+                    .try_acquire_key(None, hash, key, &mut self.ids(shard))
+                {
                     Ok(Ok(lease)) => Ok(lease),
                     Ok(Err(TryAcquireError::Closed)) => return Err(Closed),
                     Ok(Err(TryAcquireError::NoCapacity)) => part
                         .core
-                        .enqueue_key(None, hash, key, arrivals, &mut self.ids())
+                        .enqueue_key(None, hash, key, arrivals, &mut self.ids(shard))
                         .unwrap_or_else(|_| unreachable!("the shard needed no lane"))
                         .map(Err)?,
                     Err(NeedsLane(())) => {
@@ -212,10 +219,11 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         hash: u64,
         key: &(impl ?Sized + KeyQuery<K>),
     ) -> Result<Result<workpool_core::Lease<K>, WaiterId>, Closed> {
+        let shard = part.core.index() as usize;
         let lane = &mut lane.core;
         let taken = part
             .core
-            .try_acquire_key(Some(&mut *lane), hash, key, &mut self.ids())
+            .try_acquire_key(Some(&mut *lane), hash, key, &mut self.ids(shard))
             .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"));
         match taken {
             Ok(lease) => Ok(Ok(lease)),
@@ -224,7 +232,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 let arrivals = lane.arrivals();
                 let queued = part
                     .core
-                    .enqueue_key(Some(&mut *lane), hash, key, arrivals, &mut self.ids())
+                    .enqueue_key(Some(&mut *lane), hash, key, arrivals, &mut self.ids(shard))
                     .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"))
                     .map(Err);
                 // With a limit, a key waiter took a count of its own.

@@ -275,3 +275,67 @@ fn a_snapshot_that_panics_drops_its_clones_outside_the_lock() {
         assert_eq!(pool.len(), 8);
     });
 }
+
+/// A waker that owns requests of the tower layer (their tickets): its drop
+/// drops them.
+#[allow(dead_code, reason = "held only to be dropped")]
+struct OwnsRequests(std::sync::Mutex<Vec<Box<dyn Send>>>);
+
+impl std::task::Wake for OwnsRequests {
+    fn wake(self: std::sync::Arc<Self>) {}
+}
+
+/// `KeyedLimitLayer::with_default_target`: a request of an untracked key
+/// gives the key its default target with `Pool::set`, which grants to an
+/// any-key waiter and wakes it by value; if that waker owns requests of
+/// the layer, dropping them ends their tickets, which take the layer's
+/// per-key stripe locks. Today `Defaults::arrive` (and `depart`) call
+/// `Pool::set` while holding the key's stripe lock, so a ticket of a key
+/// in the same stripe deadlocks (200 keys over 16 stripes: one shares the
+/// stripe all but surely).
+#[test]
+#[ignore = "deadlocks: workpool-std/src/tower/defaults.rs calls Pool::set (which wakes) under its stripe lock"]
+fn default_target_wakes_outside_the_stripe_lock() {
+    use tower_layer::Layer;
+    use tower_service::Service;
+    use workpool_std::tower::KeyedLimitLayer;
+
+    fn echo(request: u32) -> std::future::Ready<Result<u32, std::convert::Infallible>> {
+        std::future::ready(Ok(request))
+    }
+
+    with_hang_guard("default target", GUARD, || {
+        let pool: Pool<u32> = Pool::new();
+        let layer = KeyedLimitLayer::new(pool.clone(), |r: &u32| *r).with_default_target(1);
+        let mut service = layer.layer(tower::service_fn(echo as fn(u32) -> _));
+        // 200 keys set and full by hand, each with a live request (and
+        // ticket) of the layer that a waker owns.
+        let mut held = Vec::new();
+        let mut requests: Vec<Box<dyn Send>> = Vec::new();
+        for key in 100..300_u32 {
+            pool.set(key, 1);
+            held.push(pool.try_acquire_key(&key).unwrap());
+            requests.push(Box::new(service.call(key)));
+        }
+        let waker = Waker::from(std::sync::Arc::new(OwnsRequests(std::sync::Mutex::new(
+            requests,
+        ))));
+        let mut any = Box::pin(pool.acquire_owned());
+        pending(&any.as_mut().poll(&mut Context::from_waker(&waker)), "any");
+        drop(waker); // the pool holds the last handle
+                     // A request of the untracked key 1: its default target grants the
+                     // any-key waiter, whose waker the pool wakes by value and drops.
+        let request = service.call(1);
+        assert_eq!(
+            pool.counts(&1),
+            counts(1, 1),
+            "the any-key waiter got key 1"
+        );
+        let Poll::Ready(Ok(lease)) = any.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+        else {
+            panic!("the any-key waiter was granted");
+        };
+        assert_eq!(*lease.key(), 1);
+        drop((lease, request, held));
+    });
+}

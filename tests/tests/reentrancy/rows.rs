@@ -2,15 +2,20 @@
 //! `workpool-std` (two for the types with two ways to wait). A driver says
 //! how to build the type in a pending state and which event makes it ready.
 
+use std::convert::Infallible;
 use std::fmt;
-use std::future::Future;
+use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use futures_core::Stream;
+use tower::util::ServiceFn;
+use tower_layer::Layer;
+use tower_service::Service;
 use workpool_std::futures::{
     Acquire, AcquireKey, AcquireKeyOwned, AcquireOwned, Drained, Leases, Surplus,
 };
+use workpool_std::tower::{KeyedLimitLayer, ResponseFuture};
 use workpool_std::{Closed, Lease, PollPool, Pool};
 
 /// The key every subject waits on (or watches).
@@ -49,6 +54,11 @@ pub(crate) enum Row {
     SurplusLimit,
     /// `pool.drained(&K)`, made ready by dropping `K`'s last lease.
     Drained,
+    /// The tower layer's `ResponseFuture`: a `KeyedLimit` (keyed by the
+    /// request itself) around an inner service that answers at once, called
+    /// with `K`; it waits for a lease of `K`. The service is dropped right
+    /// after `call`: the future does not borrow it.
+    Response,
 }
 
 /// The lease a `Surplus` subject watches (and borrows); `None` for the
@@ -61,7 +71,7 @@ pub(crate) type Blockers = Vec<Lease<u32>>;
 impl Row {
     /// Every row; `every_cell_runs_or_says_why` checks each has a line in
     /// the table.
-    pub(crate) const ALL: [Self; 10] = [
+    pub(crate) const ALL: [Self; 11] = [
         Self::Acquire,
         Self::AcquireKey,
         Self::AcquireOwned,
@@ -72,6 +82,7 @@ impl Row {
         Self::SurplusTarget,
         Self::SurplusLimit,
         Self::Drained,
+        Self::Response,
     ];
 
     /// Whether the type borrows a `Pool` handle (so a waker can never hold
@@ -95,6 +106,7 @@ impl Row {
             Self::Leases => "Leases",
             Self::SurplusTarget | Self::SurplusLimit => "Surplus",
             Self::Drained => "Drained",
+            Self::Response => "ResponseFuture",
         }
     }
 
@@ -151,6 +163,7 @@ impl Row {
             Self::PollAny => Subject::PollAny(PollPool::new(pool)),
             Self::PollKey => Subject::PollKey(PollPool::new(pool)),
             Self::Leases => Subject::Leases(Box::pin(pool.leases())),
+            Self::Response => Subject::Response(Box::pin(response(pool))),
             Self::SurplusTarget | Self::SurplusLimit => {
                 let watched = watched.as_ref().expect("armed with a lease to watch");
                 Subject::Surplus(Box::pin(watched.surplus()))
@@ -202,6 +215,15 @@ impl Row {
 
     /// Checks what a ready subject gave.
     pub(crate) fn check(self, outcome: &Outcome, what: &str) {
+        if self == Self::Response {
+            // The inner service answers with the request it was called
+            // with, and is called only once the request holds its lease.
+            assert!(
+                matches!(outcome, Outcome::Response(K)),
+                "{what}: the inner service's answer, got {outcome:?}"
+            );
+            return;
+        }
         match (self.acquires(), outcome) {
             (true, Outcome::Lease(lease)) => {
                 // Only `K` has a target; the neighbour key may have been
@@ -234,6 +256,8 @@ pub(crate) enum Outcome {
     Closed,
     /// A watch resolved.
     Done,
+    /// The inner service's response to a `KeyedLimit` request.
+    Response(u32),
 }
 
 /// A subject of the table, polled by hand.
@@ -247,6 +271,43 @@ pub(crate) enum Subject<'a> {
     Leases(Pin<Box<Leases<u32>>>),
     Surplus(Pin<Box<Surplus<'a, u32>>>),
     Drained(Pin<Box<Drained<'a, u32>>>),
+    Response(Pin<Box<ResponseFuture<Inner, u32, u32>>>),
+}
+
+/// The service inside the `KeyedLimit` of the `Response` row: answers
+/// every request with the request, at once.
+pub(crate) type Inner = ServiceFn<fn(u32) -> Ready<Result<u32, Infallible>>>;
+
+fn echo(request: u32) -> Ready<Result<u32, Infallible>> {
+    ready(Ok(request))
+}
+
+/// A `KeyedLimit` request for `K`, not polled yet. The layer and the
+/// service (and with them their `Pool` handles) are dropped before this
+/// returns: the response future holds the pool only as the pool's own
+/// futures do, so a waker can hold the last handle.
+fn response(pool: &Pool<u32>) -> ResponseFuture<Inner, u32, u32> {
+    let layer = KeyedLimitLayer::new(pool.clone(), |request: &u32| *request);
+    let inner: Inner = tower::service_fn(echo as fn(u32) -> _);
+    let mut service = layer.layer(inner);
+    drop(layer);
+    let cx = &mut Context::from_waker(Waker::noop());
+    assert!(
+        matches!(service.poll_ready(cx), Poll::Ready(Ok(()))),
+        "KeyedLimit is always ready"
+    );
+    service.call(K)
+}
+
+/// What a `KeyedLimit` response future gave: its error downcasts to
+/// `Closed`, and no other error can come (the inner service is
+/// infallible and the layer does not shed).
+fn responded(polled: Poll<Result<u32, workpool_std::tower::BoxError>>) -> Poll<Outcome> {
+    polled.map(|r| match r {
+        Ok(response) => Outcome::Response(response),
+        Err(error) if error.is::<Closed>() => Outcome::Closed,
+        Err(error) => panic!("a KeyedLimit request failed with {error}"),
+    })
 }
 
 fn acquired(polled: Poll<Result<Lease<u32>, Closed>>) -> Poll<Outcome> {
@@ -269,6 +330,7 @@ impl Subject<'_> {
                 .map(|item| item.map_or(Outcome::Closed, Outcome::Lease)),
             Self::Surplus(f) => f.as_mut().poll(cx).map(|()| Outcome::Done),
             Self::Drained(f) => f.as_mut().poll(cx).map(|()| Outcome::Done),
+            Self::Response(f) => responded(f.as_mut().poll(cx)),
         }
     }
 }

@@ -144,6 +144,11 @@ table! {
               d_last_handle_wake],
         not_applicable: [d_last_handle_repoll: BORROWS_POOL, d_last_handle_cancel: BORROWS_POOL],
     },
+    response: Row::Response => {
+        run: [a_repoll, a_repoll_task, b_wake_by_value, c_wake_releases, c_wake_sets,
+              d_last_handle_repoll, d_last_handle_cancel, d_last_handle_wake],
+        not_applicable: [],
+    },
 }
 
 /// Every row runs every scenario or says why it cannot, every driver has

@@ -60,7 +60,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Future for Acquire<'_, K, S> {
         let this = self.get_mut();
         this.shared
             .poll_acquire(&mut this.wait, Want::<K>::Any, cx)
-            .map_ok(|lease| Lease::new(Arc::clone(this.shared), lease))
+            .map_ok(|lease| Lease::new(this.shared, lease))
     }
 }
 
@@ -127,7 +127,7 @@ where
         let this = self.get_mut();
         this.shared
             .poll_acquire(&mut this.wait, Want::Key(this.key), cx)
-            .map_ok(|lease| Lease::new(Arc::clone(this.shared), lease))
+            .map_ok(|lease| Lease::new(this.shared, lease))
     }
 }
 
@@ -202,7 +202,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Stream for Leases<K, S> {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(lease)) => {
                 this.wait = Wait::Idle; // ready for the next item
-                Poll::Ready(Some(Lease::new(Arc::clone(&this.shared), lease)))
+                Poll::Ready(Some(Lease::new(&this.shared, lease)))
             }
             Poll::Ready(Err(Closed)) => {
                 this.done = true;
@@ -291,7 +291,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Future for AcquireOwned<K, S> {
         let this = self.get_mut();
         this.shared
             .poll_acquire(&mut this.wait, Want::<K>::Any, cx)
-            .map_ok(|lease| Lease::new(Arc::clone(&this.shared), lease))
+            .map_ok(|lease| Lease::new(&this.shared, lease))
     }
 }
 
@@ -375,7 +375,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Future for AcquireKeyOwned<K, S> {
         let this = self.get_mut();
         this.shared
             .poll_acquire(&mut this.wait, Want::Key(&this.key), cx)
-            .map_ok(|lease| Lease::new(Arc::clone(&this.shared), lease))
+            .map_ok(|lease| Lease::new(&this.shared, lease))
     }
 }
 

@@ -1,9 +1,11 @@
 //! The RAII lease guard.
 
 use std::fmt;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
 
 use crate::futures::Surplus;
-use crate::shared::Shared;
+use crate::shared::{unref, Shared};
 use crate::sync::Arc;
 use crate::DefaultHashBuilder;
 
@@ -37,16 +39,35 @@ use crate::DefaultHashBuilder;
 #[must_use = "dropping a lease releases it at once"]
 #[clippy::has_significant_drop]
 pub struct Lease<K, S = DefaultHashBuilder> {
-    shared: Arc<Shared<K, S>>,
+    /// The pool's shared state (`Arc::as_ptr` of its `Arc`), kept alive by
+    /// the count its shard holds for its leases, not by one of the lease's
+    /// own (see the `keepalive` module of `shared`).
+    shared: NonNull<Shared<K, S>>,
     /// Always `Some` until dropped.
     inner: Option<workpool_core::Lease<K>>,
+    /// Owns a share of the pool as an `Arc` would (for auto traits and drop
+    /// check).
+    _pool: PhantomData<Arc<Shared<K, S>>>,
 }
 
+// SAFETY: a lease is, to other threads, what an `Arc<Shared>` and a core
+// lease are: the pointer is shared state that the shard's count keeps
+// alive, reached only through `&Shared` (whose methods lock), so the bounds
+// are those that make `Arc<Shared<K, S>>` and `K` (the lease's key) `Send`.
+unsafe impl<K: Send, S: Send + Sync> Send for Lease<K, S> {}
+// SAFETY: `&Lease` gives `&K` and `&Shared` only, as `&Arc<Shared>` and
+// `&K` would.
+unsafe impl<K: Send + Sync, S: Send + Sync> Sync for Lease<K, S> {}
+
 impl<K, S> Lease<K, S> {
-    pub(crate) fn new(shared: Arc<Shared<K, S>>, inner: workpool_core::Lease<K>) -> Self {
+    /// A lease of the pool behind `shared`, made by a caller that holds
+    /// `shared` (so its shard can take a count of it).
+    pub(crate) fn new(shared: &Arc<Shared<K, S>>, inner: workpool_core::Lease<K>) -> Self {
+        shared.hold(inner.shard());
         Self {
-            shared,
+            shared: NonNull::new(Arc::as_ptr(shared).cast_mut()).expect("an Arc is never null"),
             inner: Some(inner),
+            _pool: PhantomData,
         }
     }
 
@@ -55,7 +76,9 @@ impl<K, S> Lease<K, S> {
     }
 
     pub(crate) fn shared(&self) -> &Shared<K, S> {
-        &self.shared
+        // SAFETY: while this lease is live its shard holds a count of the
+        // pool's `Arc` (see `keepalive`), so the pointer is valid.
+        unsafe { self.shared.as_ref() }
     }
 
     /// The lease id: unique within its pool and never 0; strictly
@@ -132,7 +155,7 @@ impl<K: std::hash::Hash + Eq + Clone, S: std::hash::BuildHasher> Lease<K, S> {
     /// assert!(lease.is_surplus());
     /// ```
     pub fn is_surplus(&self) -> bool {
-        self.shared.is_surplus(self.inner())
+        self.shared().is_surplus(self.inner())
     }
 
     /// Releases the lease only while it is surplus, deciding and releasing
@@ -160,8 +183,17 @@ impl<K: std::hash::Hash + Eq + Clone, S: std::hash::BuildHasher> Lease<K, S> {
     /// ```
     pub fn release_if_surplus(mut self) -> Result<(), Self> {
         let inner = self.inner.take().expect("a lease is live until dropped");
-        match self.shared.release_if_surplus(inner) {
-            Ok(()) => Ok(()),
+        let shared = self.shared.as_ptr().cast_const();
+        match self.shared().release_if_surplus(inner) {
+            Ok(unref_it) => {
+                if unref_it {
+                    // SAFETY: as in `drop`: the shard gave up its count, no
+                    // lock is held, and `self` (its `inner` taken) drops
+                    // without touching the pool.
+                    unsafe { unref(shared) };
+                }
+                Ok(())
+            }
             Err(inner) => {
                 self.inner = Some(inner);
                 Err(self)
@@ -200,7 +232,12 @@ impl<K: std::hash::Hash + Eq + Clone, S: std::hash::BuildHasher> Lease<K, S> {
 impl<K, S> Drop for Lease<K, S> {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.take() {
-            self.shared.release(inner);
+            let shared = self.shared.as_ptr().cast_const();
+            if self.shared().release(inner) {
+                // SAFETY: the shard gave up its count for this release; no
+                // lock is held, and nothing of the pool is used after.
+                unsafe { unref(shared) };
+            }
         }
     }
 }

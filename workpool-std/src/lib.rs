@@ -84,10 +84,15 @@
 //! # Ok::<(), workpool_std::Closed>(())
 //! # }).unwrap();
 //! ```
-#![forbid(unsafe_code)]
+// `unsafe` is denied everywhere but in the two modules of the lease's hold on
+// the pool's memory (`lease` and `shared::keepalive`), each block with its
+// `// SAFETY:` argument.
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod error;
 pub mod futures;
+#[allow(unsafe_code)]
 mod lease;
 mod poll;
 mod pool;

@@ -275,7 +275,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> PollPool<K, S> {
                 // Ready for the next wait.
                 self.wait = Wait::Idle;
                 self.asked = None;
-                Poll::Ready(outcome.map(|lease| Lease::new(Arc::clone(&self.shared), lease)))
+                Poll::Ready(outcome.map(|lease| Lease::new(&self.shared, lease)))
             }
         }
     }

@@ -144,7 +144,7 @@ impl<K, S> Pool<K, S> {
     #[must_use]
     pub fn with_hasher(hasher: S) -> Self {
         Self {
-            shared: Arc::new(Shared::with_hasher(hasher)),
+            shared: Shared::new_arc(hasher),
         }
     }
 
@@ -886,7 +886,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     }
 
     fn lease<E>(&self, granted: Result<workpool_core::Lease<K>, E>) -> Result<Lease<K, S>, E> {
-        granted.map(|lease| Lease::new(Arc::clone(&self.shared), lease))
+        granted.map(|lease| Lease::new(&self.shared, lease))
     }
 
     fn blocking<Q: ?Sized + KeyQuery<K>>(

@@ -38,15 +38,20 @@
 
 use std::hash::Hash;
 use std::ops::Deref;
+use std::sync::atomic::AtomicPtr as StdAtomicPtr;
 use std::task::Waker;
 
 use workpool_core::parts::{Lane, LeaseIds, Shard};
 use workpool_core::Equivalent;
 
-use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, PoisonError};
+use crate::sync::{
+    Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, PoisonError,
+};
 use crate::watch::Watches;
 
 mod handles;
+#[allow(unsafe_code)]
+mod keepalive;
 mod lane;
 mod shard;
 #[cfg(all(test, not(loom)))]
@@ -54,6 +59,7 @@ mod tests;
 mod waiting;
 mod wake;
 
+pub(crate) use keepalive::unref;
 use lane::LaneHints;
 pub(crate) use shard::Watching;
 pub(crate) use waiting::Wait;
@@ -106,6 +112,10 @@ pub(crate) struct Shared<K, S> {
     hints: Padded<LaneHints>,
     /// How many `Pool` handles exist (see [`handles`]).
     handles: AtomicUsize,
+    /// The pool's own `Arc`, as a pointer, for the shards' holds (see
+    /// [`keepalive`]); set once, by [`new_arc`](Self::new_arc), before the
+    /// `Arc` is shared.
+    me: StdAtomicPtr<Self>,
 }
 
 /// One part of the core with the waker slots of its waiters.
@@ -186,6 +196,9 @@ struct ShardCell<K> {
     /// The shard's next lease id and the end of its block (see [`Ids`]).
     next_id: AtomicU64,
     end_id: AtomicU64,
+    /// True while the shard holds one strong count of the pool's `Arc` for
+    /// its leases (see [`keepalive`]).
+    holds: AtomicBool,
 }
 
 type ShardLock<K> = Padded<ShardCell<K>>;
@@ -201,6 +214,7 @@ impl<K, S> Shared<K, S> {
                     lock: Mutex::new(Part::new(Shard::new(i, &lane))),
                     next_id: AtomicU64::new(0),
                     end_id: AtomicU64::new(0),
+                    holds: AtomicBool::new(false),
                 })
             })
             .collect();
@@ -215,7 +229,17 @@ impl<K, S> Shared<K, S> {
                 any_waiting: AtomicBool::new(false),
             }),
             handles: AtomicUsize::new(1),
+            me: StdAtomicPtr::new(std::ptr::null_mut()),
         }
+    }
+
+    /// A new pool's shared state in its `Arc`, which knows its own address
+    /// (see [`keepalive`]).
+    pub(crate) fn new_arc(hasher: S) -> Arc<Self> {
+        let arc = Arc::new(Self::with_hasher(hasher));
+        arc.me
+            .store(Arc::as_ptr(&arc).cast_mut(), Ordering::Relaxed);
+        arc
     }
 
     fn lock_lane(&self) -> LaneGuard<'_> {

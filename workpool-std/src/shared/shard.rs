@@ -28,9 +28,12 @@ pub(crate) struct Watching {
 
 impl<K, S> Shared<K, S> {
     /// Gives a lease back: in its shard alone while its key's group is
-    /// linked, otherwise with the lane.
+    /// linked, otherwise with the lane. True if the shard gave up its count
+    /// of the pool (see [`keepalive`](super::keepalive)): the caller drops
+    /// it with [`unref`](super::keepalive::unref).
     #[inline]
-    pub(crate) fn release(&self, lease: workpool_core::Lease<K>) {
+    #[must_use]
+    pub(crate) fn release(&self, lease: workpool_core::Lease<K>) -> bool {
         let shard = lease.shard();
         if self.hints.any_waiting.load(Ordering::Relaxed) {
             // Any-key waiters are about: the key's group is most likely
@@ -40,6 +43,7 @@ impl<K, S> Shared<K, S> {
         let mut part = self.lock_shard(shard);
         match part.core.release(None, lease, &mut self.ids(shard)) {
             Ok(Ok(key)) => {
+                let unref = self.let_go(shard, &part);
                 if part.core.has_forgotten() || part.core.has_wakes() || part.watches.is_waiting() {
                     let mut after = After::new();
                     after.push_key(key);
@@ -48,17 +52,18 @@ impl<K, S> Shared<K, S> {
                     drop(part);
                     drop(key);
                 }
+                unref
             }
             Ok(Err(err)) => unreachable!("a std lease was rejected: {err}"),
             Err(NeedsLane(lease)) => {
                 drop(part);
-                self.release_with_lane(shard, lease);
+                self.release_with_lane(shard, lease)
             }
         }
     }
 
     #[cold]
-    fn release_with_lane(&self, shard: usize, lease: workpool_core::Lease<K>) {
+    fn release_with_lane(&self, shard: usize, lease: workpool_core::Lease<K>) -> bool {
         let mut lane = self.lock_lane();
         let mut part = self.lock_shard(shard);
         let released = part
@@ -67,9 +72,11 @@ impl<K, S> Shared<K, S> {
         let Ok(Ok(key)) = released else {
             unreachable!("a std lease was rejected, or the lane was not enough");
         };
+        let unref = self.let_go(shard, &part);
         let mut after = After::new();
         after.push_key(key);
         self.finish_lane_op(lane, Some(part), after);
+        unref
     }
 
     /// A watcher leaves (its future completed or was dropped); its waker is
@@ -172,21 +179,23 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     }
 
     /// Releases `lease` if it is surplus, checking and releasing under the
-    /// same locks; hands it back otherwise.
+    /// same locks; hands it back otherwise. `Ok` says, as
+    /// [`release`](Self::release) does, whether the shard gave up its count.
     pub(crate) fn release_if_surplus(
         &self,
         lease: workpool_core::Lease<K>,
-    ) -> Result<(), workpool_core::Lease<K>> {
+    ) -> Result<bool, workpool_core::Lease<K>> {
         let shard = lease.shard();
         let mut part = self.lock_shard(shard);
         match part.core.is_surplus(None, &lease) {
             Ok(false) => return Err(lease),
             Ok(true) => match part.core.release(None, lease, &mut self.ids(shard)) {
                 Ok(Ok(key)) => {
+                    let unref = self.let_go(shard, &part);
                     let mut after = After::new();
                     after.push_key(key);
                     self.finish(None, Some(part), after);
-                    return Ok(());
+                    return Ok(unref);
                 }
                 Ok(Err(err)) => unreachable!("a std lease was rejected: {err}"),
                 Err(NeedsLane(back)) => {
@@ -204,7 +213,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         &self,
         shard: usize,
         lease: workpool_core::Lease<K>,
-    ) -> Result<(), workpool_core::Lease<K>> {
+    ) -> Result<bool, workpool_core::Lease<K>> {
         let mut lane = self.lock_lane();
         let mut part = self.lock_shard(shard);
         if !part
@@ -220,10 +229,11 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         let Ok(Ok(key)) = released else {
             unreachable!("a std lease was rejected, or the lane was not enough");
         };
+        let unref = self.let_go(shard, &part);
         let mut after = After::new();
         after.push_key(key);
         self.finish_lane_op(lane, Some(part), after);
-        Ok(())
+        Ok(unref)
     }
 
     /// One poll of a `surplus()` future: true once `lease` is surplus, or

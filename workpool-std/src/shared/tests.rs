@@ -56,7 +56,7 @@ fn release_wakes_exactly_the_served_waiter() {
         .poll_acquire(&mut b, Want::Key(&"k"), &mut cx_b)
         .is_pending());
 
-    shared.release(held);
+    assert!(!shared.release(held), "a bare pool holds no count");
     assert_eq!((woken(&first), woken(&second)), (1, 0));
     let Poll::Ready(Ok(lease)) = shared.poll_acquire(&mut a, Want::<&str>::Any, &mut cx_a) else {
         panic!("the woken waiter holds the lease");
@@ -65,7 +65,7 @@ fn release_wakes_exactly_the_served_waiter() {
         .poll_acquire(&mut b, Want::Key(&"k"), &mut cx_b)
         .is_pending());
 
-    shared.release(lease);
+    assert!(!shared.release(lease), "a bare pool holds no count");
     assert_eq!(woken(&second), 1);
     assert!(shared
         .poll_acquire(&mut b, Want::Key(&"k"), &mut cx_b)
@@ -87,7 +87,7 @@ fn cancel_after_grant_passes_the_lease_on() {
     assert!(shared
         .poll_acquire(&mut second, Want::<u8>::Any, &mut cx)
         .is_pending());
-    shared.release(held); // granted to `first`, which never collects it
+    assert!(!shared.release(held), "a bare pool holds no count"); // granted to `first`, which never collects it
     shared.cancel(&mut first);
     let Poll::Ready(Ok(lease)) = shared.poll_acquire(&mut second, Want::<u8>::Any, &mut cx) else {
         panic!("the cancelled waiter's lease passes on");
@@ -95,7 +95,7 @@ fn cancel_after_grant_passes_the_lease_on() {
     // Lease 2 went back with the cancel; its capacity became lease 3.
     assert_eq!(lease.id(), 3);
     assert_eq!(shared.counts(&1).active, 1);
-    shared.release(lease);
+    assert!(!shared.release(lease), "a bare pool holds no count");
     assert_eq!(
         shared.counts(&1),
         Counts {
@@ -155,7 +155,7 @@ fn waker_slots_shrink_with_the_waiters() {
         panic!("the woken waiter holds the lease");
     };
     assert_eq!(shared.lock_lane().wakers.len(), 0);
-    shared.release(lease);
+    assert!(!shared.release(lease), "a bare pool holds no count");
 }
 
 #[test]
@@ -168,7 +168,7 @@ fn blocking_waiter_is_served_by_another_thread() {
         std::thread::spawn(move || {
             let lease = shared.acquire_blocking(Want::Key(&"k"), None).unwrap();
             let id = lease.id();
-            shared.release(lease);
+            assert!(!shared.release(lease), "a bare pool holds no count");
             id
         })
     };
@@ -176,7 +176,7 @@ fn blocking_waiter_is_served_by_another_thread() {
     while shared.waiters() == 0 {
         std::thread::yield_now();
     }
-    shared.release(held);
+    assert!(!shared.release(held), "a bare pool holds no count");
     assert_eq!(waiter.join().unwrap(), 2);
     assert_eq!(shared.counts(&"k").active, 0);
 }
@@ -200,4 +200,84 @@ fn a_pinned_future_can_be_polled_through_the_public_api() {
     pool.set("k", 1);
     assert_eq!(woken(&count), 1);
     assert!(matches!(fut.as_mut().poll(&mut cx), Poll::Ready(Ok(_))));
+}
+
+// The shards' hold on the pool's memory (`keepalive`): Miri runs these, so
+// a lease that outlives every handle, a count taken twice or dropped twice,
+// or a pool never freed, fails here.
+
+#[test]
+fn leases_outlive_every_handle_and_the_last_one_frees_the_pool() {
+    let pool = crate::Pool::new();
+    for key in 0..8u32 {
+        pool.set(key, 2);
+    }
+    let leases: Vec<_> = (0..8u32)
+        .flat_map(|k| {
+            [
+                pool.try_acquire_key(&k).unwrap(),
+                pool.try_acquire_key(&k).unwrap(),
+            ]
+        })
+        .collect();
+    let weak = crate::sync::Arc::downgrade(pool.shared());
+    drop(pool);
+    assert!(weak.upgrade().is_some(), "the leases keep the memory");
+    let counts: Vec<_> = leases.iter().map(|l| (*l.key(), l.is_surplus())).collect();
+    assert!(counts.iter().all(|&(_, surplus)| !surplus));
+    drop(leases);
+    assert!(weak.upgrade().is_none(), "the last lease freed the pool");
+}
+
+#[test]
+fn a_shard_takes_its_count_again_after_it_gave_it_up() {
+    let pool = crate::Pool::new();
+    pool.set("a", 1);
+    let shared = crate::sync::Arc::clone(pool.shared());
+    let base = crate::sync::Arc::strong_count(&shared);
+    for _ in 0..3 {
+        let lease = pool.try_acquire_key(&"a").unwrap();
+        assert_eq!(
+            crate::sync::Arc::strong_count(&shared),
+            base + 1,
+            "one count"
+        );
+        let second = pool.try_acquire().unwrap_err();
+        assert_eq!(second, crate::TryAcquireError::NoCapacity);
+        drop(lease);
+        assert_eq!(crate::sync::Arc::strong_count(&shared), base, "given up");
+    }
+    assert!(pool
+        .try_acquire_key(&"a")
+        .unwrap()
+        .release_if_surplus()
+        .is_err());
+    assert_eq!(crate::sync::Arc::strong_count(&shared), base);
+    pool.set("a", 0);
+    pool.set("a", 1);
+    let lease = pool.try_acquire_key(&"a").unwrap();
+    pool.set("a", 0);
+    assert!(lease.release_if_surplus().is_ok());
+    assert_eq!(crate::sync::Arc::strong_count(&shared), base, "given up");
+}
+
+#[test]
+fn a_cancelled_hand_off_gives_the_count_up() {
+    let pool = crate::Pool::new();
+    pool.set("a", 1);
+    let shared = crate::sync::Arc::clone(pool.shared());
+    let base = crate::sync::Arc::strong_count(&shared);
+    let held = pool.try_acquire_key(&"a").unwrap();
+    let (counter, waker) = counter();
+    let mut key_waiter = Box::pin(pool.acquire_key_owned("a"));
+    let mut any_waiter = Box::pin(pool.acquire_owned());
+    let mut cx = Context::from_waker(&waker);
+    assert!(key_waiter.as_mut().poll(&mut cx).is_pending());
+    assert!(any_waiter.as_mut().poll(&mut cx).is_pending());
+    drop(held); // handed to the key waiter, which never takes it
+    assert_eq!(woken(&counter), 1);
+    drop(key_waiter); // passes on to the any-key waiter
+    drop(any_waiter); // back to the key: the shard's last unit
+    assert_eq!(pool.counts(&"a").active, 0);
+    assert_eq!(crate::sync::Arc::strong_count(&shared), base, "given up");
 }

@@ -63,6 +63,15 @@ impl<K, S> Shared<K, S> {
     /// timeout or deadline.
     #[cold]
     fn cancel_waiter(&self, waiter: WaiterId, timed_out: bool) {
+        // A grant the waiter had goes on or back; if it was its shard's last
+        // unit, the shard gives up its count of the pool, dropped at the end
+        // (the canceller holds a count of its own: see `keepalive`).
+        if self.cancel_locked(waiter, timed_out) {
+            self.unref_own();
+        }
+    }
+
+    fn cancel_locked(&self, waiter: WaiterId, timed_out: bool) -> bool {
         let mut after = After::new();
         let Some(shard) = waiter.shard() else {
             let mut lane = self.lock_lane();
@@ -70,18 +79,19 @@ impl<K, S> Shared<K, S> {
             debug_assert!(cancelled.is_ok(), "only a waiter's owner removes it");
             lane.timed_out += u64::from(timed_out);
             lane.take_waker(waiter, &mut after);
-            let part = match cancelled {
+            let (part, unref) = match cancelled {
                 Ok(Some(returned)) => {
                     let shard = returned.shard();
                     let mut part = self.lock_shard(shard);
                     part.core
                         .give_back(&mut lane.core, returned, &mut self.ids(shard));
-                    Some(part)
+                    let unref = self.let_go(shard, &part);
+                    (Some(part), unref)
                 }
-                _ => None,
+                _ => (None, false),
             };
             self.finish_lane_op(lane, part, after);
-            return;
+            return unref;
         };
         let mut part = self.lock_shard(shard);
         match part.core.cancel(None, waiter, &mut self.ids(shard)) {
@@ -90,8 +100,9 @@ impl<K, S> Shared<K, S> {
                 debug_assert!(cancelled.is_ok(), "only a waiter's owner removes it");
                 part.timed_out += u64::from(timed_out);
                 part.take_waker(waiter, &mut after);
+                let unref = self.let_go(shard, &part);
                 self.finish(None, Some(part), after);
-                return;
+                return unref;
             }
         }
         drop(part);
@@ -106,7 +117,9 @@ impl<K, S> Shared<K, S> {
         );
         part.timed_out += u64::from(timed_out);
         part.take_waker(waiter, &mut after);
+        let unref = self.let_go(shard, &part);
         self.finish_lane_op(lane, Some(part), after);
+        unref
     }
 }
 

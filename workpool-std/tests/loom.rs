@@ -660,3 +660,72 @@ fn surplus_and_drained_wake_ups_are_not_lost() {
         assert!(pool.is_empty());
     });
 }
+
+/// The shards' hold on the pool's memory (`shared/keepalive.rs`): leases of
+/// one shard released on two threads while the last handle goes. The pool
+/// is freed exactly once, after the last lease (loom reports a leaked or
+/// twice-freed `Arc`), and each lease can still reach the pool on its drop.
+#[test]
+fn the_last_leases_and_the_last_handle_race() {
+    loom::model(|| {
+        let pool = pool();
+        pool.set("k", 2);
+        let a = pool.try_acquire_key(&"k").unwrap();
+        let b = pool.try_acquire_key(&"k").unwrap();
+        let one = thread::spawn(move || drop(a));
+        let two = thread::spawn(move || {
+            assert_eq!(*b.key(), "k");
+            drop(b);
+        });
+        drop(pool);
+        one.join().unwrap();
+        two.join().unwrap();
+    });
+}
+
+/// A lease made by a hand-off (the waiter takes the shard's count) races
+/// the release of the shard's other lease (which may give the count up)
+/// and the last handle's drop: the count is taken and given up in pairs.
+#[test]
+fn a_hand_off_lease_and_a_release_keep_the_pool_alive() {
+    loom::model(|| {
+        let pool = pool();
+        pool.set("k", 1);
+        let held = pool.try_acquire_key(&"k").unwrap();
+        let waiter = {
+            let fut = pool.acquire_key_owned("k");
+            thread::spawn(move || {
+                if let Ok(lease) = block_on(fut) {
+                    assert_eq!(*lease.key(), "k");
+                }
+            })
+        };
+        let releaser = thread::spawn(move || drop(held));
+        releaser.join().unwrap();
+        drop(pool);
+        waiter.join().unwrap();
+    });
+}
+
+/// Two threads make the first leases of one shard at once: exactly one of
+/// them takes the shard's count (the flag's compare-exchange), and the
+/// last release gives it up.
+#[test]
+fn two_first_leases_of_a_shard_take_one_count() {
+    loom::model(|| {
+        let pool = pool();
+        pool.set("k", 2);
+        let spawn = |pool: &Pool<&'static str, Fixed>| {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                let lease = pool.try_acquire_key(&"k").unwrap();
+                drop(pool);
+                drop(lease);
+            })
+        };
+        let (one, two) = (spawn(&pool), spawn(&pool));
+        drop(pool);
+        one.join().unwrap();
+        two.join().unwrap();
+    });
+}

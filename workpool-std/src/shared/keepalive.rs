@@ -5,10 +5,13 @@
 //! of the pool writes, twice per cycle. Instead a lease holds a plain
 //! pointer, and each *shard* holds one strong count for all of its leases:
 //! taken when a lease of the shard is made while the shard holds none
-//! ([`Shared::hold`]), given up by the operation that takes the shard's
-//! last unit back ([`Shared::let_go`]), decided under the shard's lock.
-//! While a shard has leases out, its busy grants and releases touch neither
-//! the count nor anything outside the shard's lines.
+//! ([`Shared::hold`]), kept while the pool is open (its handles keep the
+//! memory anyway), and given up once the pool is closed (the last handle's
+//! drop closes it) by whichever comes last under the shard's lock: `close`
+//! finding the shard idle, or the release or cancel that takes the shard's
+//! last unit back ([`Shared::let_go`]). So a grant and a release touch
+//! neither the count nor anything outside the shard's lines, even on one
+//! thread where each cycle takes the shard's only unit.
 //!
 //! # Why it is sound
 //!
@@ -26,11 +29,15 @@
 //!   the count up only at 0 and only under the shard's lock, cannot run.
 //!   The lock also orders a give-up before any later grant, so a later
 //!   maker sees the flag clear and takes a new count.
+//! - `close` sets the pool's `closed` flag before it locks any shard, and
+//!   both it and `let_go` decide under the shard's lock, so exactly one of
+//!   them gives the count up: a release before `close`'s visit leaves the
+//!   count for the visit; one after it sees the flag.
 //! - The count a shard gives up is dropped after every lock is released:
 //!   by the lease's own drop, once nothing of the pool is used any more
 //!   (it may be the last count: then the pool's memory goes with it), or
-//!   by a cancelled acquisition, whose owner still holds a count of its
-//!   own, so that drop is never the last.
+//!   by a cancelled acquisition or by `close`, whose callers still hold a
+//!   count of their own, so that drop is never the last.
 //!
 //! Loom models it (`workpool-std/tests/loom.rs`, "keepalive"), and Miri runs
 //! the unit tests that drop the last handle before the last lease.
@@ -66,11 +73,15 @@ impl<K, S> Shared<K, S> {
     /// Under `shard`'s lock, after an operation that may have taken the
     /// shard's last unit back: true if the shard gave up its count, which
     /// the caller must then drop once no lock is held (a lease's drop with
-    /// [`unref`]; a cancel with [`unref_own`](Self::unref_own)).
+    /// [`unref`]; a cancel with [`unref_own`](Self::unref_own)). A shard of
+    /// an open pool keeps its count (the handles keep the memory anyway),
+    /// so a busy key's grant and release never write the `Arc`'s count;
+    /// [`close`](Self::close) gives up the counts of idle shards, and after
+    /// it the release of a shard's last unit does.
     #[inline]
     pub(super) fn let_go(&self, shard: usize, part: &ShardGuard<'_, K>) -> bool {
         let holds = &self.shards[shard].holds;
-        if part.core.active() == 0 && holds.load(Ordering::Relaxed) {
+        if part.core.active() == 0 && holds.load(Ordering::Relaxed) && self.is_closed() {
             holds.store(false, Ordering::Relaxed);
             return true;
         }

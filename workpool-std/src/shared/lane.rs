@@ -149,7 +149,14 @@ impl<K, S> Shared<K, S> {
         }
         self.finish(Some(lane), None, After::new());
         for shard in 0..self.shards.len() {
-            self.finish(None, Some(self.lock_shard(shard)), After::new());
+            let part = self.lock_shard(shard);
+            // A closed pool's idle shard needs its count no more (see
+            // `keepalive`); the caller holds a count of its own.
+            let unref = self.let_go(shard, &part);
+            self.finish(None, Some(part), After::new());
+            if unref {
+                self.unref_own();
+            }
         }
     }
 

@@ -230,7 +230,7 @@ fn leases_outlive_every_handle_and_the_last_one_frees_the_pool() {
 }
 
 #[test]
-fn a_shard_takes_its_count_again_after_it_gave_it_up() {
+fn an_open_pools_shard_keeps_its_count_and_close_gives_it_up() {
     let pool = crate::Pool::new();
     pool.set("a", 1);
     let shared = crate::sync::Arc::clone(pool.shared());
@@ -242,27 +242,28 @@ fn a_shard_takes_its_count_again_after_it_gave_it_up() {
             base + 1,
             "one count"
         );
-        let second = pool.try_acquire().unwrap_err();
-        assert_eq!(second, crate::TryAcquireError::NoCapacity);
         drop(lease);
-        assert_eq!(crate::sync::Arc::strong_count(&shared), base, "given up");
+        assert_eq!(crate::sync::Arc::strong_count(&shared), base + 1, "kept");
     }
-    assert!(pool
-        .try_acquire_key(&"a")
-        .unwrap()
-        .release_if_surplus()
-        .is_err());
-    assert_eq!(crate::sync::Arc::strong_count(&shared), base);
-    pool.set("a", 0);
-    pool.set("a", 1);
-    let lease = pool.try_acquire_key(&"a").unwrap();
-    pool.set("a", 0);
+    pool.close();
+    assert_eq!(crate::sync::Arc::strong_count(&shared), base, "given up");
+    let other = crate::Pool::new();
+    other.set("a", 1);
+    let shared = crate::sync::Arc::clone(other.shared());
+    let lease = other.try_acquire_key(&"a").unwrap();
+    other.close();
+    assert_eq!(
+        crate::sync::Arc::strong_count(&shared),
+        base + 1,
+        "a lease is out"
+    );
+    other.set("a", 0);
     assert!(lease.release_if_surplus().is_ok());
     assert_eq!(crate::sync::Arc::strong_count(&shared), base, "given up");
 }
 
 #[test]
-fn a_cancelled_hand_off_gives_the_count_up() {
+fn a_cancelled_hand_off_takes_the_last_unit_back() {
     let pool = crate::Pool::new();
     pool.set("a", 1);
     let shared = crate::sync::Arc::clone(pool.shared());
@@ -279,5 +280,11 @@ fn a_cancelled_hand_off_gives_the_count_up() {
     drop(key_waiter); // passes on to the any-key waiter
     drop(any_waiter); // back to the key: the shard's last unit
     assert_eq!(pool.counts(&"a").active, 0);
+    assert_eq!(
+        crate::sync::Arc::strong_count(&shared),
+        base + 1,
+        "kept: open"
+    );
+    pool.close();
     assert_eq!(crate::sync::Arc::strong_count(&shared), base, "given up");
 }

@@ -718,6 +718,88 @@ mod default_target {
         assert!(pool.is_empty());
         assert_eq!(pool.active(), 0);
     }
+
+    /// Requests of one defaulted key arrive and depart on several threads
+    /// at once, so its last departure's forget races new arrivals (the
+    /// layer decides under its stripe lock and calls `Pool::set` after
+    /// unlocking). Some requests complete, some are dropped before they
+    /// asked the pool, some while they wait. The key's target is only ever
+    /// the default or 0, it never has more leases than the default, no
+    /// request is left waiting at 0 (the hang guard), and the key is
+    /// forgotten at the end.
+    #[test]
+    fn one_key_churning_keeps_the_default_and_is_forgotten() {
+        const DEFAULT: u64 = 2;
+        const THREADS: usize = 4;
+        const ROUNDS: usize = 20_000;
+        workpool_tests::with_hang_guard("one key churning", workpool_tests::HANG_GUARD, || {
+            let pool: Pool<&'static str> = Pool::new();
+            let seen = pool.clone();
+            let inner = tower::service_fn(move |key: &'static str| {
+                let counts = seen.counts(&key);
+                // While this request holds its lease: a forget may have
+                // landed just before its settler set the default again.
+                assert!(
+                    (1..=DEFAULT).contains(&counts.active)
+                        && (counts.target == DEFAULT || counts.target == 0),
+                    "{counts:?}"
+                );
+                std::future::ready(Ok::<_, std::convert::Infallible>(key.len()))
+            });
+            let service = KeyedLimitLayer::new(pool.clone(), |key: &&'static str| *key)
+                .with_default_target(DEFAULT)
+                .layer(inner);
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let sampler = {
+                let pool = pool.clone();
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    let mut samples = 0_u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let counts = pool.counts(&"hot");
+                        assert!(counts.target == DEFAULT || counts.target == 0, "{counts:?}");
+                        assert!(counts.active <= DEFAULT, "{counts:?}");
+                        samples += 1;
+                        std::thread::yield_now();
+                    }
+                    samples
+                })
+            };
+            let threads: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let mut service = service.clone();
+                    std::thread::spawn(move || {
+                        let mut cx = Context::from_waker(Waker::noop());
+                        for i in 0..ROUNDS {
+                            assert!(service.poll_ready(&mut cx).is_ready());
+                            let mut request = Box::pin(service.call("hot"));
+                            match (t + i) % 5 {
+                                // Dropped before it asked the pool.
+                                0 => drop(request),
+                                // Dropped while it waits, or after it
+                                // completed at once.
+                                1 => drop(request.as_mut().poll(&mut cx)),
+                                _ => assert_eq!(block_on(request).unwrap(), 3),
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for thread in threads {
+                thread.join().unwrap();
+            }
+            stop.store(true, Ordering::Relaxed);
+            assert!(sampler.join().unwrap() > 0);
+            assert!(pool.is_empty(), "forgotten: {:?}", pool.snapshot());
+            assert_eq!(pool.waiters(), 0);
+            // And the next request sees a new key again.
+            let mut service = service;
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(service.poll_ready(&mut cx).is_ready());
+            assert_eq!(block_on(service.call("hot")).unwrap(), 3);
+            assert!(pool.is_empty());
+        });
+    }
 }
 
 #[test]

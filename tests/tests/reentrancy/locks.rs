@@ -289,12 +289,11 @@ impl std::task::Wake for OwnsRequests {
 /// gives the key its default target with `Pool::set`, which grants to an
 /// any-key waiter and wakes it by value; if that waker owns requests of
 /// the layer, dropping them ends their tickets, which take the layer's
-/// per-key stripe locks. Today `Defaults::arrive` (and `depart`) call
-/// `Pool::set` while holding the key's stripe lock, so a ticket of a key
-/// in the same stripe deadlocks (200 keys over 16 stripes: one shares the
-/// stripe all but surely).
+/// per-key stripe locks. `Defaults` decides under the stripe lock and
+/// calls `Pool::set` after unlocking, so a ticket of a key in the same
+/// stripe (200 keys over 16 stripes: one shares the stripe all but
+/// surely) does not deadlock.
 #[test]
-#[ignore = "deadlocks: workpool-std/src/tower/defaults.rs calls Pool::set (which wakes) under its stripe lock"]
 fn default_target_wakes_outside_the_stripe_lock() {
     use tower_layer::Layer;
     use tower_service::Service;

@@ -233,7 +233,10 @@ impl<F, K, H> KeyedLimitLayer<F, K, H> {
     /// The bookkeeping assumes the keys it defaults are acquired only
     /// through this layer: a lease taken directly from the pool in the
     /// instant the layer hands a key's default back can leave that key at
-    /// target 0 until someone sets it.
+    /// target 0 until someone sets it (and a target set by hand in that
+    /// instant can be overwritten by the 0). Requests of the layer itself
+    /// that race the hand-back are accounted for: they get the default
+    /// again.
     ///
     /// # Examples
     ///

@@ -14,7 +14,7 @@ use std::task::Waker;
 use workpool_core::parts::{NeedsLane, Shard};
 use workpool_core::{Counts, Equivalent};
 
-use super::{After, Part, Shared};
+use super::{After, LaneGuard, Part, ShardGuard, Shared};
 use crate::sync::Ordering;
 use crate::watch::{Condition, Seen};
 
@@ -64,8 +64,20 @@ impl<K, S> Shared<K, S> {
 
     #[cold]
     fn release_with_lane(&self, shard: usize, lease: workpool_core::Lease<K>) -> bool {
-        let mut lane = self.lock_lane();
-        let mut part = self.lock_shard(shard);
+        let lane = self.lock_lane();
+        let part = self.lock_shard(shard);
+        self.release_locked(lane, part, shard, lease)
+    }
+
+    /// Releases `lease` with the lane and its shard held, then finishes;
+    /// true if the shard gave up its count (see [`release`](Self::release)).
+    fn release_locked(
+        &self,
+        mut lane: LaneGuard<'_>,
+        mut part: ShardGuard<'_, K>,
+        shard: usize,
+        lease: workpool_core::Lease<K>,
+    ) -> bool {
         let released = part
             .core
             .release(Some(&mut lane.core), lease, &mut self.ids(shard));
@@ -214,8 +226,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         shard: usize,
         lease: workpool_core::Lease<K>,
     ) -> Result<bool, workpool_core::Lease<K>> {
-        let mut lane = self.lock_lane();
-        let mut part = self.lock_shard(shard);
+        let lane = self.lock_lane();
+        let part = self.lock_shard(shard);
         if !part
             .core
             .is_surplus(Some(&lane.core), &lease)
@@ -223,17 +235,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         {
             return Err(lease);
         }
-        let released = part
-            .core
-            .release(Some(&mut lane.core), lease, &mut self.ids(shard));
-        let Ok(Ok(key)) = released else {
-            unreachable!("a std lease was rejected, or the lane was not enough");
-        };
-        let unref = self.let_go(shard, &part);
-        let mut after = After::new();
-        after.push_key(key);
-        self.finish_lane_op(lane, Some(part), after);
-        Ok(unref)
+        Ok(self.release_locked(lane, part, shard, lease))
     }
 
     /// One poll of a `surplus()` future: true once `lease` is surplus, or

@@ -81,7 +81,7 @@ impl<K, S> Shared<K, S> {
     #[inline]
     pub(super) fn let_go(&self, shard: usize, part: &ShardGuard<'_, K>) -> bool {
         let holds = &self.shards[shard].holds;
-        if part.core.active() == 0 && holds.load(Ordering::Relaxed) && self.is_closed() {
+        if self.is_closed() && part.core.active() == 0 && holds.load(Ordering::Relaxed) {
             holds.store(false, Ordering::Relaxed);
             return true;
         }

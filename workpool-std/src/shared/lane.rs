@@ -62,8 +62,8 @@ impl<K, S> Shared<K, S> {
         let mut touched = 0u64;
         while let Some(shard) = lane.core.distribute_next() {
             let mut part = self.lock_shard(shard);
-            lane.core
-                .distribute_step(&mut part.core, &mut self.ids(shard));
+            let (core, mut ids) = part.split_ids(&self.ids);
+            lane.core.distribute_step(core, &mut ids);
             touched |= 1 << shard;
         }
         touched
@@ -254,13 +254,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             };
             let part = parts[shard].get_or_insert_with(|| self.lock_shard(shard));
             touched |= 1 << shard;
-            let set = part.core.set_in(
-                Some(&mut lane.core),
-                hash,
-                &mut key,
-                target,
-                &mut self.ids(shard),
-            );
+            let (core, mut ids) = part.split_ids(&self.ids);
+            let set = core.set_in(Some(&mut lane.core), hash, &mut key, target, &mut ids);
             debug_assert!(set.is_ok(), "a call with the lane needs no lane");
             if let Some(unused) = key.take() {
                 after.push_key(unused);
@@ -273,8 +268,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         }
         while let Some(shard) = lane.core.distribute_next() {
             let part = parts[shard].get_or_insert_with(|| self.lock_shard(shard));
-            lane.core
-                .distribute_step(&mut part.core, &mut self.ids(shard));
+            let (core, mut ids) = part.split_ids(&self.ids);
+            lane.core.distribute_step(core, &mut ids);
             touched |= 1 << shard;
         }
         let over_limit = lane.core.over_limit();

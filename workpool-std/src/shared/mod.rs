@@ -130,6 +130,8 @@ struct Part<P> {
     watches: Watches,
     /// Acquisitions of this part that a timeout or deadline ended.
     timed_out: u64,
+    /// A shard's lease-id block (unused by the lane).
+    ids: IdBlock,
 }
 
 /// How many lease ids a shard reserves at once from the pool's counter.
@@ -144,25 +146,32 @@ const ID_BLOCK: u64 = 1 << 16;
 /// [`ID_BLOCK`] grants of a shard, so keys of different shards write no
 /// common line for their ids.
 struct Ids<'a> {
-    /// The shard's next id and the end of its block: written only under
-    /// the shard's lock (relaxed atomics, so that they can live beside the
-    /// lock rather than in the core).
-    next: &'a AtomicU64,
-    end: &'a AtomicU64,
+    /// The shard's block: in its part, under its lock.
+    block: &'a mut IdBlock,
     /// The pool's counter: the first id no block holds.
     reserved: &'a AtomicU64,
+}
+
+/// A shard's next lease id and the end of its block (see [`Ids`]).
+#[derive(Debug, Default)]
+struct IdBlock {
+    next: u64,
+    end: u64,
 }
 
 impl LeaseIds for Ids<'_> {
     #[inline]
     fn next_id(&mut self) -> u64 {
-        let mut id = self.next.load(Ordering::Relaxed);
-        if id == self.end.load(Ordering::Relaxed) {
+        if self.block.next == self.block.end {
             // Relaxed: the counter orders nothing but itself.
-            id = self.reserved.fetch_add(ID_BLOCK, Ordering::Relaxed);
-            self.end.store(id + ID_BLOCK, Ordering::Relaxed);
+            let start = self.reserved.fetch_add(ID_BLOCK, Ordering::Relaxed);
+            *self.block = IdBlock {
+                next: start,
+                end: start + ID_BLOCK,
+            };
         }
-        self.next.store(id + 1, Ordering::Relaxed);
+        let id = self.block.next;
+        self.block.next += 1;
         id
     }
 
@@ -193,9 +202,6 @@ fn shard_count() -> usize {
 /// grants write beside the lock, all on the shard's own cache lines.
 struct ShardCell<K> {
     lock: Mutex<Part<Shard<K>>>,
-    /// The shard's next lease id and the end of its block (see [`Ids`]).
-    next_id: AtomicU64,
-    end_id: AtomicU64,
     /// True while the shard holds one strong count of the pool's `Arc` for
     /// its leases (see [`keepalive`]).
     holds: AtomicBool,
@@ -212,8 +218,6 @@ impl<K, S> Shared<K, S> {
             .map(|i| {
                 Padded(ShardCell {
                     lock: Mutex::new(Part::new(Shard::new(i, &lane))),
-                    next_id: AtomicU64::new(0),
-                    end_id: AtomicU64::new(0),
                     holds: AtomicBool::new(false),
                 })
             })
@@ -258,17 +262,6 @@ impl<K, S> Shared<K, S> {
         self.shards.len()
     }
 
-    /// The ids of `shard`'s grants; use with that shard's lock held.
-    #[inline]
-    fn ids(&self, shard: usize) -> Ids<'_> {
-        let cell = &self.shards[shard];
-        Ids {
-            next: &cell.next_id,
-            end: &cell.end_id,
-            reserved: &self.ids,
-        }
-    }
-
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
@@ -281,7 +274,16 @@ impl<P> Part<P> {
             wakers: Vec::new(),
             watches: Watches::default(),
             timed_out: 0,
+            ids: IdBlock::default(),
         }
+    }
+
+    /// The part's core and its lease ids, borrowed apart, for a core call
+    /// that may grant; `reserved` is the pool's id counter.
+    #[inline]
+    fn split_ids<'a>(&'a mut self, reserved: &'a AtomicU64) -> (&'a mut P, Ids<'a>) {
+        let block = &mut self.ids;
+        (&mut self.core, Ids { block, reserved })
     }
 }
 

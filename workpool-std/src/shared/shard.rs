@@ -41,7 +41,8 @@ impl<K, S> Shared<K, S> {
             return self.release_with_lane(shard, lease);
         }
         let mut part = self.lock_shard(shard);
-        match part.core.release(None, lease, &mut self.ids(shard)) {
+        let (core, mut ids) = part.split_ids(&self.ids);
+        match core.release(None, lease, &mut ids) {
             Ok(Ok(key)) => {
                 let unref = self.let_go(shard, &part);
                 if part.core.has_forgotten() || part.core.has_wakes() || part.watches.is_waiting() {
@@ -78,9 +79,8 @@ impl<K, S> Shared<K, S> {
         shard: usize,
         lease: workpool_core::Lease<K>,
     ) -> bool {
-        let released = part
-            .core
-            .release(Some(&mut lane.core), lease, &mut self.ids(shard));
+        let (core, mut ids) = part.split_ids(&self.ids);
+        let released = core.release(Some(&mut lane.core), lease, &mut ids);
         let Ok(Ok(key)) = released else {
             unreachable!("a std lease was rejected, or the lane was not enough");
         };
@@ -135,24 +135,16 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         let mut key = Some(key);
         let mut after = After::new();
         let mut part = self.lock_shard(shard);
-        if part
-            .core
-            .set_in(None, hash, &mut key, target, &mut self.ids(shard))
-            .is_ok()
-        {
+        let (core, mut ids) = part.split_ids(&self.ids);
+        if core.set_in(None, hash, &mut key, target, &mut ids).is_ok() {
             self.finish(None, Some(part), after);
             return;
         }
         drop(part);
         let mut lane = self.lock_lane();
         let mut part = self.lock_shard(shard);
-        let set = part.core.set_in(
-            Some(&mut lane.core),
-            hash,
-            &mut key,
-            target,
-            &mut self.ids(shard),
-        );
+        let (core, mut ids) = part.split_ids(&self.ids);
+        let set = core.set_in(Some(&mut lane.core), hash, &mut key, target, &mut ids);
         debug_assert!(set.is_ok(), "a call with the lane needs no lane");
         if let Some(unused) = key.take() {
             after.push_key(unused);
@@ -201,20 +193,24 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         let mut part = self.lock_shard(shard);
         match part.core.is_surplus(None, &lease) {
             Ok(false) => return Err(lease),
-            Ok(true) => match part.core.release(None, lease, &mut self.ids(shard)) {
-                Ok(Ok(key)) => {
-                    let unref = self.let_go(shard, &part);
-                    let mut after = After::new();
-                    after.push_key(key);
-                    self.finish(None, Some(part), after);
-                    return Ok(unref);
+            Ok(true) => {
+                let (core, mut ids) = part.split_ids(&self.ids);
+                let released = core.release(None, lease, &mut ids);
+                match released {
+                    Ok(Ok(key)) => {
+                        let unref = self.let_go(shard, &part);
+                        let mut after = After::new();
+                        after.push_key(key);
+                        self.finish(None, Some(part), after);
+                        return Ok(unref);
+                    }
+                    Ok(Err(err)) => unreachable!("a std lease was rejected: {err}"),
+                    Err(NeedsLane(back)) => {
+                        drop(part);
+                        return self.release_if_surplus_with_lane(shard, back);
+                    }
                 }
-                Ok(Err(err)) => unreachable!("a std lease was rejected: {err}"),
-                Err(NeedsLane(back)) => {
-                    drop(part);
-                    return self.release_if_surplus_with_lane(shard, back);
-                }
-            },
+            }
             Err(NeedsLane(())) => {}
         }
         drop(part);

@@ -83,8 +83,8 @@ impl<K, S> Shared<K, S> {
                 Ok(Some(returned)) => {
                     let shard = returned.shard();
                     let mut part = self.lock_shard(shard);
-                    part.core
-                        .give_back(&mut lane.core, returned, &mut self.ids(shard));
+                    let (core, mut ids) = part.split_ids(&self.ids);
+                    core.give_back(&mut lane.core, returned, &mut ids);
                     let unref = self.let_go(shard, &part);
                     (Some(part), unref)
                 }
@@ -94,7 +94,8 @@ impl<K, S> Shared<K, S> {
             return unref;
         };
         let mut part = self.lock_shard(shard);
-        match part.core.cancel(None, waiter, &mut self.ids(shard)) {
+        let (core, mut ids) = part.split_ids(&self.ids);
+        match core.cancel(None, waiter, &mut ids) {
             Ok(Err(NeedsLane(()))) => {}
             cancelled => {
                 debug_assert!(cancelled.is_ok(), "only a waiter's owner removes it");
@@ -108,9 +109,8 @@ impl<K, S> Shared<K, S> {
         drop(part);
         let mut lane = self.lock_lane();
         let mut part = self.lock_shard(shard);
-        let cancelled = part
-            .core
-            .cancel(Some(&mut lane.core), waiter, &mut self.ids(shard));
+        let (core, mut ids) = part.split_ids(&self.ids);
+        let cancelled = core.cancel(Some(&mut lane.core), waiter, &mut ids);
         debug_assert!(
             matches!(cancelled, Ok(Ok(()))),
             "only a waiter's owner removes it"
@@ -133,18 +133,16 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             Want::Key(key) => {
                 let (hash, shard) = self.locate(key);
                 let mut part = self.lock_shard(shard);
-                if let Ok(taken) = part
-                    .core
-                    .try_acquire_key(None, hash, key, &mut self.ids(shard))
-                {
+                let (core, mut ids) = part.split_ids(&self.ids);
+                if let Ok(taken) = core.try_acquire_key(None, hash, key, &mut ids) {
                     return taken;
                 }
                 // A limit is set: the lane counts the pool's leases.
                 drop(part);
                 let mut lane = self.lock_lane();
                 let mut part = self.lock_shard(shard);
-                part.core
-                    .try_acquire_key(Some(&mut lane.core), hash, key, &mut self.ids(shard))
+                let (core, mut ids) = part.split_ids(&self.ids);
+                core.try_acquire_key(Some(&mut lane.core), hash, key, &mut ids)
                     .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"))
             }
         }
@@ -161,7 +159,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         }
         while let Some(shard) = lane.core.next_shard() {
             let mut part = self.lock_shard(shard);
-            if let Some(lease) = lane.core.try_take(&mut part.core, &mut self.ids(shard)) {
+            let (core, mut ids) = part.split_ids(&self.ids);
+            if let Some(lease) = lane.core.try_take(core, &mut ids) {
                 return Ok(lease);
             }
         }
@@ -192,15 +191,12 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 let (hash, shard) = self.locate(key);
                 let mut part = self.lock_shard(shard);
                 let arrivals = self.hints.arrivals.load(Ordering::Relaxed);
-                let started = match part
-                    .core
-                    .try_acquire_key(None, hash, key, &mut self.ids(shard))
-                {
+                let (core, mut ids) = part.split_ids(&self.ids);
+                let started = match core.try_acquire_key(None, hash, key, &mut ids) {
                     Ok(Ok(lease)) => Ok(lease),
                     Ok(Err(TryAcquireError::Closed)) => return Err(Closed),
-                    Ok(Err(TryAcquireError::NoCapacity)) => part
-                        .core
-                        .enqueue_key(None, hash, key, arrivals, &mut self.ids(shard))
+                    Ok(Err(TryAcquireError::NoCapacity)) => core
+                        .enqueue_key(None, hash, key, arrivals, &mut ids)
                         .unwrap_or_else(|_| unreachable!("the shard needed no lane"))
                         .map(Err)?,
                     Err(NeedsLane(())) => {
@@ -232,20 +228,18 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         hash: u64,
         key: &(impl ?Sized + KeyQuery<K>),
     ) -> Result<Result<workpool_core::Lease<K>, WaiterId>, Closed> {
-        let shard = part.core.index() as usize;
         let lane = &mut lane.core;
-        let taken = part
-            .core
-            .try_acquire_key(Some(&mut *lane), hash, key, &mut self.ids(shard))
+        let (core, mut ids) = part.split_ids(&self.ids);
+        let taken = core
+            .try_acquire_key(Some(&mut *lane), hash, key, &mut ids)
             .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"));
         match taken {
             Ok(lease) => Ok(Ok(lease)),
             Err(TryAcquireError::Closed) => Err(Closed),
             Err(TryAcquireError::NoCapacity) => {
                 let arrivals = lane.arrivals();
-                let queued = part
-                    .core
-                    .enqueue_key(Some(&mut *lane), hash, key, arrivals, &mut self.ids(shard))
+                let queued = core
+                    .enqueue_key(Some(&mut *lane), hash, key, arrivals, &mut ids)
                     .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"))
                     .map(Err);
                 // With a limit, a key waiter took a count of its own.

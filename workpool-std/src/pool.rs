@@ -2,14 +2,17 @@
 
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::error::{AcquireTimeoutError, Closed, TryAcquireError};
-use crate::futures::{Acquire, AcquireKey, AcquireKeyOwned, AcquireOwned, Drained, Leases};
+use crate::error::{AcquireTimeoutError, TryAcquireError};
+use crate::futures::{Acquire, AcquireKey, Drained, Leases};
 use crate::lease::Lease;
 use crate::shared::{KeyQuery, Shared, Want};
 use crate::sync::Arc;
 use crate::{Counts, DefaultHashBuilder, Equivalent, Stats};
+
+mod blocking;
+mod owned;
 
 /// A keyed, runtime-adjustable concurrency limiter: one semaphore per key
 /// whose size (the *target*) can change at any time, plus a front door that
@@ -40,13 +43,13 @@ use crate::{Counts, DefaultHashBuilder, Equivalent, Stats};
 /// When a key goes away for good (an endpoint disappeared), call
 /// [`close_key`](Self::close_key) instead of `set(key, 0)`: the target
 /// becomes 0 and the acquisitions waiting for that key fail with
-/// [`Closed`]. Acquisitions from any key are not affected.
+/// [`Closed`](crate::Closed). Acquisitions from any key are not affected.
 ///
 /// # Dropping the last handle
 ///
 /// Dropping the last `Pool` handle [closes](Self::close) the pool: nobody
 /// could change a target any more, so instead of leaving them pending for
-/// ever, waiting acquisitions fail with [`Closed`] and [`leases`](Self::leases)
+/// ever, waiting acquisitions fail with [`Closed`](crate::Closed) and [`leases`](Self::leases)
 /// streams end. Only `Pool` handles keep a pool open: leases, lease streams,
 /// [owned futures](Self::acquire_owned) and [`PollPool`](crate::PollPool)s
 /// do not. Leases stay valid after that, and dropping them still works.
@@ -187,7 +190,7 @@ impl<K, S> Pool<K, S> {
         self.len() == 0
     }
 
-    /// Closes the pool: every waiting acquisition fails with [`Closed`] and
+    /// Closes the pool: every waiting acquisition fails with [`Closed`](crate::Closed) and
     /// is woken; every new one fails at once. `set`, `counts` and releases
     /// keep working, and leases already out stay valid until dropped.
     ///
@@ -229,7 +232,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// Raising a target grants the new room to waiters (oldest first) and
     /// wakes only those. Lowering it revokes no lease; see the type docs.
     /// Acquisitions waiting for a key set to 0 keep waiting, until it is set
-    /// again or the pool closes; to make them fail with [`Closed`] because
+    /// again or the pool closes; to make them fail with [`Closed`](crate::Closed) because
     /// the key is gone for good, use [`close_key`](Self::close_key). Works
     /// after [`close`](Self::close) too.
     ///
@@ -515,7 +518,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     ///
     /// # Errors
     ///
-    /// [`Closed`] if the pool is or becomes closed first.
+    /// [`Closed`](crate::Closed) if the pool is or becomes closed first.
     ///
     /// # Cancel safety
     ///
@@ -544,7 +547,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     ///
     /// # Errors
     ///
-    /// [`Closed`] if the pool is or becomes closed first.
+    /// [`Closed`](crate::Closed) if the pool is or becomes closed first.
     ///
     /// # Cancel safety
     ///
@@ -625,185 +628,6 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         self.lease(self.shared.try_acquire(Want::Key(key)))
     }
 
-    /// Blocks this thread until a lease from any key is granted.
-    ///
-    /// Do not call it from async code: it blocks the executor's thread, and
-    /// if the lease can only come back from a task on that thread it
-    /// deadlocks. Use [`acquire`](Self::acquire) there.
-    ///
-    /// # Errors
-    ///
-    /// [`Closed`] if the pool is or becomes closed first.
-    ///
-    /// # Panics
-    ///
-    /// If `K`'s `Clone` panics; a lease already granted to this call passes on.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let pool = workpool_std::Pool::new();
-    /// pool.set("spam", 1);
-    /// let lease = pool.acquire_blocking().unwrap();
-    /// assert_eq!(lease.id(), 1);
-    /// ```
-    pub fn acquire_blocking(&self) -> Result<Lease<K, S>, Closed> {
-        self.blocking(Want::<K>::Any, None).map_err(|_| Closed)
-    }
-
-    /// Blocks this thread until a lease from `key` is granted.
-    ///
-    /// Do not call it from async code (see
-    /// [`acquire_blocking`](Self::acquire_blocking)).
-    ///
-    /// # Errors
-    ///
-    /// [`Closed`] if the pool is or becomes closed first.
-    ///
-    /// # Panics
-    ///
-    /// If `K`'s `Hash`, `Eq` or `Clone`, or `Q`'s `to_owned`, panics; a lease already granted to this call passes on.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let pool = workpool_std::Pool::new();
-    /// pool.set("spam", 1);
-    /// let held = pool.acquire_key_blocking(&"spam").unwrap();
-    /// let other = pool.clone();
-    /// let waiter = std::thread::spawn(move || other.acquire_key_blocking(&"spam").map(|l| l.id()));
-    /// drop(held); // hands the capacity to the waiting thread
-    /// assert_eq!(waiter.join().unwrap(), Ok(2));
-    /// ```
-    pub fn acquire_key_blocking<Q>(&self, key: &Q) -> Result<Lease<K, S>, Closed>
-    where
-        Q: ?Sized + Hash + Equivalent<K> + ToOwned<Owned = K>,
-    {
-        self.blocking(Want::Key(key), None).map_err(|_| Closed)
-    }
-
-    /// Blocks this thread until a lease from any key is granted or `timeout`
-    /// passes.
-    ///
-    /// Do not call it from async code (see
-    /// [`acquire_blocking`](Self::acquire_blocking)).
-    ///
-    /// # Errors
-    ///
-    /// [`AcquireTimeoutError::Closed`] if the pool is or becomes closed first,
-    /// [`AcquireTimeoutError::Timeout`] if the time runs out first.
-    ///
-    /// # Panics
-    ///
-    /// As [`acquire_blocking`](Self::acquire_blocking).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use workpool_std::{AcquireTimeoutError, Pool};
-    /// let pool = Pool::<&str>::new();
-    /// let err = pool.acquire_timeout(Duration::from_millis(10)).unwrap_err();
-    /// assert_eq!(err, AcquireTimeoutError::Timeout);
-    /// ```
-    pub fn acquire_timeout(&self, timeout: Duration) -> Result<Lease<K, S>, AcquireTimeoutError> {
-        self.blocking(Want::<K>::Any, Instant::now().checked_add(timeout))
-    }
-
-    /// Blocks this thread until a lease from `key` is granted or `timeout`
-    /// passes.
-    ///
-    /// Do not call it from async code (see
-    /// [`acquire_blocking`](Self::acquire_blocking)).
-    ///
-    /// # Errors
-    ///
-    /// [`AcquireTimeoutError::Closed`] if the pool is or becomes closed first,
-    /// [`AcquireTimeoutError::Timeout`] if the time runs out first.
-    ///
-    /// # Panics
-    ///
-    /// As [`acquire_key_blocking`](Self::acquire_key_blocking).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let pool = workpool_std::Pool::new();
-    /// pool.set("spam", 1);
-    /// assert!(pool.acquire_key_timeout(&"spam", Duration::from_secs(1)).is_ok());
-    /// ```
-    pub fn acquire_key_timeout<Q>(
-        &self,
-        key: &Q,
-        timeout: Duration,
-    ) -> Result<Lease<K, S>, AcquireTimeoutError>
-    where
-        Q: ?Sized + Hash + Equivalent<K> + ToOwned<Owned = K>,
-    {
-        self.blocking(Want::Key(key), Instant::now().checked_add(timeout))
-    }
-
-    /// Blocks this thread until a lease from any key is granted or
-    /// `deadline` passes.
-    ///
-    /// Do not call it from async code (see
-    /// [`acquire_blocking`](Self::acquire_blocking)).
-    ///
-    /// # Errors
-    ///
-    /// As [`acquire_timeout`](Self::acquire_timeout).
-    ///
-    /// # Panics
-    ///
-    /// As [`acquire_blocking`](Self::acquire_blocking).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::{Duration, Instant};
-    /// let pool = workpool_std::Pool::<u8>::new();
-    /// let deadline = Instant::now() + Duration::from_millis(5);
-    /// assert!(pool.acquire_deadline(deadline).is_err());
-    /// ```
-    pub fn acquire_deadline(&self, deadline: Instant) -> Result<Lease<K, S>, AcquireTimeoutError> {
-        self.blocking(Want::<K>::Any, Some(deadline))
-    }
-
-    /// Blocks this thread until a lease from `key` is granted or `deadline`
-    /// passes.
-    ///
-    /// Do not call it from async code (see
-    /// [`acquire_blocking`](Self::acquire_blocking)).
-    ///
-    /// # Errors
-    ///
-    /// As [`acquire_key_timeout`](Self::acquire_key_timeout).
-    ///
-    /// # Panics
-    ///
-    /// As [`acquire_key_blocking`](Self::acquire_key_blocking).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::{Duration, Instant};
-    /// let pool = workpool_std::Pool::new();
-    /// pool.set(1u8, 1);
-    /// let deadline = Instant::now() + Duration::from_secs(1);
-    /// assert!(pool.acquire_key_deadline(&1, deadline).is_ok());
-    /// ```
-    pub fn acquire_key_deadline<Q>(
-        &self,
-        key: &Q,
-        deadline: Instant,
-    ) -> Result<Lease<K, S>, AcquireTimeoutError>
-    where
-        Q: ?Sized + Hash + Equivalent<K> + ToOwned<Owned = K>,
-    {
-        self.blocking(Want::Key(key), Some(deadline))
-    }
-
     /// A stream of leases from any key, ending when the pool closes: spawn a
     /// worker for each item (the Go package's lease channel, in Rust form).
     ///
@@ -838,7 +662,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
 
     /// Closes one key, for a key that is gone for good (an endpoint that
     /// disappeared): its target becomes 0, and every acquisition waiting for
-    /// that key right now fails with [`Closed`] and is woken (the `_timeout`
+    /// that key right now fails with [`Closed`](crate::Closed) and is woken (the `_timeout`
     /// and `_deadline` forms with [`AcquireTimeoutError::Closed`]).
     ///
     /// It is an event, not a state: the pool keeps no record of closed keys,
@@ -895,88 +719,6 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         deadline: Option<Instant>,
     ) -> Result<Lease<K, S>, AcquireTimeoutError> {
         self.lease(self.shared.acquire_blocking(want, deadline))
-    }
-}
-
-impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
-    /// Waits for a lease from any key with room, in a future that owns what
-    /// it needs: it is `'static` (when `K` and `S` are), so it can be
-    /// spawned as a task or stored in a struct.
-    ///
-    /// It behaves as [`acquire`](Self::acquire) in every other way, and
-    /// waits in the same fair queue. It does not keep the pool open: if the
-    /// last `Pool` handle is dropped while it waits, it fails with
-    /// [`Closed`].
-    ///
-    /// # Errors
-    ///
-    /// [`Closed`] if the pool is or becomes closed first, also by dropping
-    /// its last handle.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel-safe: dropping the future gives up its place in the queue and
-    /// passes on a lease that was already granted to it.
-    ///
-    /// # Panics
-    ///
-    /// As [`acquire`](Self::acquire).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let pool = workpool_std::Pool::new();
-    /// pool.set("spam", 1);
-    /// let held = pool.try_acquire().unwrap();
-    /// let task = tokio::spawn(pool.acquire_owned()); // borrows nothing
-    /// drop(held);
-    /// let lease = task.await.unwrap().unwrap();
-    /// assert_eq!((lease.id(), *lease.key()), (2, "spam"));
-    /// # });
-    /// ```
-    pub fn acquire_owned(&self) -> AcquireOwned<K, S> {
-        AcquireOwned::new(Arc::clone(&self.shared))
-    }
-
-    /// Waits for a lease from `key`, in a future that owns `key` and what
-    /// else it needs: it is `'static` (when `K` and `S` are), so it can be
-    /// spawned as a task or stored in a struct, and it is `Send` when `K`
-    /// is (the borrowed [`acquire_key`](Self::acquire_key) needs `K: Sync`
-    /// for that, and a key that lives at least as long as the future).
-    ///
-    /// It behaves as `acquire_key` in every other way, and waits in the same
-    /// fair queue. It does not keep the pool open: if the last `Pool` handle
-    /// is dropped while it waits, it fails with [`Closed`].
-    ///
-    /// # Errors
-    ///
-    /// [`Closed`] if the pool is or becomes closed first, also by dropping
-    /// its last handle.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel-safe: dropping the future gives up its place in the queue and
-    /// passes on a lease that was already granted to it.
-    ///
-    /// # Panics
-    ///
-    /// As [`acquire_key`](Self::acquire_key).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # futures_lite::future::block_on(async {
-    /// let pool: workpool_std::Pool<String> = workpool_std::Pool::new();
-    /// let name = 7;
-    /// pool.set(format!("proxy-{name}"), 1);
-    /// // A temporary key: the future owns it.
-    /// let lease = pool.acquire_key_owned(format!("proxy-{name}")).await.unwrap();
-    /// assert_eq!(lease.key(), "proxy-7");
-    /// # });
-    /// ```
-    pub fn acquire_key_owned(&self, key: K) -> AcquireKeyOwned<K, S> {
-        AcquireKeyOwned::new(Arc::clone(&self.shared), key)
     }
 }
 

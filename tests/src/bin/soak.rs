@@ -18,7 +18,7 @@
 //! them then served, the rest cancelled), and 1,000,000 keys set to 1 and
 //! then back to 0 (workers take any-key leases from them meanwhile).
 //!
-//! Checked along the way: a lease's id grows on each worker, its key is one
+//! Checked along the way: a lease's id is never 0 and grows on each worker within a key (contract item 5), its key is one
 //! that was set, and a sampled key never has more live leases than the only
 //! non-zero target it ever had. At the end every key is set to 0 and the
 //! pool must be empty with no waiter.
@@ -250,17 +250,32 @@ impl Stats {
     }
 }
 
-/// Checks a lease just granted to a worker whose previous lease had id
-/// `last` (ids grow in grant order, so they grow on each worker too).
-fn check(pool: &Pool<u64>, stats: &Stats, lease: &Lease<u64>, last: &mut u64, n: u64) {
+/// The id of a worker's last lease of each live key: ids grow in grant
+/// order within a key (contract item 5; across keys they are only unique),
+/// so a worker's leases of one key come with growing ids. Keys that left
+/// the window are pruned now and then, so the map stays about the window's
+/// size.
+#[derive(Default)]
+struct LastIds(std::collections::HashMap<u64, u64>);
+
+/// Checks a lease just granted to a worker, whose earlier leases `last`
+/// remembers.
+fn check(pool: &Pool<u64>, stats: &Stats, lease: &Lease<u64>, last: &mut LastIds, n: u64) {
     let (id, key) = (lease.id(), *lease.key());
-    if id <= *last {
-        stats.violation(&format!("lease id {id} after {last}"));
+    if id == 0 {
+        stats.violation("lease id 0");
     }
-    *last = id;
     if key >= BURST_BASE {
         // A burst key: any-key acquisitions take them too.
         return;
+    }
+    let before = last.0.insert(key, id).unwrap_or(0);
+    if id <= before {
+        stats.violation(&format!("lease id {id} after {before} of key {key}"));
+    }
+    if n % 4096 == 0 {
+        let retired = stats.retired.load(Ordering::Acquire);
+        last.0.retain(|&k, _| k >= retired);
     }
     if key >= stats.born.load(Ordering::Acquire) {
         stats.violation(&format!("lease for key {key} that was never set"));
@@ -394,7 +409,7 @@ fn trim_allocator(stats: bool) {
 fn worker(pool: &Pool<u64>, stats: &Stats, seed: u64) {
     let mut rng = Rng::new(seed);
     let mut held = VecDeque::with_capacity(HOLD + 1);
-    let (mut last, mut n) = (0, 0u64);
+    let (mut last, mut n) = (LastIds::default(), 0u64);
     while !stats.stop.load(Ordering::Relaxed) {
         let (lo, hi) = stats.live_range();
         let key = lo + rng.below(hi - lo);
@@ -430,7 +445,7 @@ fn worker(pool: &Pool<u64>, stats: &Stats, seed: u64) {
 async fn task(pool: Pool<u64>, stats: Arc<Stats>, seed: u64) {
     let mut rng = Rng::new(seed);
     let mut held = VecDeque::with_capacity(HOLD + 1);
-    let (mut last, mut n) = (0, 0u64);
+    let (mut last, mut n) = (LastIds::default(), 0u64);
     while !stats.stop.load(Ordering::Relaxed) {
         let (lo, hi) = stats.live_range();
         let key = lo + rng.below(hi - lo);

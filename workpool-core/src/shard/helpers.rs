@@ -1,0 +1,336 @@
+//! The shard's internal steps: serving waiters, giving units back,
+//! linking, forgetting, growing and shrinking its tables.
+
+use super::*;
+
+impl<K> Shard<K> {
+    #[inline]
+    pub(super) fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
+    where
+        Q: ?Sized + Equivalent<K>,
+    {
+        self.find_hashed(short_hash(hash), key)
+    }
+
+    #[inline]
+    pub(super) fn find_hashed<Q>(&self, hash: ShortHash, key: &Q) -> Option<u32>
+    where
+        Q: ?Sized + Equivalent<K>,
+    {
+        let groups = &self.groups;
+        self.table
+            .find(table_hash(hash), |&g| {
+                let group = groups.at(g);
+                group.hash == hash && key.equivalent(&group.key)
+            })
+            .copied()
+    }
+
+    /// The slot of a tracked key, for tests.
+    #[cfg(test)]
+    pub(crate) fn slot_of<Q>(&self, hash: u64, key: &Q) -> Option<u32>
+    where
+        Q: ?Sized + Equivalent<K>,
+    {
+        self.find(hash, key)
+    }
+
+    pub(super) fn insert_group(&mut self, key: K, hash: ShortHash) -> u32 {
+        let g = self.groups.insert(key, hash);
+        let groups = &self.groups;
+        self.table
+            .insert_unique(table_hash(hash), g, |&i| table_hash(groups.at(i).hash));
+        g
+    }
+
+    /// True when giving a unit back to group `g` needs the lane: the group
+    /// is not linked (an any-key waiter may be older than its waiters, and
+    /// leftover room must link it), or it is linked and would be forgotten.
+    #[inline]
+    pub(super) fn give_back_needs_lane(&self, g: u32) -> bool {
+        let group = self.groups.at(g);
+        !group.in_ring() || (group.target == 0 && group.active == 1 && group.waiting == 0)
+    }
+
+    /// Counts one grant from group `g`, which must have room. Runs no user
+    /// code, so it cannot panic half-way.
+    #[inline]
+    pub(crate) fn grant<I: LeaseIds>(&mut self, g: u32, ids: &mut I) -> Grant {
+        let generation = self.groups.generation(g);
+        let group = self.groups.at_mut(g);
+        debug_assert!(group.has_room());
+        group.active += 1;
+        self.total += 1;
+        self.stats.granted += 1;
+        Grant {
+            shard: self.index,
+            group: g,
+            generation,
+            id: ids.next_id(),
+        }
+    }
+
+    /// A lease from group `g`, with its key cloned *before* the grant is
+    /// counted so that a panicking `K::clone` leaves the shard untouched.
+    #[inline]
+    pub(crate) fn lease_from<I: LeaseIds>(&mut self, g: u32, ids: &mut I) -> Lease<K>
+    where
+        K: Clone,
+    {
+        let key = self.groups.at(g).key.clone();
+        Lease {
+            pool: self.pool,
+            grant: self.grant(g, ids),
+            key,
+        }
+    }
+
+    #[inline]
+    pub(super) fn has_room_for_newcomer(&self, g: u32) -> bool {
+        let group = self.groups.at(g);
+        debug_assert!(
+            !group.has_room() || group.queue == List::EMPTY,
+            "waiter left behind room"
+        );
+        debug_assert!(!group.has_room() || group.in_ring(), "room off the ring");
+        group.has_room()
+    }
+
+    /// Links group `g` into the lane's ring, if it is not linked.
+    pub(super) fn link(&mut self, lane: &mut Lane, g: u32) {
+        let group = self.groups.at_mut(g);
+        if group.node == NIL {
+            group.node = lane.ring.insert(self.index, g);
+        }
+    }
+
+    /// Unlinks group `g` from the lane's ring, if it is linked.
+    pub(crate) fn unlink(&mut self, lane: &mut Lane, g: u32) {
+        let group = self.groups.at_mut(g);
+        let node = core::mem::replace(&mut group.node, NIL);
+        if node != NIL {
+            lane.ring.remove(node);
+        }
+    }
+
+    /// Returns one unit of capacity to group `g` and passes it on.
+    #[inline]
+    pub(super) fn give_back_group<I: LeaseIds>(
+        &mut self,
+        mut lane: Option<&mut Lane>,
+        g: u32,
+        ids: &mut I,
+    ) {
+        let group = self.groups.at_mut(g);
+        group.active -= 1;
+        self.total -= 1;
+        if let Some(lane) = lane.as_deref_mut() {
+            if lane.limit().is_some() {
+                // The unit comes back to the pool as well as to the key: the
+                // lane hands the pool's room to the oldest waiter it can
+                // serve, whatever its key ([`Lane::distribute_next`]).
+                lane.count_return();
+                self.link(lane, g);
+                self.rebalance(lane, g);
+                self.forget_if_idle(Some(lane), g);
+                return;
+            }
+        }
+        let any_waiting = lane.as_ref().is_some_and(|l| l.any_queue != List::EMPTY);
+        if group.queue == List::EMPTY && !any_waiting {
+            // Nobody to serve: the common, uncontended case.
+            if let Some(lane) = lane.as_deref_mut() {
+                self.link(lane, g);
+            }
+        } else {
+            self.serve(lane.as_deref_mut(), g, ids);
+        }
+        self.forget_if_idle(lane, g);
+    }
+
+    /// Hands group `g`'s room to waiters, oldest eligible first; then, with
+    /// the lane and no any-key waiter left, links the group in the ring.
+    pub(super) fn serve<I: LeaseIds>(&mut self, mut lane: Option<&mut Lane>, g: u32, ids: &mut I) {
+        debug_assert!(
+            lane.is_some() || self.groups.at(g).in_ring(),
+            "served without the lane off the ring"
+        );
+        loop {
+            let group = self.groups.at(g);
+            if !group.has_room() || lane.as_ref().is_some_and(|l| !l.pool_room()) {
+                break;
+            }
+            let key_head = group.queue.head;
+            let any = lane.as_ref().and_then(|l| l.head_order());
+            let from_key = match (key_head, any) {
+                (NIL, None) => break,
+                (_, None) => true,
+                (NIL, Some(_)) => false,
+                (k, Some(any)) => self.waiters.slot(k).order() < any,
+            };
+            let grant = self.grant(g, ids);
+            if let Some(lane) = lane.as_deref_mut() {
+                lane.count_grant();
+            }
+            if from_key {
+                self.unlink_waiting(key_head, g);
+                decide(
+                    &mut self.waiters,
+                    &mut self.wake,
+                    key_head,
+                    State::Granted(grant),
+                );
+            } else if let Some(lane) = lane.as_deref_mut() {
+                lane.grant_head(grant);
+            }
+        }
+        if let Some(lane) = lane {
+            // Linked when no any-key waiter is left, and whenever it has
+            // room (which, without a limit, implies the former).
+            if lane.any_queue == List::EMPTY || self.groups.at(g).has_room() {
+                self.link(lane, g);
+            }
+            self.rebalance(lane, g);
+        }
+    }
+
+    /// Keeps group `g`'s place among the groups the pool-wide limit holds
+    /// back: there exactly while it has room and key waiters and a limit is
+    /// set, ordered by its oldest waiter.
+    pub(crate) fn rebalance(&mut self, lane: &mut Lane, g: u32) {
+        let group = self.groups.at(g);
+        let node = group.blocked;
+        // Without a limit no group is held back, but one that was stays in
+        // the heap until the lane has served it (after the limit is lifted).
+        let held =
+            (lane.limit().is_some() || node != NIL) && group.has_room() && group.queue.head != NIL;
+        match (held, node != NIL) {
+            (true, _) => {
+                let head = self.waiters.slot(group.queue.head);
+                let key = (head.order(), self.index, head.generation());
+                if node == NIL {
+                    self.groups.at_mut(g).blocked = lane.blocked.insert(self.index, g, key);
+                } else {
+                    lane.blocked.update(node, key);
+                }
+            }
+            (false, true) => {
+                self.groups.at_mut(g).blocked = NIL;
+                lane.blocked.remove(node);
+            }
+            (false, false) => {}
+        }
+    }
+
+    /// Serves one unit of the pool's room to the oldest waiter of group
+    /// `g`, which the limit held back (the top of the lane's heap).
+    pub(crate) fn serve_blocked<I: LeaseIds>(&mut self, lane: &mut Lane, g: u32, ids: &mut I) {
+        let head = self.groups.at(g).queue.head;
+        debug_assert!(head != NIL && self.groups.at(g).has_room());
+        let grant = self.grant(g, ids);
+        lane.count_grant();
+        self.unlink_waiting(head, g);
+        decide(
+            &mut self.waiters,
+            &mut self.wake,
+            head,
+            State::Granted(grant),
+        );
+        self.rebalance(lane, g);
+    }
+
+    /// Puts the shard under the lane's limit (while the lane has one):
+    /// from now on its grants and give-backs need the lane, which counts
+    /// them. Idempotent.
+    pub fn enter_limit(&mut self, lane: &mut Lane) {
+        if lane.limit().is_some() && !self.limited {
+            self.limited = true;
+            lane.add_active(self.total);
+        }
+    }
+
+    /// Takes the shard from under the limit once the lane has none (after
+    /// [`Lane::distribute_next`] found nothing left to serve). Idempotent.
+    pub fn leave_limit(&mut self, lane: &Lane) {
+        if lane.limit().is_none() {
+            self.limited = false;
+        }
+    }
+
+    /// Takes a waiting key waiter out of its group's queue.
+    pub(super) fn unlink_waiting(&mut self, index: u32, g: u32) {
+        self.waiters.waiting -= 1;
+        let group = self.groups.at_mut(g);
+        let mut queue = group.queue;
+        group.waiting -= 1;
+        self.waiters.unlink(&mut queue, index);
+        self.groups.at_mut(g).queue = queue;
+    }
+
+    /// Forgets group `g` if nothing refers to it any more.
+    #[inline]
+    pub(super) fn forget_if_idle(&mut self, lane: Option<&mut Lane>, g: u32) {
+        if self.groups.at(g).is_idle() {
+            self.forget(lane, g);
+        }
+    }
+
+    #[cold]
+    pub(super) fn forget(&mut self, lane: Option<&mut Lane>, g: u32) {
+        debug_assert_eq!(self.groups.at(g).blocked, NIL, "a held-back group is idle");
+        if self.groups.at(g).in_ring() {
+            let lane = lane.expect("a linked group is forgotten with the lane");
+            self.unlink(lane, g);
+        }
+        let group = self.groups.at(g);
+        if let Ok(entry) = self.table.find_entry(table_hash(group.hash), |&i| i == g) {
+            entry.remove();
+        }
+        self.groups.retire(g);
+        self.shrink_table();
+    }
+
+    /// Gives the table's spare buckets back once less than a quarter of its
+    /// capacity (7/8 of its buckets) is used, keeping room for twice its
+    /// length: each shrink is paid for by the removals since the table was
+    /// last resized, so this is O(1) amortised, and growing and shrinking
+    /// never alternate on neighbouring operations.
+    #[inline]
+    pub(super) fn shrink_table(&mut self) {
+        let (len, buckets) = (self.table.len(), self.table.num_buckets());
+        if buckets > MIN_BUCKETS && len * 32 < buckets * 7 {
+            self.shrink_table_to(2 * len);
+        }
+    }
+
+    #[cold]
+    pub(super) fn shrink_table_to(&mut self, len: usize) {
+        let groups = &self.groups;
+        self.table
+            .shrink_to(len.max(MIN_SLOTS), |&i| table_hash(groups.at(i).hash));
+    }
+
+    /// Removes a decided waiter (granted or closed) and returns its state.
+    pub(super) fn finish(&mut self, index: u32) -> State {
+        if self.waiters.slot(index).in_wake {
+            self.waiters.unlink(&mut self.wake, index);
+            self.waiters.slot_mut(index).in_wake = false;
+        }
+        self.waiters.remove(index)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn wake_list(&self) -> List {
+        self.wake
+    }
+
+    #[cfg(test)]
+    pub(crate) fn table_len(&self) -> usize {
+        self.table.len()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn table_buckets(&self) -> usize {
+        self.table.num_buckets()
+    }
+}

@@ -292,6 +292,14 @@ impl Lane {
         self.total += n;
     }
 
+    /// Takes `n` leases off the count (units lent under a limit, given
+    /// back at once).
+    pub(crate) fn sub_active(&mut self, n: u64) {
+        if self.limit.is_some() {
+            self.total -= n;
+        }
+    }
+
     /// An arrival order for a key waiter while a limit is set: even, and a
     /// count of its own, so that waiters of different keys compare.
     pub(crate) fn bump_key_arrival(&mut self) -> u64 {

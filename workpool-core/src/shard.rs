@@ -15,7 +15,10 @@ use crate::parts::{LeaseIds, NeedsLane};
 use crate::waiters::{List, State, Waiters, NIL};
 
 mod helpers;
+mod lending;
 mod queries;
+
+pub use lending::{Lent, Minter};
 
 /// The keyed part of a pool: the groups of the keys that hash to it, their
 /// table and their key waiters.

@@ -85,7 +85,7 @@ impl<K, S> Shared<K, S> {
         lane.core.set_limit(limit);
         if limit.is_some() {
             for shard in 0..self.shards.len() {
-                self.lock_shard(shard).core.enter_limit(&mut lane.core);
+                self.lock_settled(shard).core.enter_limit(&mut lane.core);
             }
         }
         let touched = self.distribute(&mut lane);
@@ -119,7 +119,7 @@ impl<K, S> Shared<K, S> {
             return active;
         }
         (0..self.shards.len())
-            .map(|s| self.lock_shard(s).core.active())
+            .map(|s| self.lock_settled(s).core.active())
             .sum()
     }
 
@@ -145,7 +145,7 @@ impl<K, S> Shared<K, S> {
         let mut lane = self.lock_lane();
         lane.core.close();
         for shard in 0..self.shards.len() {
-            self.lock_shard(shard).core.close(&mut lane.core);
+            self.lock_settled(shard).core.close(&mut lane.core);
         }
         self.finish(Some(lane), None, After::new());
         for shard in 0..self.shards.len() {
@@ -183,7 +183,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         // cloned so far are dropped after the lock is released.
         let mut all = Vec::new();
         for shard in 0..self.shards.len() {
-            let part = self.lock_shard(shard);
+            let part = self.lock_settled(shard);
             all.reserve(part.core.len());
             all.extend(part.core.entries().map(|(k, c, w)| (k.clone(), c, w)));
             drop(part);
@@ -227,7 +227,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 named.iter().enumerate().map(|(i, t)| (t.0, i)).collect();
             by_hash.sort_unstable();
             for (shard, slot) in parts.iter_mut().enumerate() {
-                let part = slot.insert(self.lock_shard(shard));
+                let part = slot.insert(self.lock_settled(shard));
                 touched |= 1 << shard;
                 for (tracked, _, _) in part.core.entries() {
                     let hash = self.hasher.hash_one(tracked);
@@ -252,7 +252,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             } else {
                 break;
             };
-            let part = parts[shard].get_or_insert_with(|| self.lock_shard(shard));
+            let part = parts[shard].get_or_insert_with(|| self.lock_settled(shard));
             touched |= 1 << shard;
             let (core, mut ids) = part.split_ids(&self.ids);
             let set = core.set_in(Some(&mut lane.core), hash, &mut key, target, &mut ids);
@@ -265,6 +265,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             while let Some(key) = part.core.poll_forgotten() {
                 after.push_key(key);
             }
+            self.free_dead_words(part, &mut after);
         }
         while let Some(shard) = lane.core.distribute_next() {
             let part = parts[shard].get_or_insert_with(|| self.lock_shard(shard));
@@ -290,8 +291,9 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         stats.timed_out += lane.timed_out;
         drop(lane);
         for shard in 0..self.shards.len() {
-            let part = self.lock_shard(shard);
+            let part = self.lock_settled(shard);
             stats = stats + part.core.stats();
+            stats.granted -= part.aborted;
             stats.timed_out += part.timed_out;
         }
         stats

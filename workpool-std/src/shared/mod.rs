@@ -48,6 +48,7 @@ use crate::sync::{
     Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, PoisonError,
 };
 use crate::watch::Watches;
+use words::{Meta, Words, WORDS};
 
 mod handles;
 #[allow(unsafe_code)]
@@ -58,6 +59,8 @@ mod shard;
 mod tests;
 mod waiting;
 mod wake;
+#[allow(unsafe_code)]
+mod words;
 
 pub(crate) use keepalive::unref;
 use lane::LaneHints;
@@ -106,6 +109,9 @@ pub(crate) struct Shared<K, S> {
     shards: Box<[ShardLock<K>]>,
     /// Set once [`close`](Self::close) starts.
     closed: AtomicBool,
+    /// Set by the first any-key acquisition, which collects every word
+    /// (see [`words`]): from then on no key's room is lent.
+    any_used: AtomicBool,
     /// The first lease id no shard has reserved (see [`Ids`]).
     ids: Padded<AtomicU64>,
     /// What key operations read of the lane without its lock.
@@ -132,6 +138,10 @@ struct Part<P> {
     timed_out: u64,
     /// A shard's lease-id block (unused by the lane).
     ids: IdBlock,
+    /// A shard's words, as its lock keeps them (unused by the lane).
+    lent: [Meta; WORDS],
+    /// Fast grants that gave their unit back (counted as minted).
+    aborted: u64,
 }
 
 /// How many lease ids a shard reserves at once from the pool's counter.
@@ -205,6 +215,8 @@ struct ShardCell<K> {
     /// True while the shard holds one strong count of the pool's `Arc` for
     /// its leases (see [`keepalive`]).
     holds: AtomicBool,
+    /// The shard's words (see [`words`]).
+    words: Words<K>,
 }
 
 type ShardLock<K> = Padded<ShardCell<K>>;
@@ -219,6 +231,7 @@ impl<K, S> Shared<K, S> {
                 Padded(ShardCell {
                     lock: Mutex::new(Part::new(Shard::new(i, &lane))),
                     holds: AtomicBool::new(false),
+                    words: Words::new(),
                 })
             })
             .collect();
@@ -227,6 +240,7 @@ impl<K, S> Shared<K, S> {
             lane: Padded(Mutex::new(Part::new(lane))),
             shards,
             closed: AtomicBool::new(false),
+            any_used: AtomicBool::new(false),
             ids: Padded(AtomicU64::new(1)),
             hints: Padded(LaneHints {
                 arrivals: AtomicU64::new(0),
@@ -275,6 +289,8 @@ impl<P> Part<P> {
             watches: Watches::default(),
             timed_out: 0,
             ids: IdBlock::default(),
+            lent: [Meta::default(); WORDS],
+            aborted: 0,
         }
     }
 

@@ -34,7 +34,14 @@ impl<K, S> Shared<K, S> {
     #[inline]
     #[must_use]
     pub(crate) fn release(&self, lease: workpool_core::Lease<K>) -> bool {
+        if self.fast_release(&lease) {
+            // Its unit is back in its key's word; the key (a clone) goes
+            // without touching the pool.
+            drop(lease);
+            return false;
+        }
         let shard = lease.shard();
+        let slot = lease.slot();
         if self.hints.any_waiting.load(Ordering::Relaxed) {
             // Any-key waiters are about: the key's group is most likely
             // unlinked, so the shard alone would answer `NeedsLane`.
@@ -45,6 +52,7 @@ impl<K, S> Shared<K, S> {
         match core.release(None, lease, &mut ids) {
             Ok(Ok(key)) => {
                 let unref = self.let_go(shard, &part);
+                self.lend_slot(shard, &mut part, slot, None);
                 if part.core.has_forgotten() || part.core.has_wakes() || part.watches.is_waiting() {
                     let mut after = After::new();
                     after.push_key(key);
@@ -114,7 +122,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
 
     pub(crate) fn counts<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Counts {
         let (hash, shard) = self.locate(key);
-        self.lock_shard(shard).core.counts(hash, key)
+        self.lock_settled(shard).core.counts(hash, key)
     }
 
     pub(crate) fn waiting<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> usize {
@@ -134,7 +142,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         // it or `K::eq` panics under the lock, is dropped after unlocking.
         let mut key = Some(key);
         let mut after = After::new();
-        let mut part = self.lock_shard(shard);
+        let mut part = self.lock_settled(shard);
         let (core, mut ids) = part.split_ids(&self.ids);
         if core.set_in(None, hash, &mut key, target, &mut ids).is_ok() {
             self.finish(None, Some(part), after);
@@ -142,7 +150,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         }
         drop(part);
         let mut lane = self.lock_lane();
-        let mut part = self.lock_shard(shard);
+        let mut part = self.lock_settled(shard);
         let (core, mut ids) = part.split_ids(&self.ids);
         let set = core.set_in(Some(&mut lane.core), hash, &mut key, target, &mut ids);
         debug_assert!(set.is_ok(), "a call with the lane needs no lane");
@@ -154,14 +162,14 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
 
     pub(crate) fn close_key<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) {
         let (hash, shard) = self.locate(key);
-        let mut part = self.lock_shard(shard);
+        let mut part = self.lock_settled(shard);
         if part.core.close_key(None, hash, key).is_ok() {
             self.finish(None, Some(part), After::new());
             return;
         }
         drop(part);
         let mut lane = self.lock_lane();
-        let mut part = self.lock_shard(shard);
+        let mut part = self.lock_settled(shard);
         let closed = part.core.close_key(Some(&mut lane.core), hash, key);
         debug_assert!(closed.is_ok(), "a call with the lane needs no lane");
         self.finish_lane_op(lane, Some(part), After::new());
@@ -170,7 +178,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     /// Whether `lease` is surplus now.
     pub(crate) fn is_surplus(&self, lease: &workpool_core::Lease<K>) -> bool {
         let shard = lease.shard();
-        let part = self.lock_shard(shard);
+        let part = self.lock_settled(shard);
         if let Ok(surplus) = part.core.is_surplus(None, lease) {
             return surplus;
         }
@@ -190,7 +198,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         lease: workpool_core::Lease<K>,
     ) -> Result<bool, workpool_core::Lease<K>> {
         let shard = lease.shard();
-        let mut part = self.lock_shard(shard);
+        let mut part = self.lock_settled(shard);
         match part.core.is_surplus(None, &lease) {
             Ok(false) => return Err(lease),
             Ok(true) => {
@@ -247,7 +255,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     ) -> bool {
         let shard = lease.shard();
         let mut after = After::new();
-        let mut part = self.lock_shard(shard);
+        let mut part = self.lock_settled(shard);
         let surplus = match part.core.is_surplus(None, lease) {
             Ok(surplus) => surplus,
             Err(NeedsLane(())) => {
@@ -286,7 +294,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     ) -> bool {
         let (hash, shard) = self.locate(key);
         let mut after = After::new();
-        let mut part = self.lock_shard(shard);
+        let mut part = self.lock_settled(shard);
         let slot = part.core.slot(hash, key);
         let drained = match (slot, watching.at) {
             (None, _) => true, // not tracked: no live lease

@@ -132,9 +132,24 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             Want::Any => self.try_any(&mut self.lock_lane()),
             Want::Key(key) => {
                 let (hash, shard) = self.locate(key);
+                let word = match self.fast_take(hash, shard, key) {
+                    Ok(lease) => return Ok(lease),
+                    Err(word) => word,
+                };
                 let mut part = self.lock_shard(shard);
+                if let Some(w) = word {
+                    self.collect(shard, &mut part, w);
+                }
                 let (core, mut ids) = part.split_ids(&self.ids);
                 if let Ok(taken) = core.try_acquire_key(None, hash, key, &mut ids) {
+                    if let Ok(lease) = &taken {
+                        self.lend_slot(
+                            shard,
+                            &mut part,
+                            lease.slot(),
+                            Some((hash, lease.key(), K::clone)),
+                        );
+                    }
                     return taken;
                 }
                 // A limit is set: the lane counts the pool's leases.
@@ -157,6 +172,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         if lane.core.is_closed() {
             return Err(TryAcquireError::Closed);
         }
+        self.stop_lending();
         while let Some(shard) = lane.core.next_shard() {
             let mut part = self.lock_shard(shard);
             let (core, mut ids) = part.split_ids(&self.ids);
@@ -189,7 +205,14 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             }
             Want::Key(key) => {
                 let (hash, shard) = self.locate(key);
+                let word = match self.fast_take(hash, shard, key) {
+                    Ok(lease) => return Ok(Started::Leased(lease)),
+                    Err(word) => word,
+                };
                 let mut part = self.lock_shard(shard);
+                if let Some(w) = word {
+                    self.collect(shard, &mut part, w);
+                }
                 let arrivals = self.hints.arrivals.load(Ordering::Relaxed);
                 let (core, mut ids) = part.split_ids(&self.ids);
                 let started = match core.try_acquire_key(None, hash, key, &mut ids) {
@@ -208,7 +231,15 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                     }
                 };
                 match started {
-                    Ok(lease) => Started::Leased(lease),
+                    Ok(lease) => {
+                        self.lend_slot(
+                            shard,
+                            &mut part,
+                            lease.slot(),
+                            Some((hash, lease.key(), K::clone)),
+                        );
+                        Started::Leased(lease)
+                    }
                     Err(waiter) => {
                         part.reserve_slot(waiter);
                         Started::Shard(part, waiter)

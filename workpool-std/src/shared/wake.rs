@@ -238,6 +238,7 @@ impl<K, S> Shared<K, S> {
                 while let Some(key) = part.core.poll_forgotten() {
                     after.push_key(key);
                 }
+                self.free_dead_words(part, &mut after);
                 more_shard = part.fill(&mut batch);
             }
             let more_lane = lane.as_mut().is_some_and(|part| part.fill(&mut batch));

@@ -1,0 +1,581 @@
+//! Words: a key's room lent to an atomic, so that its grants and releases
+//! skip the shard's lock.
+//!
+//! Each shard has [`WORDS`] *words*, each on cache lines of its own. A
+//! word, once *assigned* to a key of the shard, can be *lent* the key's
+//! room ([`Shard::lend`](workpool_core::parts::Shard::lend), which counts
+//! it as active). While it is lent:
+//!
+//! - a grant ([`Shared::fast_take`]) finds the word by the key's hash in
+//!   the shard's directory (a read-mostly line), takes a unit with one
+//!   compare-exchange on the word, which also counts the grant and so fixes
+//!   the lease's id, checks the key and mints the lease
+//!   ([`Minter::mint`]): no lock, no line that other keys write;
+//! - a release ([`Shared::fast_release`]) puts the unit back with one
+//!   compare-exchange, as long as the word is not *slow*.
+//!
+//! Everything else takes the shard's lock and first *collects* the words
+//! it could disturb ([`Part::collect`]): it marks the word slow (from then
+//! on grants and releases of that key take the lock) and gives the units
+//! that no lease holds back to the core, with the number of leases minted.
+//! So under the lock the core's counts are exact, every rule of the core
+//! holds as before, and only the locked paths of a key's grant and release
+//! lend again ([`Part::lend_slot`]), when nobody waits for the key, no
+//! any-key acquisition was ever made, no limit is set, no watcher watches
+//! the shard and the pool is open.
+//!
+//! # The word
+//!
+//! One `u64`: bit 63 *slow*; bits 43..63 the spare units; bits 0..43
+//! `seq`, which counts grants and lends. A word's value never repeats: a
+//! grant and a lend raise `seq`, a release raises the spare units, and a
+//! collect sets *slow*, which only a lend (raising `seq`) clears. So a
+//! compare-exchange that succeeds proves nothing happened to the word since
+//! the value was read, and what was read beside it before (the id offset
+//! and limit, written only while the word is slow, before the lend that
+//! publishes them) belongs to that value: the lease's id is
+//! `id_off + seq`. Only the holder of the shard's lock sets or clears
+//! *slow*.
+//!
+//! # Why the key and minter may be read without the lock
+//!
+//! They are written only when the word is assigned, under the lock, while
+//! it is slow and no unit is out (the key before had none live: a word is
+//! freed only when its key is forgotten). A grant reads them only after its
+//! compare-exchange took a unit from a value that a later lend published
+//! (acquire, after the writes); while it holds that unit the key stays
+//! tracked, so the word stays assigned. A grant that finds another key in
+//! the word (a hash collision, or a word reassigned since it looked) gives
+//! the unit back.
+//!
+//! # Lease ids
+//!
+//! A lend gives the word a chunk of the shard's block of ids (see `Ids`);
+//! a collect gives the rest back when nothing was taken from the shard's
+//! block since (the common case), so a key's ids stay consecutive. Ids stay
+//! unique (each id of a chunk is handed out once: by the word's `seq`, or
+//! by the shard after it came back) and increase within a key (a chunk
+//! comes from above every id the key had, and what comes back is above the
+//! word's).
+
+use std::cell::UnsafeCell;
+use std::hash::BuildHasher;
+use std::hash::Hash;
+
+use workpool_core::parts::{Minter, Shard};
+
+use super::{After, IdBlock, KeyQuery, Padded, Part, Shared, ID_BLOCK};
+use crate::sync::{AtomicU64, Ordering};
+
+/// Words per shard.
+#[cfg(not(loom))]
+pub(super) const WORDS: usize = 8;
+#[cfg(loom)]
+pub(super) const WORDS: usize = 1;
+
+const SLOW: u64 = 1 << 63;
+/// Set while one grant reads the word's key: keys need only be `Send`, so
+/// two threads never read one at once.
+const READING: u64 = 1 << 62;
+const SPARE_SHIFT: u32 = 43;
+const ONE_SPARE: u64 = 1 << SPARE_SHIFT;
+const SPARE_MASK: u64 = ((1 << 19) - 1) << SPARE_SHIFT;
+const SEQ_MASK: u64 = ONE_SPARE - 1;
+/// The most units a word holds: a key with a larger target gets no word.
+const MAX_UNITS: u64 = (1 << 19) - 1;
+/// How often a grant finds another grant reading the key before it takes
+/// the lock instead.
+#[cfg(not(loom))]
+const SPINS: u32 = 64;
+#[cfg(loom)]
+const SPINS: u32 = 0;
+/// The highest `seq` a word reaches; a word there is never lent again.
+const MAX_SEQ: u64 = SEQ_MASK - 1;
+/// The ids a lend gives a word at most.
+const CHUNK: u64 = 1 << 12;
+
+fn spare(state: u64) -> u64 {
+    (state & SPARE_MASK) >> SPARE_SHIFT
+}
+
+/// The directory tag of a key's full hash (never 0, which marks a free
+/// word).
+fn tag(hash: u64) -> u64 {
+    hash | 1
+}
+
+/// A shard's words and their directory.
+pub(super) struct Words<K> {
+    /// Read by every fast grant and release of the shard; written only
+    /// when a word is assigned or freed.
+    dir: Padded<Dir>,
+    words: [Padded<Word<K>>; WORDS],
+}
+
+struct Dir {
+    /// `tags[w]`: the tag of the key word `w` is assigned to, or 0.
+    tags: [AtomicU64; WORDS],
+    /// `slots[w]`: 1 + the core slot of that key, or 0.
+    slots: [AtomicU64; WORDS],
+}
+
+struct Word<K> {
+    state: AtomicU64,
+    id_off: AtomicU64,
+    id_lim: AtomicU64,
+    /// The key the word is assigned to (see the module docs for who may
+    /// read it when).
+    key: UnsafeCell<Option<K>>,
+    minter: UnsafeCell<Option<Minter>>,
+}
+
+// SAFETY: the cells are written only under the shard's lock while no other
+// thread can read them, and read by one grant at a time otherwise (the
+// `READING` bit, module docs): as a mutex's value, the key only moves
+// between threads (`K: Send`), it is never shared.
+unsafe impl<K: Send> Sync for Word<K> {}
+
+/// A key to assign a free word to: its full hash, the key, and how to
+/// clone it (`K::clone`: the word keeps its own copy).
+pub(super) type Assign<'a, K> = (u64, &'a K, fn(&K) -> K);
+
+/// What the shard's lock keeps about a word.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Meta {
+    /// The minter of the key the word is assigned to (`None`: free).
+    minter: Option<Minter>,
+    /// `seq` when the word was last lent (grants since are minted leases).
+    seq_base: u64,
+    /// True once `seq` ran out: never lent again.
+    retired: bool,
+}
+
+impl<K> Words<K> {
+    pub(super) fn new() -> Self {
+        Self {
+            dir: Padded(Dir {
+                tags: std::array::from_fn(|_| AtomicU64::new(0)),
+                slots: std::array::from_fn(|_| AtomicU64::new(0)),
+            }),
+            words: std::array::from_fn(|_| {
+                Padded(Word {
+                    state: AtomicU64::new(SLOW),
+                    id_off: AtomicU64::new(0),
+                    id_lim: AtomicU64::new(0),
+                    key: UnsafeCell::new(None),
+                    minter: UnsafeCell::new(None),
+                })
+            }),
+        }
+    }
+
+    /// The word assigned to the key with this hash, if any (a hint: the
+    /// grant checks the key).
+    #[inline]
+    fn find(&self, hash: u64) -> Option<usize> {
+        let tag = tag(hash);
+        self.dir
+            .tags
+            .iter()
+            .position(|t| t.load(Ordering::Relaxed) == tag)
+    }
+
+    /// The word assigned to the key in core slot `slot`, if any.
+    #[inline]
+    fn find_slot(&self, slot: usize) -> Option<usize> {
+        let wanted = slot as u64 + 1;
+        self.dir
+            .slots
+            .iter()
+            .position(|s| s.load(Ordering::Relaxed) == wanted)
+    }
+
+    /// Puts a unit back into word `w` unless it is slow; false if it is.
+    #[inline]
+    fn put_back(&self, w: usize) -> bool {
+        let word = &self.words[w];
+        let mut state = word.state.load(Ordering::Relaxed);
+        loop {
+            if state & SLOW != 0 {
+                return false;
+            }
+            // Release: the lease's uses of the unit come before the next
+            // grant of it.
+            match word.state.compare_exchange_weak(
+                state,
+                state + ONE_SPARE,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => state = now,
+            }
+        }
+    }
+}
+
+/// Clears `READING` once a grant is done with the word's key.
+struct Reading<'a>(&'a AtomicU64);
+
+impl Drop for Reading<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // Release: this grant's reads of the key come before the next
+        // one's.
+        self.0.fetch_and(!READING, Ordering::Release);
+    }
+}
+
+/// Gives a unit taken by a fast grant back if the grant does not finish
+/// (another key in the word, or a panicking `K::eq` or `K::clone`).
+struct Untake<'a, K, S> {
+    shared: &'a Shared<K, S>,
+    shard: usize,
+    w: usize,
+}
+
+impl<K, S> Drop for Untake<'_, K, S> {
+    #[cold]
+    fn drop(&mut self) {
+        let mut part = self.shared.lock_shard(self.shard);
+        part.aborted += 1;
+        if self.shared.shards[self.shard].words.put_back(self.w) {
+            return;
+        }
+        // Slow: the word's units went back to the core, this one with
+        // them as active; give it back there.
+        let slot = part.lent[self.w]
+            .minter
+            .expect("a word with a unit out stays assigned")
+            .slot();
+        let (core, mut ids) = part.split_ids(&self.shared.ids);
+        core.unlend(None, slot, 1, 0, &mut ids)
+            .expect("a collected word's key needs no lane");
+        let after = After::new();
+        self.shared.finish(None, Some(part), after);
+    }
+}
+
+impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
+    /// A lease of `key` (hash `hash`, in `shard`) from its word, without
+    /// the lock; `Err` with the word's index (if the key has one) when the
+    /// word has nothing to give, is slow or holds another key.
+    #[inline]
+    pub(super) fn fast_take<Q: ?Sized + KeyQuery<K>>(
+        &self,
+        hash: u64,
+        shard: usize,
+        key: &Q,
+    ) -> Result<workpool_core::Lease<K>, Option<usize>> {
+        let words = &self.shards[shard].words;
+        let w = words.find(hash).ok_or(None)?;
+        let word = &words.words[w];
+        let mut state = word.state.load(Ordering::Acquire);
+        let mut spins = 0;
+        let id = loop {
+            if state & SLOW != 0 || state & SPARE_MASK == 0 {
+                return Err(Some(w));
+            }
+            if state & READING != 0 {
+                spins += 1;
+                if spins > SPINS {
+                    return Err(Some(w));
+                }
+                std::hint::spin_loop();
+                state = word.state.load(Ordering::Acquire);
+                continue;
+            }
+            // Acquire: the offset and limit of a later lend are read only
+            // with the slow mark that came before them, which fails the
+            // compare-exchange below.
+            let off = word.id_off.load(Ordering::Acquire);
+            let lim = word.id_lim.load(Ordering::Acquire);
+            let seq = state & SEQ_MASK;
+            if seq >= lim {
+                return Err(Some(w));
+            }
+            match word.state.compare_exchange_weak(
+                state,
+                (state - ONE_SPARE + 1) | READING,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break off.wrapping_add(seq),
+                Err(now) => state = now,
+            }
+        };
+        // Dropped in reverse: `reading` first (the key is let go), then
+        // `untake` (the unit goes back), unless forgotten.
+        let untake = Untake {
+            shared: self,
+            shard,
+            w,
+        };
+        let reading = Reading(&word.state);
+        // SAFETY: this thread holds a unit taken from a value published by
+        // a lend (acquire), which came after the key and minter were
+        // written; while the unit is out the word stays assigned, so they
+        // are not written again; and it set `READING`, so no other grant
+        // reads them until it clears it (module docs).
+        let (stored, minter) = unsafe { (&*word.key.get(), &*word.minter.get()) };
+        let (Some(stored), Some(minter)) = (stored, minter) else {
+            return Err(Some(w)); // `untake` gives the unit back
+        };
+        if !key.equivalent(stored) {
+            return Err(None);
+        }
+        let lease = minter.mint(stored.clone(), id);
+        drop(reading);
+        std::mem::forget(untake);
+        Ok(lease)
+    }
+}
+
+impl<K, S> Shared<K, S> {
+    /// Gives `lease`'s unit back to its key's word, without the lock; false
+    /// (the lease untouched) if the key has no word or it is slow.
+    #[inline]
+    pub(super) fn fast_release(&self, lease: &workpool_core::Lease<K>) -> bool {
+        let words = &self.shards[lease.shard()].words;
+        // The lease's unit keeps its key tracked, so a word found by the
+        // key's slot is this key's (module docs).
+        match words.find_slot(lease.slot()) {
+            Some(w) => words.put_back(w),
+            None => false,
+        }
+    }
+
+    /// Whether a shard's locked grant or release may lend its key's room.
+    pub(super) fn may_lend(&self, part: &Part<Shard<K>>) -> bool {
+        !self.any_used.load(Ordering::Relaxed)
+            && !self.is_closed()
+            && !part.watches.is_waiting()
+            && !part.core.is_limited()
+    }
+
+    /// Collects every word of `shard` (under its lock).
+    pub(super) fn collect_all(&self, shard: usize, part: &mut Part<Shard<K>>) {
+        for w in 0..WORDS {
+            self.collect(shard, part, w);
+        }
+    }
+
+    /// Collects word `w` of `shard` (see the module docs): marks it slow
+    /// and gives its spare units and minted count to the core.
+    pub(super) fn collect(&self, shard: usize, part: &mut Part<Shard<K>>, w: usize) {
+        let Some(minter) = part.lent[w].minter else {
+            return;
+        };
+        let word = &self.shards[shard].words.words[w];
+        let mut state = word.state.load(Ordering::Relaxed);
+        loop {
+            if state & SLOW != 0 {
+                return;
+            }
+            let slow = SLOW | (state & (SEQ_MASK | READING));
+            // Acquire: the releases of the units collected come before
+            // their next grant under the lock.
+            match word.state.compare_exchange_weak(
+                state,
+                slow,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(now) => state = now,
+            }
+        }
+        let seq = state & SEQ_MASK;
+        let minted = seq - part.lent[w].seq_base;
+        // The rest of the word's chunk goes back if nothing was taken from
+        // the shard's block since the lend.
+        let off = word.id_off.load(Ordering::Relaxed);
+        let lim = word.id_lim.load(Ordering::Relaxed);
+        let (next, end) = (off.wrapping_add(seq), off.wrapping_add(lim));
+        if part.ids.next == end {
+            part.ids.next = next;
+        }
+        let (core, mut ids) = part.split_ids(&self.ids);
+        core.unlend(None, minter.slot(), spare(state), minted, &mut ids)
+            .expect("a lent key needs no lane to take its units back");
+    }
+
+    /// After a locked grant or release of the key in core `slot`: lends its
+    /// room to its word, when [`may_lend`](Self::may_lend) says so. A key
+    /// without a word gets a free one if `assign` gives its hash and key
+    /// (cloned into the word with `K::clone`).
+    pub(super) fn lend_slot(
+        &self,
+        shard: usize,
+        part: &mut Part<Shard<K>>,
+        slot: usize,
+        assign: Option<Assign<'_, K>>,
+    ) {
+        if !self.may_lend(part)
+            || part
+                .core
+                .slot_counts(slot)
+                .is_none_or(|c| c.target > MAX_UNITS || c.active >= c.target)
+        {
+            return;
+        }
+        let words = &self.shards[shard].words;
+        let w = match words.find_slot(slot) {
+            Some(w) => w,
+            None if assign.is_none() => return,
+            None => {
+                let Some(w) =
+                    (0..WORDS).find(|&w| part.lent[w].minter.is_none() && !part.lent[w].retired)
+                else {
+                    return;
+                };
+                w
+            }
+        };
+        let word = &words.words[w];
+        let state = word.state.load(Ordering::Relaxed);
+        if state & SLOW == 0 {
+            // Lent already: lend what room came back to it too.
+            self.top_up(part, w, slot, state);
+            return;
+        }
+        let seq = (state & SEQ_MASK) + 1;
+        if seq >= MAX_SEQ {
+            part.lent[w].retired = true;
+            return;
+        }
+        let Some(lent) = part.core.lend(slot, MAX_UNITS) else {
+            return;
+        };
+        if part.lent[w].minter.is_none() {
+            // Assign: the word is slow and free, no unit of it is out.
+            let (hash, key, clone) = assign.expect("only an assignment finds a free word");
+            let key = clone(key);
+            // SAFETY: under the shard's lock, the word slow and unassigned:
+            // no grant holds a unit of it, so no thread reads the cells
+            // (module docs).
+            let old = unsafe {
+                *word.minter.get() = Some(lent.minter);
+                (*word.key.get()).replace(key)
+            };
+            debug_assert!(old.is_none(), "a free word holds no key");
+            part.lent[w].minter = Some(lent.minter);
+            let dir = &words.dir;
+            dir.slots[w].store(slot as u64 + 1, Ordering::Relaxed);
+            dir.tags[w].store(tag(hash), Ordering::Relaxed);
+        }
+        self.give_chunk(part, w, seq, lent.units);
+    }
+
+    /// Lends `units` more to word `w`, lent already.
+    fn top_up(&self, part: &mut Part<Shard<K>>, w: usize, slot: usize, state: u64) {
+        let most = MAX_UNITS - spare(state);
+        if let Some(lent) = part.core.lend(slot, most) {
+            let word = &self.shards[part.core.index() as usize].words.words[w];
+            // Release, as a lease's release: the units' grants come after.
+            word.state
+                .fetch_add(lent.units << SPARE_SHIFT, Ordering::Release);
+        }
+    }
+
+    /// Gives word `w` (slow) its ids and `units`, and publishes it with
+    /// `seq`.
+    fn give_chunk(&self, part: &mut Part<Shard<K>>, w: usize, seq: u64, units: u64) {
+        let word = &self.shards[part.core.index() as usize].words.words[w];
+        // A chunk of ids from the bottom of the shard's block.
+        if part.ids.next == part.ids.end {
+            let start = self.ids.fetch_add(ID_BLOCK, Ordering::Relaxed);
+            part.ids = IdBlock {
+                next: start,
+                end: start + ID_BLOCK,
+            };
+        }
+        let chunk = (part.ids.end - part.ids.next).min(CHUNK);
+        let first = part.ids.next;
+        part.ids.next += chunk;
+        let lim = (seq + chunk).min(MAX_SEQ);
+        word.id_off
+            .store(first.wrapping_sub(seq), Ordering::Release);
+        word.id_lim.store(lim, Ordering::Release);
+        part.lent[w].seq_base = seq;
+        // Release: publishes the key, minter, offset and limit with the
+        // units. A grant of the last lend may still be reading the key (it
+        // holds a unit): its `READING` stays.
+        let reading = word.state.load(Ordering::Relaxed) & READING;
+        let lent = seq | (units << SPARE_SHIFT);
+        if word
+            .state
+            .compare_exchange(
+                SLOW | reading | (seq - 1),
+                lent | reading,
+                Ordering::Release,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            // The reader cleared it meanwhile.
+            word.state.store(lent, Ordering::Release);
+        }
+    }
+}
+
+impl<K, S> Shared<K, S> {
+    /// Locks `shard` and collects all its words: for every locked
+    /// operation but a key's grant and release, which collect only their
+    /// key's word.
+    pub(super) fn lock_settled(&self, shard: usize) -> super::ShardGuard<'_, K> {
+        let mut part = self.lock_shard(shard);
+        self.collect_all(shard, &mut part);
+        part
+    }
+
+    /// Before the pool's first any-key acquisition (with the lane held):
+    /// collects every word and stops lending for good, so that any-key
+    /// acquisitions see every key's room in the core.
+    #[inline]
+    pub(super) fn stop_lending(&self) {
+        if !self.any_used.load(Ordering::Relaxed) {
+            self.stop_lending_slow();
+        }
+    }
+
+    #[cold]
+    fn stop_lending_slow(&self) {
+        self.any_used.store(true, Ordering::Relaxed);
+        for shard in 0..self.shards.len() {
+            drop(self.lock_settled(shard));
+        }
+    }
+
+    /// Frees the words of keys the shard forgot (under its lock); their
+    /// keys are dropped with `after`.
+    pub(super) fn free_dead_words(&self, part: &mut Part<Shard<K>>, after: &mut After<K>) {
+        let words = &self.shards[part.core.index() as usize].words;
+        for w in 0..WORDS {
+            let Some(minter) = part.lent[w].minter else {
+                continue;
+            };
+            if part.core.is_live(&minter) {
+                continue;
+            }
+            let word = &words.words[w];
+            debug_assert!(
+                word.state.load(Ordering::Relaxed) & SLOW != 0,
+                "a lent word's key stays tracked"
+            );
+            words.dir.tags[w].store(0, Ordering::Relaxed);
+            words.dir.slots[w].store(0, Ordering::Relaxed);
+            part.lent[w].minter = None;
+            // SAFETY: under the shard's lock, the word slow and its key
+            // forgotten, so no unit of it is out and no thread reads the
+            // cells (module docs).
+            let key = unsafe {
+                *word.minter.get() = None;
+                (*word.key.get()).take()
+            };
+            if let Some(key) = key {
+                after.push_key(key);
+            }
+        }
+    }
+}

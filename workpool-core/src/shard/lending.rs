@@ -15,6 +15,14 @@
 
 use super::*;
 
+/// Lending a key's room: an adapter that wants a key's grants and releases
+/// to skip the shard's lock asks the shard to *lend* it the key's room
+/// ([`Shard::lend`], which counts it as active, so every other operation
+/// sees the key full), hands the units out and takes them back on its own,
+/// and mints a lease for each unit it hands out. Before anything else
+/// touches the key under the lock, it takes the units no lease holds back
+/// ([`Shard::unlend`]), with the number of leases it minted.
+///
 /// What a lease of a lent unit carries: made by [`Shard::lend`], it mints
 /// the leases of the units it lent ([`mint`](Self::mint)). Valid while
 /// the key stays tracked (a key with lent units or live leases stays).
@@ -90,26 +98,28 @@ pub struct Lent {
 
 impl<K> Shard<K> {
     /// Lends the room of the key in `slot` (at most `most` units) to the
-    /// caller, counting it as active; see the [module docs](self). Lends
+    /// caller, counting it as active; see [`Minter`]. Lends
     /// nothing (`None`) unless the shard is open and without a pool-wide
-    /// limit, the key is tracked, open, linked in the ring (so no any-key
-    /// waiter exists), has no waiter and has room.
+    /// limit, and the key is tracked, linked in the ring (so no any-key
+    /// waiter exists) and has no waiter. A key without room lends 0 units:
+    /// the [`Minter`] still serves for leases given back to the caller's
+    /// counter and handed out again.
     ///
     /// # Examples
     ///
     /// See [`Minter`].
     pub fn lend(&mut self, slot: usize, most: u64) -> Option<Lent> {
-        if self.closed || self.limited || most == 0 {
+        if self.closed || self.limited {
             return None;
         }
         let g = u32::try_from(slot).ok()?;
         self.groups.get(g)?;
         let generation = self.groups.generation(g);
         let group = self.groups.at_mut(g);
-        if !group.in_ring() || group.waiting != 0 || !group.has_room() || group.is_idle() {
+        if !group.in_ring() || group.waiting != 0 || group.is_idle() {
             return None;
         }
-        let units = (group.target - group.active).min(most);
+        let units = group.target.saturating_sub(group.active).min(most);
         group.active += units;
         self.total += units;
         Some(Lent {

@@ -34,6 +34,9 @@
 //! - [`shard`]: operations on one key in its shard: set, close, release,
 //!   the `surplus()` and `drained()` watchers.
 //! - [`handles`]: the count of `Pool` handles, and the close on the last.
+//! - [`words`]: a key's room lent to an atomic word of its shard, so that
+//!   its grants and releases take no lock; `lock_settled` for everything
+//!   else.
 //! - `tests`: the hand-off protocol driven by hand.
 
 use std::hash::Hash;
@@ -109,9 +112,6 @@ pub(crate) struct Shared<K, S> {
     shards: Box<[ShardLock<K>]>,
     /// Set once [`close`](Self::close) starts.
     closed: AtomicBool,
-    /// Set by the first any-key acquisition, which collects every word
-    /// (see [`words`]): from then on no key's room is lent.
-    any_used: AtomicBool,
     /// The first lease id no shard has reserved (see [`Ids`]).
     ids: Padded<AtomicU64>,
     /// What key operations read of the lane without its lock.
@@ -142,6 +142,8 @@ struct Part<P> {
     lent: [Meta; WORDS],
     /// Fast grants that gave their unit back (counted as minted).
     aborted: u64,
+    /// Words neither assigned nor retired.
+    free_words: usize,
 }
 
 /// How many lease ids a shard reserves at once from the pool's counter.
@@ -240,7 +242,6 @@ impl<K, S> Shared<K, S> {
             lane: Padded(Mutex::new(Part::new(lane))),
             shards,
             closed: AtomicBool::new(false),
-            any_used: AtomicBool::new(false),
             ids: Padded(AtomicU64::new(1)),
             hints: Padded(LaneHints {
                 arrivals: AtomicU64::new(0),
@@ -291,6 +292,7 @@ impl<P> Part<P> {
             ids: IdBlock::default(),
             lent: [Meta::default(); WORDS],
             aborted: 0,
+            free_words: WORDS,
         }
     }
 

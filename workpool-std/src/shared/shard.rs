@@ -41,7 +41,6 @@ impl<K, S> Shared<K, S> {
             return false;
         }
         let shard = lease.shard();
-        let slot = lease.slot();
         if self.hints.any_waiting.load(Ordering::Relaxed) {
             // Any-key waiters are about: the key's group is most likely
             // unlinked, so the shard alone would answer `NeedsLane`.
@@ -52,7 +51,6 @@ impl<K, S> Shared<K, S> {
         match core.release(None, lease, &mut ids) {
             Ok(Ok(key)) => {
                 let unref = self.let_go(shard, &part);
-                self.lend_slot(shard, &mut part, slot, None);
                 if part.core.has_forgotten() || part.core.has_wakes() || part.watches.is_waiting() {
                     let mut after = After::new();
                     after.push_key(key);

@@ -288,3 +288,68 @@ fn a_cancelled_hand_off_takes_the_last_unit_back() {
     pool.close();
     assert_eq!(crate::sync::Arc::strong_count(&shared), base, "given up");
 }
+
+/// A key whose `Eq` panics while `PANIC` is set (for the words' give-back).
+#[derive(Clone, Debug)]
+struct Touchy(u32);
+
+impl std::hash::Hash for Touchy {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+static PANIC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl PartialEq for Touchy {
+    fn eq(&self, other: &Self) -> bool {
+        assert!(!PANIC.load(Ordering::SeqCst), "Touchy::eq");
+        self.0 == other.0
+    }
+}
+
+impl Eq for Touchy {}
+
+/// The words' unsafe paths, small enough for Miri: a lend, grants and
+/// releases through the word, a collect by `counts`, a give-back when
+/// `K::eq` panics after the grant took its unit, and the word freed with
+/// its key.
+#[test]
+fn words_lend_grant_collect_give_back_and_free() {
+    let shared = new_shared();
+    shared.set(Touchy(1), 3);
+    let (_, shard) = shared.locate(&Touchy(1));
+    let first = shared.try_acquire(Want::Key(&Touchy(1))).unwrap(); // locked
+    let second = shared.try_acquire(Want::Key(&Touchy(1))).unwrap(); // word
+    assert_eq!((first.id(), second.id()), (1, 2));
+    assert!(shared.shards[shard]
+        .words
+        .find(shared.locate(&Touchy(1)).0)
+        .is_some());
+    assert!(!shared.release(second)); // back into the word
+    assert_eq!(shared.counts(&Touchy(1)).active, 1, "collected and exact");
+    // A grant from the word whose key check panics gives its unit back.
+    let third = shared.try_acquire(Want::Key(&Touchy(1))).unwrap(); // relends
+    PANIC.store(true, Ordering::SeqCst);
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = shared.try_acquire(Want::Key(&Touchy(1)));
+    }));
+    PANIC.store(false, Ordering::SeqCst);
+    assert!(panicked.is_err());
+    assert_eq!(shared.counts(&Touchy(1)).active, 2);
+    assert_eq!(shared.stats().granted, 3, "the unit given back is no grant");
+    let fourth = shared.try_acquire(Want::Key(&Touchy(1))).unwrap();
+    assert!(fourth.id() > third.id());
+    assert!(!shared.release(first));
+    assert!(!shared.release(third));
+    assert!(!shared.release(fourth));
+    shared.set(Touchy(1), 0);
+    assert_eq!(shared.len(), 0);
+    assert!(
+        shared.shards[shard]
+            .words
+            .find(shared.locate(&Touchy(1)).0)
+            .is_none(),
+        "the word was freed with its key"
+    );
+}

@@ -172,9 +172,9 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         if lane.core.is_closed() {
             return Err(TryAcquireError::Closed);
         }
-        self.stop_lending();
         while let Some(shard) = lane.core.next_shard() {
-            let mut part = self.lock_shard(shard);
+            // Lent room is room too: the shard's words give it back first.
+            let mut part = self.lock_settled(shard);
             let (core, mut ids) = part.split_ids(&self.ids);
             if let Some(lease) = lane.core.try_take(core, &mut ids) {
                 return Ok(lease);

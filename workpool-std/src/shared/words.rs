@@ -20,9 +20,11 @@
 //! that no lease holds back to the core, with the number of leases minted.
 //! So under the lock the core's counts are exact, every rule of the core
 //! holds as before, and only the locked paths of a key's grant and release
-//! lend again ([`Part::lend_slot`]), when nobody waits for the key, no
-//! any-key acquisition was ever made, no limit is set, no watcher watches
-//! the shard and the pool is open.
+//! lend again ([`Shared::lend_slot`]), when nobody waits for the key, its
+//! group is linked in the ring (so no any-key acquisition waits: the core
+//! unlinks every group before one queues), no limit is set, no watcher
+//! watches the shard and the pool is open. An any-key acquisition collects
+//! the words of each shard it looks at, so it sees every key's room.
 //!
 //! # The word
 //!
@@ -172,7 +174,7 @@ impl<K> Words<K> {
     /// The word assigned to the key with this hash, if any (a hint: the
     /// grant checks the key).
     #[inline]
-    fn find(&self, hash: u64) -> Option<usize> {
+    pub(super) fn find(&self, hash: u64) -> Option<usize> {
         let tag = tag(hash);
         self.dir
             .tags
@@ -347,10 +349,7 @@ impl<K, S> Shared<K, S> {
 
     /// Whether a shard's locked grant or release may lend its key's room.
     pub(super) fn may_lend(&self, part: &Part<Shard<K>>) -> bool {
-        !self.any_used.load(Ordering::Relaxed)
-            && !self.is_closed()
-            && !part.watches.is_waiting()
-            && !part.core.is_limited()
+        !self.is_closed() && !part.watches.is_waiting() && !part.core.is_limited()
     }
 
     /// Collects every word of `shard` (under its lock).
@@ -411,18 +410,10 @@ impl<K, S> Shared<K, S> {
         slot: usize,
         assign: Option<Assign<'_, K>>,
     ) {
-        if !self.may_lend(part)
-            || part
-                .core
-                .slot_counts(slot)
-                .is_none_or(|c| c.target > MAX_UNITS || c.active >= c.target)
-        {
-            return;
-        }
         let words = &self.shards[shard].words;
         let w = match words.find_slot(slot) {
             Some(w) => w,
-            None if assign.is_none() => return,
+            None if assign.is_none() || part.free_words == 0 => return,
             None => {
                 let Some(w) =
                     (0..WORDS).find(|&w| part.lent[w].minter.is_none() && !part.lent[w].retired)
@@ -432,6 +423,14 @@ impl<K, S> Shared<K, S> {
                 w
             }
         };
+        if !self.may_lend(part)
+            || part
+                .core
+                .slot_counts(slot)
+                .is_none_or(|c| c.target > MAX_UNITS || c.target == 0)
+        {
+            return;
+        }
         let word = &words.words[w];
         let state = word.state.load(Ordering::Relaxed);
         if state & SLOW == 0 {
@@ -441,6 +440,9 @@ impl<K, S> Shared<K, S> {
         }
         let seq = (state & SEQ_MASK) + 1;
         if seq >= MAX_SEQ {
+            if !part.lent[w].retired && part.lent[w].minter.is_none() {
+                part.free_words -= 1;
+            }
             part.lent[w].retired = true;
             return;
         }
@@ -460,6 +462,7 @@ impl<K, S> Shared<K, S> {
             };
             debug_assert!(old.is_none(), "a free word holds no key");
             part.lent[w].minter = Some(lent.minter);
+            part.free_words -= 1;
             let dir = &words.dir;
             dir.slots[w].store(slot as u64 + 1, Ordering::Relaxed);
             dir.tags[w].store(tag(hash), Ordering::Relaxed);
@@ -470,7 +473,7 @@ impl<K, S> Shared<K, S> {
     /// Lends `units` more to word `w`, lent already.
     fn top_up(&self, part: &mut Part<Shard<K>>, w: usize, slot: usize, state: u64) {
         let most = MAX_UNITS - spare(state);
-        if let Some(lent) = part.core.lend(slot, most) {
+        if let Some(lent) = part.core.lend(slot, most).filter(|l| l.units > 0) {
             let word = &self.shards[part.core.index() as usize].words.words[w];
             // Release, as a lease's release: the units' grants come after.
             word.state
@@ -529,24 +532,6 @@ impl<K, S> Shared<K, S> {
         part
     }
 
-    /// Before the pool's first any-key acquisition (with the lane held):
-    /// collects every word and stops lending for good, so that any-key
-    /// acquisitions see every key's room in the core.
-    #[inline]
-    pub(super) fn stop_lending(&self) {
-        if !self.any_used.load(Ordering::Relaxed) {
-            self.stop_lending_slow();
-        }
-    }
-
-    #[cold]
-    fn stop_lending_slow(&self) {
-        self.any_used.store(true, Ordering::Relaxed);
-        for shard in 0..self.shards.len() {
-            drop(self.lock_settled(shard));
-        }
-    }
-
     /// Frees the words of keys the shard forgot (under its lock); their
     /// keys are dropped with `after`.
     pub(super) fn free_dead_words(&self, part: &mut Part<Shard<K>>, after: &mut After<K>) {
@@ -566,6 +551,9 @@ impl<K, S> Shared<K, S> {
             words.dir.tags[w].store(0, Ordering::Relaxed);
             words.dir.slots[w].store(0, Ordering::Relaxed);
             part.lent[w].minter = None;
+            if !part.lent[w].retired {
+                part.free_words += 1;
+            }
             // SAFETY: under the shard's lock, the word slow and its key
             // forgotten, so no unit of it is out and no thread reads the
             // cells (module docs).

@@ -509,7 +509,7 @@ impl<K> Shard<K> {
     /// assert_eq!(shard.release(None, lease, &mut ids).ok().unwrap().unwrap(), "a");
     /// ```
     #[allow(clippy::type_complexity)]
-    #[inline]
+    #[inline(always)]
     pub fn release<I: LeaseIds>(
         &mut self,
         lane: Option<&mut Lane>,

@@ -46,7 +46,7 @@ impl<K> Shard<K> {
     /// True when giving a unit back to group `g` needs the lane: the group
     /// is not linked (an any-key waiter may be older than its waiters, and
     /// leftover room must link it), or it is linked and would be forgotten.
-    #[inline]
+    #[inline(always)]
     pub(super) fn give_back_needs_lane(&self, g: u32) -> bool {
         let group = self.groups.at(g);
         !group.in_ring() || (group.target == 0 && group.active == 1 && group.waiting == 0)

@@ -144,6 +144,8 @@ struct Part<P> {
     aborted: u64,
     /// Words neither assigned nor retired.
     free_words: usize,
+    /// Bit `w` set while word `w` is lent (not slow).
+    lent_mask: u8,
 }
 
 /// How many lease ids a shard reserves at once from the pool's counter.
@@ -293,6 +295,7 @@ impl<P> Part<P> {
             lent: [Meta::default(); WORDS],
             aborted: 0,
             free_words: WORDS,
+            lent_mask: 0,
         }
     }
 

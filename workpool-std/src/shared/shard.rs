@@ -40,6 +40,13 @@ impl<K, S> Shared<K, S> {
             drop(lease);
             return false;
         }
+        self.release_locked_path(lease)
+    }
+
+    /// [`release`](Self::release) under the shard's lock (and the lane's
+    /// when the key's group is unlinked).
+    #[inline(never)]
+    fn release_locked_path(&self, lease: workpool_core::Lease<K>) -> bool {
         let shard = lease.shard();
         if self.hints.any_waiting.load(Ordering::Relaxed) {
             // Any-key waiters are about: the key's group is most likely

@@ -124,6 +124,10 @@ impl<K, S> Shared<K, S> {
 }
 
 impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
+    /// A lease at once, or why not: from the key's word without a lock
+    /// when it has a unit (inlined, so the lease is built in place),
+    /// otherwise under the locks.
+    #[inline]
     pub(crate) fn try_acquire<Q: ?Sized + KeyQuery<K>>(
         &self,
         want: Want<'_, Q>,
@@ -132,10 +136,27 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             Want::Any => self.try_any(&mut self.lock_lane()),
             Want::Key(key) => {
                 let (hash, shard) = self.locate(key);
-                let word = match self.fast_take(hash, shard, key) {
-                    Ok(lease) => return Ok(lease),
-                    Err(word) => word,
-                };
+                match self.fast_take(hash, shard, key) {
+                    Ok(lease) => Ok(lease),
+                    Err(word) => self.try_key_locked(hash, shard, word, key),
+                }
+            }
+        }
+    }
+
+    /// [`try_acquire`](Self::try_acquire) of a key under its shard's lock
+    /// (and the lane's, while a limit is set); `word` is the key's word, if
+    /// the fast path found one.
+    #[inline(never)]
+    fn try_key_locked<Q: ?Sized + KeyQuery<K>>(
+        &self,
+        hash: u64,
+        shard: usize,
+        word: Option<usize>,
+        key: &Q,
+    ) -> Result<workpool_core::Lease<K>, TryAcquireError> {
+        {
+            {
                 let mut part = self.lock_shard(shard);
                 if let Some(w) = word {
                     self.collect(shard, &mut part, w);

@@ -69,6 +69,9 @@ use workpool_core::parts::{Minter, Shard};
 use super::{After, IdBlock, KeyQuery, Padded, Part, Shared, ID_BLOCK};
 use crate::sync::{AtomicU64, Ordering};
 
+/// A shard assigns words to its keys while it tracks at most this many.
+const ASSIGN_UP_TO: usize = 2 * WORDS;
+
 /// Words per shard.
 #[cfg(not(loom))]
 pub(super) const WORDS: usize = 8;
@@ -115,6 +118,8 @@ pub(super) struct Words<K> {
 }
 
 struct Dir {
+    /// Bit `w` set while word `w` is assigned (a hint for the scans).
+    assigned: AtomicU64,
     /// `tags[w]`: the tag of the key word `w` is assigned to, or 0.
     tags: [AtomicU64; WORDS],
     /// `slots[w]`: 1 + the core slot of that key, or 0.
@@ -156,6 +161,7 @@ impl<K> Words<K> {
     pub(super) fn new() -> Self {
         Self {
             dir: Padded(Dir {
+                assigned: AtomicU64::new(0),
                 tags: std::array::from_fn(|_| AtomicU64::new(0)),
                 slots: std::array::from_fn(|_| AtomicU64::new(0)),
             }),
@@ -176,20 +182,30 @@ impl<K> Words<K> {
     #[inline]
     pub(super) fn find(&self, hash: u64) -> Option<usize> {
         let tag = tag(hash);
-        self.dir
-            .tags
-            .iter()
-            .position(|t| t.load(Ordering::Relaxed) == tag)
+        let mut assigned = self.dir.assigned.load(Ordering::Relaxed);
+        while assigned != 0 {
+            let w = assigned.trailing_zeros() as usize;
+            assigned &= assigned - 1;
+            if self.dir.tags[w].load(Ordering::Relaxed) == tag {
+                return Some(w);
+            }
+        }
+        None
     }
 
     /// The word assigned to the key in core slot `slot`, if any.
     #[inline]
     fn find_slot(&self, slot: usize) -> Option<usize> {
         let wanted = slot as u64 + 1;
-        self.dir
-            .slots
-            .iter()
-            .position(|s| s.load(Ordering::Relaxed) == wanted)
+        let mut assigned = self.dir.assigned.load(Ordering::Relaxed);
+        while assigned != 0 {
+            let w = assigned.trailing_zeros() as usize;
+            assigned &= assigned - 1;
+            if self.dir.slots[w].load(Ordering::Relaxed) == wanted {
+                return Some(w);
+            }
+        }
+        None
     }
 
     /// Puts a unit back into word `w` unless it is slow; false if it is.
@@ -353,8 +369,12 @@ impl<K, S> Shared<K, S> {
     }
 
     /// Collects every word of `shard` (under its lock).
+    #[inline]
     pub(super) fn collect_all(&self, shard: usize, part: &mut Part<Shard<K>>) {
-        for w in 0..WORDS {
+        let mut lent = part.lent_mask;
+        while lent != 0 {
+            let w = lent.trailing_zeros() as usize;
+            lent &= lent - 1;
             self.collect(shard, part, w);
         }
     }
@@ -384,6 +404,7 @@ impl<K, S> Shared<K, S> {
                 Err(now) => state = now,
             }
         }
+        part.lent_mask &= !(1 << w);
         let seq = state & SEQ_MASK;
         let minted = seq - part.lent[w].seq_base;
         // The rest of the word's chunk goes back if nothing was taken from
@@ -413,7 +434,11 @@ impl<K, S> Shared<K, S> {
         let words = &self.shards[shard].words;
         let w = match words.find_slot(slot) {
             Some(w) => w,
-            None if assign.is_none() || part.free_words == 0 => return,
+            // A shard of many keys gives out no more words: most of its
+            // keys could have none, and each would pay the scans.
+            None if assign.is_none() || part.free_words == 0 || part.core.len() > ASSIGN_UP_TO => {
+                return;
+            }
             None => {
                 let Some(w) =
                     (0..WORDS).find(|&w| part.lent[w].minter.is_none() && !part.lent[w].retired)
@@ -466,6 +491,7 @@ impl<K, S> Shared<K, S> {
             let dir = &words.dir;
             dir.slots[w].store(slot as u64 + 1, Ordering::Relaxed);
             dir.tags[w].store(tag(hash), Ordering::Relaxed);
+            dir.assigned.fetch_or(1 << w, Ordering::Relaxed);
         }
         self.give_chunk(part, w, seq, lent.units);
     }
@@ -519,6 +545,7 @@ impl<K, S> Shared<K, S> {
             // The reader cleared it meanwhile.
             word.state.store(lent, Ordering::Release);
         }
+        part.lent_mask |= 1 << w;
     }
 }
 
@@ -550,6 +577,7 @@ impl<K, S> Shared<K, S> {
             );
             words.dir.tags[w].store(0, Ordering::Relaxed);
             words.dir.slots[w].store(0, Ordering::Relaxed);
+            words.dir.assigned.fetch_and(!(1 << w), Ordering::Relaxed);
             part.lent[w].minter = None;
             if !part.lent[w].retired {
                 part.free_words += 1;

@@ -181,27 +181,23 @@ impl<K> Words<K> {
     /// grant checks the key).
     #[inline]
     pub(super) fn find(&self, hash: u64) -> Option<usize> {
-        let tag = tag(hash);
-        let mut assigned = self.dir.assigned.load(Ordering::Relaxed);
-        while assigned != 0 {
-            let w = assigned.trailing_zeros() as usize;
-            assigned &= assigned - 1;
-            if self.dir.tags[w].load(Ordering::Relaxed) == tag {
-                return Some(w);
-            }
-        }
-        None
+        self.scan(&self.dir.tags, tag(hash))
     }
 
     /// The word assigned to the key in core slot `slot`, if any.
     #[inline]
     fn find_slot(&self, slot: usize) -> Option<usize> {
-        let wanted = slot as u64 + 1;
+        self.scan(&self.dir.slots, slot as u64 + 1)
+    }
+
+    /// The assigned word whose entry in `column` is `wanted`.
+    #[inline]
+    fn scan(&self, column: &[AtomicU64; WORDS], wanted: u64) -> Option<usize> {
         let mut assigned = self.dir.assigned.load(Ordering::Relaxed);
         while assigned != 0 {
             let w = assigned.trailing_zeros() as usize;
             assigned &= assigned - 1;
-            if self.dir.slots[w].load(Ordering::Relaxed) == wanted {
+            if column[w].load(Ordering::Relaxed) == wanted {
                 return Some(w);
             }
         }

@@ -138,29 +138,25 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 let (hash, shard) = self.locate(key);
                 match self.fast_take(hash, shard, key) {
                     Ok(lease) => Ok(lease),
-                    Err(word) => self.try_key_locked(hash, shard, word, key),
+                    Err(()) => self.try_key_locked(hash, shard, key),
                 }
             }
         }
     }
 
     /// [`try_acquire`](Self::try_acquire) of a key under its shard's lock
-    /// (and the lane's, while a limit is set); `word` is the key's word, if
-    /// the fast path found one.
+    /// (and the lane's, while a limit is set).
     #[inline(never)]
     fn try_key_locked<Q: ?Sized + KeyQuery<K>>(
         &self,
         hash: u64,
         shard: usize,
-        word: Option<usize>,
         key: &Q,
     ) -> Result<workpool_core::Lease<K>, TryAcquireError> {
         {
             {
                 let mut part = self.lock_shard(shard);
-                if let Some(w) = word {
-                    self.collect(shard, &mut part, w);
-                }
+                self.collect_key(shard, &mut part, hash);
                 let (core, mut ids) = part.split_ids(&self.ids);
                 if let Ok(taken) = core.try_acquire_key(None, hash, key, &mut ids) {
                     if let Ok(lease) = &taken {
@@ -226,14 +222,11 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             }
             Want::Key(key) => {
                 let (hash, shard) = self.locate(key);
-                let word = match self.fast_take(hash, shard, key) {
-                    Ok(lease) => return Ok(Started::Leased(lease)),
-                    Err(word) => word,
-                };
-                let mut part = self.lock_shard(shard);
-                if let Some(w) = word {
-                    self.collect(shard, &mut part, w);
+                if let Ok(lease) = self.fast_take(hash, shard, key) {
+                    return Ok(Started::Leased(lease));
                 }
+                let mut part = self.lock_shard(shard);
+                self.collect_key(shard, &mut part, hash);
                 let arrivals = self.hints.arrivals.load(Ordering::Relaxed);
                 let (core, mut ids) = part.split_ids(&self.ids);
                 let started = match core.try_acquire_key(None, hash, key, &mut ids) {

@@ -272,28 +272,28 @@ impl<K, S> Drop for Untake<'_, K, S> {
 
 impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     /// A lease of `key` (hash `hash`, in `shard`) from its word, without
-    /// the lock; `Err` with the word's index (if the key has one) when the
-    /// word has nothing to give, is slow or holds another key.
+    /// the lock; `Err` when the key has no word (that this thread saw), or
+    /// the word has nothing to give, is slow or holds another key.
     #[inline]
     pub(super) fn fast_take<Q: ?Sized + KeyQuery<K>>(
         &self,
         hash: u64,
         shard: usize,
         key: &Q,
-    ) -> Result<workpool_core::Lease<K>, Option<usize>> {
+    ) -> Result<workpool_core::Lease<K>, ()> {
         let words = &self.shards[shard].words;
-        let w = words.find(hash).ok_or(None)?;
+        let w = words.find(hash).ok_or(())?;
         let word = &words.words[w];
         let mut state = word.state.load(Ordering::Acquire);
         let mut spins = 0;
         let id = loop {
             if state & SLOW != 0 || state & SPARE_MASK == 0 {
-                return Err(Some(w));
+                return Err(());
             }
             if state & READING != 0 {
                 spins += 1;
                 if spins > SPINS {
-                    return Err(Some(w));
+                    return Err(());
                 }
                 std::hint::spin_loop();
                 state = word.state.load(Ordering::Acquire);
@@ -306,7 +306,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             let lim = word.id_lim.load(Ordering::Acquire);
             let seq = state & SEQ_MASK;
             if seq >= lim {
-                return Err(Some(w));
+                return Err(());
             }
             match word.state.compare_exchange_weak(
                 state,
@@ -333,10 +333,10 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         // reads them until it clears it (module docs).
         let (stored, minter) = unsafe { (&*word.key.get(), &*word.minter.get()) };
         let (Some(stored), Some(minter)) = (stored, minter) else {
-            return Err(Some(w)); // `untake` gives the unit back
+            return Err(()); // `untake` gives the unit back
         };
         if !key.equivalent(stored) {
-            return Err(None);
+            return Err(());
         }
         let lease = minter.mint(stored.clone(), id);
         drop(reading);
@@ -362,6 +362,22 @@ impl<K, S> Shared<K, S> {
     /// Whether a shard's locked grant or release may lend its key's room.
     pub(super) fn may_lend(&self, part: &Part<Shard<K>>) -> bool {
         !self.is_closed() && !part.watches.is_waiting() && !part.core.is_limited()
+    }
+
+    /// Collects the word of the key with hash `hash` (under its shard's
+    /// lock, where the directory is exact: the fast path's view of it may
+    /// be older), and any other word with the same tag.
+    pub(super) fn collect_key(&self, shard: usize, part: &mut Part<Shard<K>>, hash: u64) {
+        let words = &self.shards[shard].words;
+        let tag = tag(hash);
+        let mut lent = part.lent_mask;
+        while lent != 0 {
+            let w = lent.trailing_zeros() as usize;
+            lent &= lent - 1;
+            if words.dir.tags[w].load(Ordering::Relaxed) == tag {
+                self.collect(shard, part, w);
+            }
+        }
     }
 
     /// Collects every word of `shard` (under its lock).

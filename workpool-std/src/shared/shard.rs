@@ -45,7 +45,7 @@ impl<K, S> Shared<K, S> {
 
     /// [`release`](Self::release) under the shard's lock (and the lane's
     /// when the key's group is unlinked).
-    #[inline(never)]
+    #[inline]
     fn release_locked_path(&self, lease: workpool_core::Lease<K>) -> bool {
         let shard = lease.shard();
         if self.hints.any_waiting.load(Ordering::Relaxed) {

@@ -146,7 +146,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
 
     /// [`try_acquire`](Self::try_acquire) of a key under its shard's lock
     /// (and the lane's, while a limit is set).
-    #[inline(never)]
+    #[inline]
     fn try_key_locked<Q: ?Sized + KeyQuery<K>>(
         &self,
         hash: u64,

@@ -436,7 +436,29 @@ impl<K, S> Shared<K, S> {
     /// room to its word, when [`may_lend`](Self::may_lend) says so. A key
     /// without a word gets a free one if `assign` gives its hash and key
     /// (cloned into the word with `K::clone`).
+    #[inline]
     pub(super) fn lend_slot(
+        &self,
+        shard: usize,
+        part: &mut Part<Shard<K>>,
+        slot: usize,
+        assign: Option<Assign<'_, K>>,
+    ) {
+        // The common case of a shard of many keys: no word to lend to, and
+        // none to give out.
+        let assigned = self.shards[shard]
+            .words
+            .dir
+            .assigned
+            .load(Ordering::Relaxed);
+        if assigned == 0 && (part.free_words == 0 || part.core.len() > ASSIGN_UP_TO) {
+            return;
+        }
+        self.lend_slot_slow(shard, part, slot, assign);
+    }
+
+    #[inline(never)]
+    fn lend_slot_slow(
         &self,
         shard: usize,
         part: &mut Part<Shard<K>>,

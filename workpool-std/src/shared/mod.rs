@@ -26,6 +26,8 @@
 //!   wants ([`Want`], [`KeyQuery`]), lease ids ([`Ids`]).
 //! - [`waiting`]: the waiting protocol, for futures and threads: try,
 //!   register, claim, cancel.
+//! - [`handoff`]: the cells where a releaser leaves a key waiter's outcome,
+//!   taken by the waiter without the lock.
 //! - [`wake`]: waking and deferred drops (no user code under a lock), and
 //!   the waker slots of each part.
 //! - [`lane`]: what holds the lane: the pool-wide limit, close, `set_all`,
@@ -51,6 +53,8 @@ use crate::watch::Watches;
 
 mod handles;
 #[allow(unsafe_code)]
+mod handoff;
+#[allow(unsafe_code)]
 mod keepalive;
 mod lane;
 mod shard;
@@ -59,6 +63,7 @@ mod tests;
 mod waiting;
 mod wake;
 
+use handoff::Cells;
 pub(crate) use keepalive::unref;
 use lane::LaneHints;
 pub(crate) use shard::Watching;
@@ -205,6 +210,8 @@ struct ShardCell<K> {
     /// True while the shard holds one strong count of the pool's `Arc` for
     /// its leases (see [`keepalive`]).
     holds: AtomicBool,
+    /// Where releasers leave key waiters' outcomes (see [`handoff`]).
+    cells: Cells,
 }
 
 type ShardLock<K> = Padded<ShardCell<K>>;
@@ -219,6 +226,7 @@ impl<K, S> Shared<K, S> {
                 Padded(ShardCell {
                     lock: Mutex::new(Part::new(Shard::new(i, &lane))),
                     holds: AtomicBool::new(false),
+                    cells: Cells::new(),
                 })
             })
             .collect();

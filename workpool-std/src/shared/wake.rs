@@ -238,9 +238,14 @@ impl<K, S> Shared<K, S> {
                 while let Some(key) = part.core.poll_forgotten() {
                     after.push_key(key);
                 }
-                more_shard = part.fill(&mut batch);
+                // Key waiters: their outcomes are claimed and published
+                // here, under the lock that decided them (see `handoff`).
+                let cells = &self.shards[part.core.index() as usize].cells;
+                more_shard = part.fill(&mut batch, |core, waiter| cells.hand_off(core, waiter));
             }
-            let more_lane = lane.as_mut().is_some_and(|part| part.fill(&mut batch));
+            let more_lane = lane
+                .as_mut()
+                .is_some_and(|part| part.fill(&mut batch, |_, _| {}));
             drop(shard.take());
             drop(lane.take());
             batch.wake_all();
@@ -301,19 +306,29 @@ impl<P: WaiterSlab> Part<P> {
         }
     }
 
-    /// Moves the wakers of decided waiters into `batch`; true if some are
-    /// left because the batch is full.
-    fn fill(&mut self, batch: &mut WakeBatch) -> bool {
-        while !batch.is_full() {
+    /// Moves the wakers of decided waiters into `batch`, after `decided`
+    /// saw each (a key waiter's hand-off); true if some are left because
+    /// the batch is full.
+    fn fill(&mut self, batch: &mut WakeBatch, mut decided: impl FnMut(&mut P, WaiterId)) -> bool {
+        let more = loop {
+            if batch.is_full() {
+                break self.core.has_wakes();
+            }
             let Some(waiter) = self.core.poll_wake() else {
-                return false;
+                break false;
             };
+            decided(&mut self.core, waiter);
             // A waiter that never stored a waker is between its enqueue
             // and its claim under this same lock: nothing to wake.
             if let Some(waker) = self.wakers[waiter.index()].take() {
                 batch.push(waker);
             }
+        };
+        // A hand-off's claim let the waiter's slot go.
+        let slots = self.core.waiter_slots();
+        if self.wakers.len() > slots {
+            self.cut_wakers(slots);
         }
-        self.core.has_wakes()
+        more
     }
 }

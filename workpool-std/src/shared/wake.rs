@@ -43,16 +43,21 @@ const WAKE_BATCH: usize = 32;
 
 /// Wakers taken under a lock, to be woken after unlocking. Built only when
 /// there is someone to wake, so the common release (nobody waiting) does
-/// not pay for it.
+/// not pay for it. The first waker has a slot of its own and the array for
+/// the rest is only filled in once a second one comes: a release wakes one
+/// waiter, and then neither building the batch nor dropping it walks the
+/// array.
 struct WakeBatch {
-    slots: [Option<Waker>; WAKE_BATCH],
+    first: Option<Waker>,
+    rest: Option<[Option<Waker>; WAKE_BATCH - 1]>,
     len: usize,
 }
 
 impl WakeBatch {
     fn new() -> Self {
         Self {
-            slots: [const { None }; WAKE_BATCH],
+            first: None,
+            rest: None,
             len: 0,
         }
     }
@@ -62,15 +67,29 @@ impl WakeBatch {
     }
 
     fn push(&mut self, waker: Waker) {
-        self.slots[self.len] = Some(waker);
+        match (self.len, &mut self.rest) {
+            (0, _) => self.first = Some(waker),
+            (n, Some(rest)) => rest[n - 1] = Some(waker),
+            (_, rest @ None) => {
+                let mut slots = [const { None }; WAKE_BATCH - 1];
+                slots[0] = Some(waker);
+                *rest = Some(slots);
+            }
+        }
         self.len += 1;
     }
 
-    /// Wakes every waker, emptying the batch. Called with no lock held.
+    /// Wakes every waker, emptying the batch. Called with no lock held; if
+    /// a wake panics, the batch's drop wakes the rest.
     fn wake_all(&mut self) {
-        for slot in &mut self.slots[..self.len] {
-            if let Some(waker) = slot.take() {
-                waker.wake();
+        if let Some(waker) = self.first.take() {
+            waker.wake();
+        }
+        if let Some(rest) = &mut self.rest {
+            for slot in &mut rest[..self.len.saturating_sub(1)] {
+                if let Some(waker) = slot.take() {
+                    waker.wake();
+                }
             }
         }
         self.len = 0;
@@ -81,8 +100,8 @@ impl Drop for WakeBatch {
     /// Wakes whatever a panicking wake left behind (its drop runs after the
     /// guards are gone, like the batch's own wake).
     fn drop(&mut self) {
-        for waker in self.slots[..self.len].iter_mut().filter_map(Option::take) {
-            waker.wake();
+        if self.len > 0 {
+            self.wake_all();
         }
     }
 }

@@ -309,17 +309,31 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         want: Want<'_, Q>,
         after: &mut After<K>,
     ) -> Result<Option<Result<workpool_core::Lease<K>, Closed>>, Locked<'a, K>> {
+        if let Some(outcome) = self.take_published(waiter, want) {
+            return Ok(Some(outcome));
+        }
         match (waiter.shard(), want) {
             (Some(shard), Want::Key(key)) => {
-                // Handed off: taken without the lock (see `handoff`).
-                let cells = &self.shards[shard].cells;
-                if let Some(outcome) = cells.take(waiter, || key.to_owned()) {
-                    return Ok(Some(outcome));
-                }
                 self.claim_key(self.lock_shard(shard), shard, waiter, key, after)
             }
             (None, _) => self.claim_any(self.lock_lane(), waiter, after),
             (Some(_), Want::Any) => unreachable!("a key waiter polled for any key"),
+        }
+    }
+
+    /// A key waiter's outcome if its releaser published it: taken without
+    /// a lock (see [`handoff`](super::handoff)).
+    #[inline]
+    fn take_published<Q: ?Sized + KeyQuery<K>>(
+        &self,
+        waiter: WaiterId,
+        want: Want<'_, Q>,
+    ) -> Option<Result<workpool_core::Lease<K>, Closed>> {
+        match (waiter.shard(), want) {
+            (Some(shard), Want::Key(key)) => {
+                self.shards[shard].cells.take(waiter, || key.to_owned())
+            }
+            _ => None,
         }
     }
 
@@ -391,6 +405,13 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             !wait.is_done(),
             "a workpool acquire future was polled after it completed"
         );
+        if let Wait::Waiting(waiter) = *wait {
+            // The common wake: nothing to drop after a lock.
+            if let Some(outcome) = self.take_published(waiter, want) {
+                *wait = Wait::Done;
+                return Poll::Ready(outcome);
+            }
+        }
         let mut after = After::new();
         let (locked, waiter) = match *wait {
             Wait::Waiting(waiter) => match self.claim(waiter, want, &mut after) {

@@ -2,12 +2,13 @@
 //! that the woken waiter takes it without locking its shard again.
 //!
 //! A waiting key acquisition takes two trips through its shard's lock, as
-//! one of tokio's semaphore does: the enqueue (step 1 of the protocol in
-//! [`waiting`](super::waiting)), and the releaser's hand-off. The releaser,
-//! under the lock where the core decides the hand-off, claims the waiter's
-//! outcome from the core on its behalf (the core's `claim`: the waiter
-//! leaves the core, and its lease exists from then on) and publishes it in
-//! a cell that the waiter reads with an atomic load.
+//! a waiting acquisition of tokio's semaphore does: the enqueue (step 1 of
+//! the protocol in [`waiting`](super::waiting)), and the releaser's
+//! hand-off. The releaser, under the lock where the core decides the
+//! hand-off, claims the waiter's outcome from the core on its behalf (the
+//! waiter leaves the core, and its lease exists from then on, without its
+//! key) and publishes it in a cell that the waiter reads with an atomic
+//! load, as tokio's waiter reads the state word of its node.
 //!
 //! # The cells
 //!
@@ -42,7 +43,9 @@
 //! 4. Every path that looks for a waiter's outcome under the lock (a poll
 //!    that found nothing published, a cancel) looks in its cell first: a
 //!    waiter whose outcome was published is no longer known to the core. A
-//!    waiter dropped after its outcome was published gives the lease back
+//!    cancel looks under the lock, never before it: a publication between
+//!    a look and the lock would be stranded. A waiter dropped after its
+//!    outcome was published gives the lease back
 //!    with `Shard::cancel_unkeyed`, which passes it on as a release would
 //!    and counts it as the core counts a granted waiter's cancel.
 //!
@@ -50,8 +53,10 @@
 //! reads a vacant cell) and by one releaser at a time (the lock), and read
 //! only by its one waiter after the `Release`/`Acquire` pair of step 1; the
 //! next write into the cell comes after that read by the `Release`/`Acquire`
-//! pair of step 2. loom models it (`workpool-std/tests/loom.rs`, "hand-off
-//! cells"), and Miri runs the unit tests that hand off.
+//! pair of step 2. loom models it (`workpool-std/tests/loom.rs`: a take
+//! racing the publication, a cell reused after its waiter took it, a
+//! waiter dropped during its hand-off), and Miri runs the unit tests that
+//! reach every `unsafe` block here (`shared/tests.rs`).
 
 use workpool_core::parts::Shard;
 use workpool_core::{Claim, Closed, WaiterId};

@@ -223,6 +223,27 @@ impl WaiterId {
     pub fn shard(self) -> Option<usize> {
         (self.part != crate::waiters::NIL).then_some(self.part as usize)
     }
+
+    /// The waiter's registration number in its part (the lane, or its
+    /// [shard](Self::shard)): 0 for the part's first waiter, then one more
+    /// for each waiter registered after it. Unlike the slot
+    /// [`index`](Self::index) it is never reused, so an adapter can tell
+    /// this waiter apart from any later one of the same slot (a `u64` does
+    /// not wrap).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::new();
+    /// let a = pool.enqueue_key(&"a").unwrap();
+    /// pool.cancel(a).unwrap();
+    /// let b = pool.enqueue_key(&"a").unwrap();
+    /// assert_eq!((a.index(), b.index()), (0, 0));
+    /// assert_eq!((a.generation(), b.generation()), (0, 1));
+    /// ```
+    pub fn generation(self) -> u64 {
+        self.generation
+    }
 }
 
 impl fmt::Debug for WaiterId {

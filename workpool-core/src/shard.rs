@@ -14,6 +14,7 @@ use crate::lease::{Claim, Counts, Grant, Lease, Stats, WaiterId};
 use crate::parts::{LeaseIds, NeedsLane};
 use crate::waiters::{List, State, Waiters, NIL};
 
+mod handoff;
 mod helpers;
 mod lending;
 mod queries;

@@ -26,6 +26,8 @@
 //!   wants ([`Want`], [`KeyQuery`]), lease ids ([`Ids`]).
 //! - [`waiting`]: the waiting protocol, for futures and threads: try,
 //!   register, claim, cancel.
+//! - [`handoff`]: the cells where a releaser leaves a key waiter's outcome,
+//!   taken by the waiter without the lock.
 //! - [`wake`]: waking and deferred drops (no user code under a lock), and
 //!   the waker slots of each part.
 //! - [`lane`]: what holds the lane: the pool-wide limit, close, `set_all`,
@@ -55,6 +57,8 @@ use words::{Meta, Words, WORDS};
 
 mod handles;
 #[allow(unsafe_code)]
+mod handoff;
+#[allow(unsafe_code)]
 mod keepalive;
 mod lane;
 mod shard;
@@ -65,6 +69,7 @@ mod wake;
 #[allow(unsafe_code)]
 mod words;
 
+use handoff::Cells;
 pub(crate) use keepalive::unref;
 use lane::LaneHints;
 pub(crate) use shard::Watching;
@@ -221,6 +226,8 @@ struct ShardCell<K> {
     holds: AtomicBool,
     /// The shard's words (see [`words`]).
     words: Words<K>,
+    /// Where releasers leave key waiters' outcomes (see [`handoff`]).
+    cells: Cells,
 }
 
 type ShardLock<K> = Padded<ShardCell<K>>;
@@ -236,6 +243,7 @@ impl<K, S> Shared<K, S> {
                     lock: Mutex::new(Part::new(Shard::new(i, &lane))),
                     holds: AtomicBool::new(false),
                     words: Words::new(),
+                    cells: Cells::new(),
                 })
             })
             .collect();

@@ -353,3 +353,104 @@ fn words_lend_grant_collect_give_back_and_free() {
         "the word was freed with its key"
     );
 }
+
+/// The hand-off cells (`handoff.rs`): a woken key waiter takes its lease
+/// without its shard's lock (here held by the test while it polls).
+#[test]
+fn a_key_hand_off_is_taken_without_the_lock() {
+    let shared = new_shared();
+    shared.set("k", 1);
+    let held = shared.try_acquire(Want::Key(&"k")).unwrap();
+    let (count, waker) = counter();
+    let mut wait = Wait::default();
+    let mut cx = Context::from_waker(&waker);
+    assert!(shared
+        .poll_acquire(&mut wait, Want::Key(&"k"), &mut cx)
+        .is_pending());
+    assert!(!shared.release(held), "a bare pool holds no count");
+    assert_eq!(woken(&count), 1);
+    let guard = shared.lock_shard(shared.shard_of(&"k"));
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut cx = Context::from_waker(&waker);
+            let polled = shared.poll_acquire(&mut wait, Want::Key(&"k"), &mut cx);
+            sender.send(polled.map(|l| l.map(|l| l.id()))).unwrap();
+        });
+        let polled = receiver.recv_timeout(std::time::Duration::from_secs(5));
+        drop(guard);
+        assert_eq!(
+            polled.expect("the poll waited for the shard's lock"),
+            Poll::Ready(Ok(2))
+        );
+    });
+    assert_eq!(shared.counts(&"k").active, 1);
+}
+
+/// A key waiter dropped after its lease was published gives it back: it
+/// goes on to the next waiter, and counts as a cancel, not a grant.
+#[test]
+fn a_key_waiter_dropped_after_its_hand_off_gives_the_lease_back() {
+    let shared = new_shared();
+    shared.set("k", 1);
+    let held = shared.try_acquire(Want::Key(&"k")).unwrap();
+    let (_, waker) = counter();
+    let mut cx = Context::from_waker(&waker);
+    let (mut first, mut second) = (Wait::default(), Wait::default());
+    for wait in [&mut first, &mut second] {
+        assert!(shared
+            .poll_acquire(wait, Want::Key(&"k"), &mut cx)
+            .is_pending());
+    }
+    assert!(!shared.release(held), "a bare pool holds no count"); // published for `first`
+    shared.cancel(&mut first);
+    let Poll::Ready(Ok(lease)) = shared.poll_acquire(&mut second, Want::Key(&"k"), &mut cx) else {
+        panic!("the cancelled waiter's lease passes on");
+    };
+    assert_eq!(lease.id(), 3);
+    let stats = shared.stats();
+    assert_eq!((stats.granted, stats.waited, stats.cancelled), (2, 2, 1));
+    assert!(!shared.release(lease), "a bare pool holds no count");
+    assert_eq!(shared.counts(&"k").active, 0);
+}
+
+/// More hand-offs in flight than a shard has cells: the one whose cell
+/// still holds an older waiter's lease stays in the core, and its waiter
+/// claims it under the lock.
+#[test]
+fn a_hand_off_whose_cell_is_taken_stays_in_the_core() {
+    const N: usize = 17; // one more than the cells of a shard
+    let shared = new_shared();
+    shared.set("k", N as u64);
+    let held: Vec<_> = (0..N)
+        .map(|_| shared.try_acquire(Want::Key(&"k")).unwrap())
+        .collect();
+    let (count, waker) = counter();
+    let mut cx = Context::from_waker(&waker);
+    let mut waits: Vec<Wait> = (0..N).map(|_| Wait::default()).collect();
+    for wait in &mut waits {
+        assert!(shared
+            .poll_acquire(wait, Want::Key(&"k"), &mut cx)
+            .is_pending());
+    }
+    for lease in held {
+        assert!(!shared.release(lease), "a bare pool holds no count");
+    }
+    assert_eq!(woken(&count), N);
+    let ids: Vec<u64> = waits
+        .iter_mut()
+        .map(
+            |wait| match shared.poll_acquire(wait, Want::Key(&"k"), &mut cx) {
+                Poll::Ready(Ok(lease)) => {
+                    let id = lease.id();
+                    assert!(!shared.release(lease), "a bare pool holds no count");
+                    id
+                }
+                _ => panic!("every waiter was served"),
+            },
+        )
+        .collect();
+    let expected: Vec<u64> = (N as u64 + 1..=2 * N as u64).collect();
+    assert_eq!(ids, expected, "served oldest first");
+    assert_eq!(shared.counts(&"k").active, 0);
+}

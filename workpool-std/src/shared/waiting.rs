@@ -11,9 +11,14 @@
 //! 2. Whoever changes the core (release, set, cancel, close) drains the
 //!    wake lists of the parts it holds and takes exactly the wakers of the
 //!    waiters they name: a release wakes one waiter, not all of them (see
-//!    [`wake`](super::wake)).
-//! 3. A woken waiter takes its part's lock and claims its outcome; a
-//!    spurious wake finds it still waiting and it stores its waker again.
+//!    [`wake`](super::wake)). For a key waiter it also claims the outcome
+//!    and publishes it in the waiter's hand-off cell (see
+//!    [`handoff`](super::handoff)), under the same lock.
+//! 3. A woken key waiter takes its published outcome without a lock. A
+//!    waiter with nothing published (an any-key waiter, a spurious wake,
+//!    a hand-off that found the cell taken) takes its part's lock, looks
+//!    in its cell again, then claims its outcome from the core; still
+//!    waiting, it stores its waker again.
 //!
 //! Threads park on a per-thread `event-listener` [`Event`] ([`ThreadSignal`]),
 //! which wakes nothing but that thread.
@@ -27,6 +32,7 @@ use event_listener::{listener, Event, Listener};
 use workpool_core::parts::NeedsLane;
 use workpool_core::{Claim, Closed, TryAcquireError, WaiterId};
 
+use super::handoff::Outcome;
 use super::{After, KeyQuery, LaneGuard, ShardGuard, Shared, Want};
 use crate::error::AcquireTimeoutError;
 use crate::sync::{Ordering, StdArc};
@@ -94,6 +100,9 @@ impl<K, S> Shared<K, S> {
             return unref;
         };
         let mut part = self.lock_shard(shard);
+        if let Some(outcome) = self.shards[shard].cells.take_unkeyed(waiter) {
+            return self.cancel_published(part, shard, outcome, timed_out);
+        }
         let (core, mut ids) = part.split_ids(&self.ids);
         match core.cancel(None, waiter, &mut ids) {
             Ok(Err(NeedsLane(()))) => {}
@@ -109,6 +118,11 @@ impl<K, S> Shared<K, S> {
         drop(part);
         let mut lane = self.lock_lane();
         let mut part = self.lock_shard(shard);
+        // Published while no lock was held?
+        if let Some(outcome) = self.shards[shard].cells.take_unkeyed(waiter) {
+            drop(lane);
+            return self.cancel_published(part, shard, outcome, timed_out);
+        }
         let (core, mut ids) = part.split_ids(&self.ids);
         let cancelled = core.cancel(Some(&mut lane.core), waiter, &mut ids);
         debug_assert!(
@@ -119,6 +133,40 @@ impl<K, S> Shared<K, S> {
         part.take_waker(waiter, &mut after);
         let unref = self.let_go(shard, &part);
         self.finish_lane_op(lane, Some(part), after);
+        unref
+    }
+
+    /// Cancels a key waiter whose outcome was handed off to it (see
+    /// [`handoff`](super::handoff)) and taken out of its cell under `part`
+    /// (the lock of `shard`): a lease goes on or back as a release would
+    /// pass it, counted as the core counts a granted waiter's cancel. True
+    /// if the shard gave up its count (see [`release`](Self::release)).
+    #[cold]
+    fn cancel_published(
+        &self,
+        mut part: ShardGuard<'_, K>,
+        shard: usize,
+        outcome: Outcome<()>,
+        timed_out: bool,
+    ) -> bool {
+        part.timed_out += u64::from(timed_out);
+        let Ok(lease) = outcome else {
+            return false; // closed: nothing to give back
+        };
+        let (core, mut ids) = part.split_ids(&self.ids);
+        let Err(NeedsLane(lease)) = core.cancel_unkeyed(None, lease, &mut ids) else {
+            let unref = self.let_go(shard, &part);
+            self.finish(None, Some(part), After::new());
+            return unref;
+        };
+        drop(part);
+        let mut lane = self.lock_lane();
+        let mut part = self.lock_shard(shard);
+        let (core, mut ids) = part.split_ids(&self.ids);
+        let given = core.cancel_unkeyed(Some(&mut lane.core), lease, &mut ids);
+        debug_assert!(given.is_ok(), "a call with the lane needs no lane");
+        let unref = self.let_go(shard, &part);
+        self.finish_lane_op(lane, Some(part), After::new());
         unref
     }
 }
@@ -296,16 +344,41 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         }
     }
 
-    /// Locks the part that holds `waiter` and claims its outcome: `None`
-    /// while it waits (the guard is handed back to register a waker).
-    fn claim<'a>(
+    /// Claims `waiter`'s outcome: a key waiter's from its hand-off cell
+    /// without a lock if it was published there, otherwise under the lock
+    /// of its part; `None` while it waits (the guard is handed back to
+    /// register a waker). `want` is what the waiter asked for.
+    fn claim<'a, Q: ?Sized + KeyQuery<K>>(
         &'a self,
         waiter: WaiterId,
+        want: Want<'_, Q>,
         after: &mut After<K>,
     ) -> Result<Option<Result<workpool_core::Lease<K>, Closed>>, Locked<'a, K>> {
-        match waiter.shard() {
-            None => self.claim_any(self.lock_lane(), waiter, after),
-            Some(shard) => self.claim_key(self.lock_shard(shard), waiter, after),
+        if let Some(outcome) = self.take_published(waiter, want) {
+            return Ok(Some(outcome));
+        }
+        match (waiter.shard(), want) {
+            (Some(shard), Want::Key(key)) => {
+                self.claim_key(self.lock_shard(shard), shard, waiter, key, after)
+            }
+            (None, _) => self.claim_any(self.lock_lane(), waiter, after),
+            (Some(_), Want::Any) => unreachable!("a key waiter polled for any key"),
+        }
+    }
+
+    /// A key waiter's outcome if its releaser published it: taken without
+    /// a lock (see [`handoff`](super::handoff)).
+    #[inline]
+    fn take_published<Q: ?Sized + KeyQuery<K>>(
+        &self,
+        waiter: WaiterId,
+        want: Want<'_, Q>,
+    ) -> Option<Result<workpool_core::Lease<K>, Closed>> {
+        match (waiter.shard(), want) {
+            (Some(shard), Want::Key(key)) => {
+                self.shards[shard].cells.take(waiter, || key.to_owned())
+            }
+            _ => None,
         }
     }
 
@@ -336,9 +409,20 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     fn claim_key<'a>(
         &'a self,
         mut part: ShardGuard<'a, K>,
+        shard: usize,
         waiter: WaiterId,
+        key: &(impl ?Sized + KeyQuery<K>),
         after: &mut After<K>,
     ) -> Result<Option<Result<workpool_core::Lease<K>, Closed>>, Locked<'a, K>> {
+        // Published since the look without the lock? Under the lock the
+        // answer is final (hand-offs publish under it).
+        let cells = &self.shards[shard].cells;
+        if cells.is_published(waiter) {
+            // The cell is the waiter's now: taken after unlocking, so that
+            // the key's copy runs no user code under the lock.
+            drop(part);
+            return Ok(cells.take(waiter, || key.to_owned()));
+        }
         let outcome = match part.core.claim(waiter) {
             Ok(Claim::Granted(lease)) => Ok(lease),
             Ok(Claim::Closed) => Err(Closed),
@@ -366,9 +450,16 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             !wait.is_done(),
             "a workpool acquire future was polled after it completed"
         );
+        if let Wait::Waiting(waiter) = *wait {
+            // The common wake: nothing to drop after a lock.
+            if let Some(outcome) = self.take_published(waiter, want) {
+                *wait = Wait::Done;
+                return Poll::Ready(outcome);
+            }
+        }
         let mut after = After::new();
         let (locked, waiter) = match *wait {
-            Wait::Waiting(waiter) => match self.claim(waiter, &mut after) {
+            Wait::Waiting(waiter) => match self.claim(waiter, want, &mut after) {
                 Ok(outcome) => {
                     *wait = Wait::Done;
                     drop(after);
@@ -421,7 +512,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             // this listener.
             listener!(signal.event => listener);
             let mut after = After::new();
-            let locked = match self.claim(waiter, &mut after) {
+            let locked = match self.claim(waiter, want, &mut after) {
                 Ok(outcome) => {
                     guard.waiter = None;
                     drop(after);

@@ -43,16 +43,21 @@ const WAKE_BATCH: usize = 32;
 
 /// Wakers taken under a lock, to be woken after unlocking. Built only when
 /// there is someone to wake, so the common release (nobody waiting) does
-/// not pay for it.
+/// not pay for it. The first waker has a slot of its own and the array for
+/// the rest is only filled in once a second one comes: a release wakes one
+/// waiter, and then neither building the batch nor dropping it walks the
+/// array.
 struct WakeBatch {
-    slots: [Option<Waker>; WAKE_BATCH],
+    first: Option<Waker>,
+    rest: Option<[Option<Waker>; WAKE_BATCH - 1]>,
     len: usize,
 }
 
 impl WakeBatch {
     fn new() -> Self {
         Self {
-            slots: [const { None }; WAKE_BATCH],
+            first: None,
+            rest: None,
             len: 0,
         }
     }
@@ -62,15 +67,29 @@ impl WakeBatch {
     }
 
     fn push(&mut self, waker: Waker) {
-        self.slots[self.len] = Some(waker);
+        match (self.len, &mut self.rest) {
+            (0, _) => self.first = Some(waker),
+            (n, Some(rest)) => rest[n - 1] = Some(waker),
+            (_, rest @ None) => {
+                let mut slots = [const { None }; WAKE_BATCH - 1];
+                slots[0] = Some(waker);
+                *rest = Some(slots);
+            }
+        }
         self.len += 1;
     }
 
-    /// Wakes every waker, emptying the batch. Called with no lock held.
+    /// Wakes every waker, emptying the batch. Called with no lock held; if
+    /// a wake panics, the batch's drop wakes the rest.
     fn wake_all(&mut self) {
-        for slot in &mut self.slots[..self.len] {
-            if let Some(waker) = slot.take() {
-                waker.wake();
+        if let Some(waker) = self.first.take() {
+            waker.wake();
+        }
+        if let Some(rest) = &mut self.rest {
+            for slot in &mut rest[..self.len.saturating_sub(1)] {
+                if let Some(waker) = slot.take() {
+                    waker.wake();
+                }
             }
         }
         self.len = 0;
@@ -81,8 +100,8 @@ impl Drop for WakeBatch {
     /// Wakes whatever a panicking wake left behind (its drop runs after the
     /// guards are gone, like the batch's own wake).
     fn drop(&mut self) {
-        for waker in self.slots[..self.len].iter_mut().filter_map(Option::take) {
-            waker.wake();
+        if self.len > 0 {
+            self.wake_all();
         }
     }
 }
@@ -239,9 +258,14 @@ impl<K, S> Shared<K, S> {
                     after.push_key(key);
                 }
                 self.free_dead_words(part, &mut after);
-                more_shard = part.fill(&mut batch);
+                // Key waiters: their outcomes are claimed and published
+                // here, under the lock that decided them (see `handoff`).
+                let cells = &self.shards[part.core.index() as usize].cells;
+                more_shard = part.fill(&mut batch, |core, waiter| cells.hand_off(core, waiter));
             }
-            let more_lane = lane.as_mut().is_some_and(|part| part.fill(&mut batch));
+            let more_lane = lane
+                .as_mut()
+                .is_some_and(|part| part.fill(&mut batch, |_, _| {}));
             drop(shard.take());
             drop(lane.take());
             batch.wake_all();
@@ -302,19 +326,29 @@ impl<P: WaiterSlab> Part<P> {
         }
     }
 
-    /// Moves the wakers of decided waiters into `batch`; true if some are
-    /// left because the batch is full.
-    fn fill(&mut self, batch: &mut WakeBatch) -> bool {
-        while !batch.is_full() {
+    /// Moves the wakers of decided waiters into `batch`, after `decided`
+    /// saw each (a key waiter's hand-off); true if some are left because
+    /// the batch is full.
+    fn fill(&mut self, batch: &mut WakeBatch, mut decided: impl FnMut(&mut P, WaiterId)) -> bool {
+        let more = loop {
+            if batch.is_full() {
+                break self.core.has_wakes();
+            }
             let Some(waiter) = self.core.poll_wake() else {
-                return false;
+                break false;
             };
+            decided(&mut self.core, waiter);
             // A waiter that never stored a waker is between its enqueue
             // and its claim under this same lock: nothing to wake.
             if let Some(waker) = self.wakers[waiter.index()].take() {
                 batch.push(waker);
             }
+        };
+        // A hand-off's claim let the waiter's slot go.
+        let slots = self.core.waiter_slots();
+        if self.wakers.len() > slots {
+            self.cut_wakers(slots);
         }
-        self.core.has_wakes()
+        more
     }
 }

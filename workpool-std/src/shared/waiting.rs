@@ -250,13 +250,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
 
     /// Takes a lease at once or registers a waiter, with the lane's lock
     /// held (any key) or the key's shard's.
-    /// `located`: the key's hash and shard, when the caller tried the key's
-    /// word already.
-    fn start(
-        &self,
-        want: Want<'_, impl ?Sized + KeyQuery<K>>,
-        located: Option<(u64, usize)>,
-    ) -> Result<Started<'_, K>, Closed> {
+    fn start(&self, want: Want<'_, impl ?Sized + KeyQuery<K>>) -> Result<Started<'_, K>, Closed> {
         Ok(match want {
             Want::Any => {
                 let mut lane = self.lock_lane();
@@ -275,16 +269,10 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 }
             }
             Want::Key(key) => {
-                let (hash, shard) = match located {
-                    Some(located) => located,
-                    None => {
-                        let (hash, shard) = self.locate(key);
-                        if let Ok(lease) = self.fast_take(hash, shard, key) {
-                            return Ok(Started::Leased(lease));
-                        }
-                        (hash, shard)
-                    }
-                };
+                let (hash, shard) = self.locate(key);
+                if let Ok(lease) = self.fast_take(hash, shard, key) {
+                    return Ok(Started::Leased(lease));
+                }
                 let mut part = self.lock_shard(shard);
                 self.collect_key(shard, &mut part, hash);
                 let arrivals = self.hints.arrivals.load(Ordering::Relaxed);
@@ -469,17 +457,6 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 return Poll::Ready(outcome);
             }
         }
-        let mut located = None;
-        if let (Wait::Idle, Want::Key(key)) = (&*wait, want) {
-            // The common start: a lease from the key's word, with nothing
-            // to build or drop around it.
-            let (hash, shard) = self.locate(key);
-            if let Ok(lease) = self.fast_take(hash, shard, key) {
-                *wait = Wait::Done;
-                return Poll::Ready(Ok(lease));
-            }
-            located = Some((hash, shard));
-        }
         let mut after = After::new();
         let (locked, waiter) = match *wait {
             Wait::Waiting(waiter) => match self.claim(waiter, want, &mut after) {
@@ -490,7 +467,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 }
                 Err(locked) => (locked, waiter),
             },
-            _ => match self.start(want, located) {
+            _ => match self.start(want) {
                 Ok(Started::Leased(lease)) => {
                     *wait = Wait::Done;
                     return Poll::Ready(Ok(lease));
@@ -517,7 +494,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         want: Want<'_, Q>,
         deadline: Option<Instant>,
     ) -> Result<workpool_core::Lease<K>, AcquireTimeoutError> {
-        let waiter = match self.start(want, None)? {
+        let waiter = match self.start(want)? {
             Started::Leased(lease) => return Ok(lease),
             Started::Lane(_, waiter) | Started::Shard(_, waiter) => waiter,
         };

@@ -672,21 +672,12 @@ impl Lane {
     #[must_use = "every waiter it names must be woken"]
     #[inline]
     pub fn poll_wake(&mut self) -> Option<WaiterId> {
-        if self.wake == List::EMPTY {
-            return None;
-        }
-        let index = self.waiters.pop_front(&mut self.wake)?;
-        self.waiters.slot_mut(index).in_wake = false;
-        Some(self.waiters.id(index))
+        self.waiters.pop_wake(&mut self.wake)
     }
 
     /// Removes a decided waiter and returns its state.
     fn finish(&mut self, index: u32) -> State {
-        if self.waiters.slot(index).in_wake {
-            self.waiters.unlink(&mut self.wake, index);
-            self.waiters.slot_mut(index).in_wake = false;
-        }
-        self.waiters.remove(index)
+        self.waiters.finish(&mut self.wake, index)
     }
 
     #[cfg(test)]

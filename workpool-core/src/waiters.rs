@@ -350,6 +350,28 @@ impl Waiters {
         self.unlink(list, head);
         Some(head)
     }
+
+    /// The next waiter a part's `wake` list names, taken off it (a part's
+    /// `poll_wake`).
+    #[inline]
+    pub(crate) fn pop_wake(&mut self, wake: &mut List) -> Option<WaiterId> {
+        if *wake == List::EMPTY {
+            return None;
+        }
+        let index = self.pop_front(wake)?;
+        self.slot_mut(index).in_wake = false;
+        Some(self.id(index))
+    }
+
+    /// Removes a decided waiter, taking it off the part's `wake` list if
+    /// it is still there, and returns its state.
+    pub(crate) fn finish(&mut self, wake: &mut List, index: u32) -> State {
+        if self.slot(index).in_wake {
+            self.unlink(wake, index);
+            self.slot_mut(index).in_wake = false;
+        }
+        self.remove(index)
+    }
 }
 
 #[cfg(test)]

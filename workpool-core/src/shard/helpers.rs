@@ -173,13 +173,7 @@ impl<K> Shard<K> {
                 lane.count_grant();
             }
             if from_key {
-                self.unlink_waiting(key_head, g);
-                decide(
-                    &mut self.waiters,
-                    &mut self.wake,
-                    key_head,
-                    State::Granted(grant),
-                );
+                self.grant_to_key_waiter(key_head, g, grant);
             } else if let Some(lane) = lane.as_deref_mut() {
                 lane.grant_head(grant);
             }
@@ -229,13 +223,7 @@ impl<K> Shard<K> {
         debug_assert!(head != NIL && self.groups.at(g).has_room());
         let grant = self.grant(g, ids);
         lane.count_grant();
-        self.unlink_waiting(head, g);
-        decide(
-            &mut self.waiters,
-            &mut self.wake,
-            head,
-            State::Granted(grant),
-        );
+        self.grant_to_key_waiter(head, g, grant);
         self.rebalance(lane, g);
     }
 
@@ -255,6 +243,18 @@ impl<K> Shard<K> {
         if lane.limit().is_none() {
             self.limited = false;
         }
+    }
+
+    /// Hands `grant` to key waiter `index` of group `g`: out of the group's
+    /// queue, decided, queued to be woken.
+    fn grant_to_key_waiter(&mut self, index: u32, g: u32, grant: Grant) {
+        self.unlink_waiting(index, g);
+        decide(
+            &mut self.waiters,
+            &mut self.wake,
+            index,
+            State::Granted(grant),
+        );
     }
 
     /// Takes a waiting key waiter out of its group's queue.
@@ -312,11 +312,7 @@ impl<K> Shard<K> {
 
     /// Removes a decided waiter (granted or closed) and returns its state.
     pub(super) fn finish(&mut self, index: u32) -> State {
-        if self.waiters.slot(index).in_wake {
-            self.waiters.unlink(&mut self.wake, index);
-            self.waiters.slot_mut(index).in_wake = false;
-        }
-        self.waiters.remove(index)
+        self.waiters.finish(&mut self.wake, index)
     }
 
     #[cfg(test)]

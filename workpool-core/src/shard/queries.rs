@@ -305,12 +305,7 @@ impl<K> Shard<K> {
     #[must_use = "every waiter it names must be woken"]
     #[inline]
     pub fn poll_wake(&mut self) -> Option<WaiterId> {
-        if self.wake == List::EMPTY {
-            return None;
-        }
-        let index = self.waiters.pop_front(&mut self.wake)?;
-        self.waiters.slot_mut(index).in_wake = false;
-        Some(self.waiters.id(index))
+        self.waiters.pop_wake(&mut self.wake)
     }
 
     /// The key of the next group the shard forgot, as

@@ -564,21 +564,16 @@ impl<K, S> Shared<K, S> {
         // Release: publishes the key, minter, offset and limit with the
         // units. A grant of the last lend may still be reading the key (it
         // holds a unit): its `READING` stays.
-        let reading = word.state.load(Ordering::Relaxed) & READING;
+        // While the word is slow only that grant's clearing of `READING`
+        // can change it, so the update runs at most twice.
         let lent = seq | (units << SPARE_SHIFT);
-        if word
+        let published = word
             .state
-            .compare_exchange(
-                SLOW | reading | (seq - 1),
-                lent | reading,
-                Ordering::Release,
-                Ordering::Relaxed,
-            )
-            .is_err()
-        {
-            // The reader cleared it meanwhile.
-            word.state.store(lent, Ordering::Release);
-        }
+            .fetch_update(Ordering::Release, Ordering::Relaxed, |state| {
+                debug_assert!(state & SLOW != 0, "only a slow word is lent");
+                Some(lent | (state & READING))
+            });
+        debug_assert!(published.is_ok());
         part.lent_mask |= 1 << w;
     }
 }

@@ -18,6 +18,8 @@ struct Node {
     /// The head waiter's arrival order, then its registration number in
     /// its shard: lower is older.
     key: (u64, u32, u64),
+    /// The units the head waiter asks for.
+    units: u64,
     pos: u32,
 }
 
@@ -45,8 +47,27 @@ impl Blocked {
         Some((n.shard, n.group, n.key))
     }
 
-    /// Adds a group whose head waiter's order key is `key`; returns its node.
-    pub(crate) fn insert(&mut self, shard: u32, group: u32, key: (u64, u32, u64)) -> u32 {
+    /// The units the oldest blocked group's head waiter asks for.
+    #[inline]
+    pub(crate) fn top_units(&self) -> Option<u64> {
+        let &node = self.heap.first()?;
+        Some(self.nodes[node as usize].units)
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
+    /// Adds a group whose head waiter's order key is `key` and who asks for
+    /// `units`; returns its node.
+    pub(crate) fn insert(
+        &mut self,
+        shard: u32,
+        group: u32,
+        key: (u64, u32, u64),
+        units: u64,
+    ) -> u32 {
         let nodes = &self.nodes;
         let index = match self.free.take(|i| nodes[i as usize].pos) {
             Some(index) => index,
@@ -62,6 +83,7 @@ impl Blocked {
                     shard,
                     group,
                     key,
+                    units,
                     pos: NIL,
                 });
                 self.free.pushed(index);
@@ -73,6 +95,7 @@ impl Blocked {
             shard,
             group,
             key,
+            units,
             pos,
         };
         self.heap.push(index);
@@ -80,9 +103,10 @@ impl Blocked {
         index
     }
 
-    /// Changes a node's order key (its group's head changed).
-    pub(crate) fn update(&mut self, node: u32, key: (u64, u32, u64)) {
+    /// Changes a node's order key and units (its group's head changed).
+    pub(crate) fn update(&mut self, node: u32, key: (u64, u32, u64), units: u64) {
         let n = &mut self.nodes[node as usize];
+        n.units = units;
         let old = core::mem::replace(&mut n.key, key);
         let pos = n.pos;
         if key < old {

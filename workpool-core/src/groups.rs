@@ -66,6 +66,13 @@ impl<K> Group<K> {
         self.active < self.target
     }
 
+    /// True when `units` more units fit: `active + units <= target`,
+    /// without overflow.
+    #[inline]
+    pub(crate) fn fits(&self, units: u64) -> bool {
+        self.target.saturating_sub(self.active) >= units
+    }
+
     pub(crate) fn in_ring(&self) -> bool {
         self.node != NIL
     }

@@ -173,7 +173,7 @@ impl Lane {
     /// ```
     #[inline]
     pub fn next_shard(&self) -> Option<usize> {
-        if self.closed || !self.pool_room() {
+        if self.closed || !self.newcomer_room(1) {
             return None;
         }
         self.ring.cursor().map(|(shard, _)| shard as usize)
@@ -264,40 +264,49 @@ impl Lane {
         self.limit.is_some_and(|l| self.total > l)
     }
 
-    /// True when the pool may grant one more lease: no limit, or fewer live
-    /// leases than it.
+    /// True when the pool may grant one more unit: no limit, or fewer live
+    /// units than it.
     #[inline]
     pub(crate) fn pool_room(&self) -> bool {
         self.limit.is_none_or(|l| self.total < l)
     }
 
-    /// Counts a grant against the limit (if any).
+    /// True when the pool may grant `units` more units.
     #[inline]
-    pub(crate) fn count_grant(&mut self) {
+    pub(crate) fn pool_room_for(&self, units: u64) -> bool {
+        self.limit
+            .is_none_or(|l| l.saturating_sub(self.total) >= units)
+    }
+
+    /// True when a newcomer (who is younger than every waiter) may take
+    /// `units` of the pool's room: the pool has them, and no waiter the
+    /// limit holds back is owed them first. A held-back waiter exists
+    /// beside room only when it asks for more units than are free (with one
+    /// unit per waiter the heap is empty whenever the pool has room).
+    #[inline]
+    pub(crate) fn newcomer_room(&self, units: u64) -> bool {
+        self.pool_room_for(units) && self.blocked.is_empty()
+    }
+
+    /// Counts a grant of `units` against the limit (if any).
+    #[inline]
+    pub(crate) fn count_grant(&mut self, units: u64) {
         if self.limit.is_some() {
-            self.total += 1;
+            self.total += units;
         }
     }
 
-    /// Counts a lease given back (if a limit is set).
+    /// Counts `units` given back (if a limit is set).
     #[inline]
-    pub(crate) fn count_return(&mut self) {
+    pub(crate) fn count_return(&mut self, units: u64) {
         if self.limit.is_some() {
-            self.total -= 1;
+            self.total -= units;
         }
     }
 
     /// Adds a shard's leases to the count, as it enters the limit.
     pub(crate) fn add_active(&mut self, n: u64) {
         self.total += n;
-    }
-
-    /// Takes `n` leases off the count (units lent under a limit, given
-    /// back at once).
-    pub(crate) fn sub_active(&mut self, n: u64) {
-        if self.limit.is_some() {
-            self.total -= n;
-        }
     }
 
     /// An arrival order for a key waiter while a limit is set: even, and a
@@ -326,16 +335,27 @@ impl Lane {
     /// assert_eq!(workpool_core::parts::Lane::new().distribute_next(), None);
     /// ```
     pub fn distribute_next(&self) -> Option<usize> {
-        if !self.pool_room() {
-            return None;
+        match self.next_to_serve()? {
+            Next::Any(shard, _, _) | Next::Blocked(shard, _) => Some(shard as usize),
         }
+    }
+
+    /// Who the pool's room goes to next: the oldest any-key waiter, from
+    /// the group under the cursor, if it is older than every held-back
+    /// waiter; otherwise the oldest held-back waiter. Strictly in that
+    /// order: if the pool lacks the units the oldest one asks for, nobody
+    /// younger is served (head-of-line, across keys).
+    fn next_to_serve(&self) -> Option<Next> {
         let any = self.head_order();
         let top = self.blocked.top();
         match (any, top, self.ring.cursor()) {
-            (Some(a), top, Some((shard, _))) if top.is_none_or(|(_, _, (o, _, _))| a < o) => {
-                Some(shard as usize)
+            (Some(a), top, Some((shard, g))) if top.is_none_or(|(_, _, (o, _, _))| a < o) => {
+                self.pool_room().then_some(Next::Any(shard, g, a))
             }
-            (_, Some((shard, _, _)), _) => Some(shard as usize),
+            (_, Some((shard, g, _)), _) => {
+                let units = self.blocked.top_units()?;
+                self.pool_room_for(units).then_some(Next::Blocked(shard, g))
+            }
             _ => None,
         }
     }
@@ -352,14 +372,17 @@ impl Lane {
     ///
     /// See [`distribute_next`](Self::distribute_next).
     pub fn distribute_step<K, I: LeaseIds>(&mut self, shard: &mut Shard<K>, ids: &mut I) {
-        let any = self.head_order();
-        let top = self.blocked.top();
-        match (any, top, self.ring.cursor()) {
-            (Some(a), top, Some((s, g))) if top.is_none_or(|(_, _, (o, _, _))| a < o) => {
+        match self.next_to_serve() {
+            Some(Next::Any(s, g, a)) => {
                 assert_eq!(s, shard.index(), "a step with another shard");
-                if shard.groups.at(g).has_room() {
-                    let grant = shard.grant(g, ids);
-                    self.count_grant();
+                let group = shard.groups.at(g);
+                // A key waiter older than the any-key one keeps the room
+                // for itself (it asks for more units than are free).
+                let head = group.queue.head;
+                let key_first = head != NIL && shard.waiters.slot(head).order() < a;
+                if group.has_room() && !key_first {
+                    let grant = shard.grant(g, 1, ids);
+                    self.count_grant(1);
                     self.ring.advance_past(self.ring.cursor_node());
                     self.grant_head(grant);
                     // The group may have lost its room: its own waiters'
@@ -369,11 +392,11 @@ impl Lane {
                     shard.unlink(self, g);
                 }
             }
-            (_, Some((s, g, _)), _) => {
+            Some(Next::Blocked(s, g)) => {
                 assert_eq!(s, shard.index(), "a step with another shard");
                 shard.serve_blocked(self, g, ids);
             }
-            _ => {}
+            None => {}
         }
     }
 
@@ -409,7 +432,7 @@ impl Lane {
     ) -> Option<Lease<K>> {
         let g = self.room_under_cursor(shard)?;
         let lease = shard.lease_from(g, ids);
-        self.count_grant();
+        self.count_grant(1);
         self.ring.advance_past(self.ring.cursor_node());
         Some(lease)
     }
@@ -442,21 +465,24 @@ impl Lane {
         ids: &mut I,
     ) -> Option<WaiterId> {
         let g = self.room_under_cursor(shard)?;
-        let grant = shard.grant(g, ids);
-        self.count_grant();
+        let grant = shard.grant(g, 1, ids);
+        self.count_grant(1);
         self.ring.advance_past(self.ring.cursor_node());
         let order = self.bump_arrival();
-        Some(self.waiters.insert(NIL, order, State::Granted(grant)))
+        Some(self.waiters.insert(NIL, order, 1, State::Granted(grant)))
     }
 
     /// The group under the cursor if it has room; otherwise unlinks it.
     fn room_under_cursor<K>(&mut self, shard: &mut Shard<K>) -> Option<u32> {
-        if self.closed || !self.pool_room() {
+        if self.closed || !self.newcomer_room(1) {
             return None;
         }
         let (s, g) = self.ring.cursor()?;
         assert_eq!(s, shard.index(), "the lane's cursor is in another shard");
-        if shard.groups.at(g).has_room() {
+        let group = shard.groups.at(g);
+        // A group whose head waiter asks for more units than are free keeps
+        // its room for that waiter (head-of-line): no newcomer takes it.
+        if group.has_room() && group.queue == List::EMPTY {
             Some(g)
         } else {
             shard.unlink(self, g);
@@ -494,12 +520,12 @@ impl Lane {
             return Err(Closed);
         }
         debug_assert!(
-            self.ring.is_empty() || !self.pool_room(),
+            self.ring.is_empty() || !self.newcomer_room(1),
             "an any-key waiter queued beside room"
         );
         let order = self.bump_arrival();
         self.waited += 1;
-        let w = self.waiters.insert(NIL, order, State::Waiting);
+        let w = self.waiters.insert(NIL, order, 1, State::Waiting);
         self.waiters.push_back(&mut self.any_queue, w.index);
         Ok(w)
     }
@@ -700,6 +726,14 @@ impl fmt::Debug for Lane {
             .field("closed", &self.closed)
             .finish_non_exhaustive()
     }
+}
+
+/// Who [`Lane::next_to_serve`] picked: an any-key waiter (of this arrival
+/// order) from the group (shard, slot) under the cursor, or the head of a
+/// held-back group.
+enum Next {
+    Any(u32, u32, u64),
+    Blocked(u32, u32),
 }
 
 /// A grant an any-key waiter had when it was cancelled: give it back to

@@ -75,7 +75,9 @@ pub struct Counts {
     pub active: u64,
 }
 
-/// A lease granted by a [`Pool`](crate::Pool): one unit of a key's capacity.
+/// A lease granted by a [`Pool`](crate::Pool): one unit of a key's
+/// capacity, or `n` units for a weighted acquisition
+/// ([`Pool::try_acquire_key_many`](crate::Pool::try_acquire_key_many)).
 ///
 /// Give it back with [`Pool::release`](crate::Pool::release). It is not
 /// `Clone`, so a lease can be released at most once; the core has no `Drop`
@@ -95,12 +97,94 @@ pub(crate) struct Grant {
     pub(crate) shard: u32,
     pub(crate) group: u32,
     pub(crate) generation: u32,
+    /// How many units of the key the grant holds, at most
+    /// [`Lease::MAX_UNITS`]: a `u32` fits the 4 bytes the other fields
+    /// leave as padding, so a lease is no larger than a one-unit one was.
+    pub(crate) units: u32,
     pub(crate) id: u64,
 }
 
+impl Grant {
+    /// The units as the public API counts them.
+    #[inline]
+    pub(crate) fn units(&self) -> u64 {
+        u64::from(self.units)
+    }
+}
+
 impl<K> Lease<K> {
+    /// The most units one lease can hold: `u32::MAX`. The units live in
+    /// what would otherwise be padding, so that a lease is as small as a
+    /// one-unit one; an acquisition of more units is refused with
+    /// [`TryAcquireError::NoCapacity`](crate::TryAcquireError::NoCapacity),
+    /// since no lease could ever carry it.
+    pub const MAX_UNITS: u64 = u32::MAX as u64;
+
+    /// How many units of its key the lease holds: 1 for a lease of any
+    /// one-unit acquisition, `n` for one of `n` units, 0 for a lease of no
+    /// units (which counts nowhere).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::new();
+    /// pool.set("a", 5);
+    /// assert_eq!(pool.try_acquire_key(&"a").unwrap().units(), 1);
+    /// assert_eq!(pool.try_acquire_key_many(&"a", 3).unwrap().units(), 3);
+    /// ```
+    #[inline]
+    pub fn units(&self) -> u64 {
+        self.grant.units()
+    }
+
+    /// Moves `other`'s units into this lease, which keeps its id; `other`
+    /// ends. Nothing is freed and no count changes, so the pool need not
+    /// be told.
+    ///
+    /// # Errors
+    ///
+    /// `other`, unchanged, if it is of another pool or another key, or if
+    /// the sum would exceed [`MAX_UNITS`](Self::MAX_UNITS).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = workpool_core::Pool::new();
+    /// pool.set("a", 4);
+    /// pool.set("b", 1);
+    /// let mut a = pool.try_acquire_key_many(&"a", 3).unwrap();
+    /// a.merge(pool.try_acquire_key(&"a").unwrap()).unwrap();
+    /// assert_eq!(a.units(), 4);
+    /// let b = pool.try_acquire_key(&"b").unwrap();
+    /// let b = a.merge(b).unwrap_err(); // another key: back unchanged
+    /// assert_eq!((*b.key(), b.units()), ("b", 1));
+    /// ```
+    pub fn merge(&mut self, other: Self) -> Result<(), Self>
+    where
+        K: PartialEq,
+    {
+        let (a, b) = (self.grant, other.grant);
+        if self.pool != other.pool || a.shard != b.shard {
+            return Err(other);
+        }
+        let same_group = a.group == b.group && a.generation == b.generation;
+        // A lease of no units names no group: its key tells.
+        let same_key = same_group || ((a.units == 0 || b.units == 0) && self.key == other.key);
+        let Some(units) = a.units.checked_add(b.units).filter(|_| same_key) else {
+            return Err(other);
+        };
+        if a.units == 0 {
+            self.grant.group = b.group;
+            self.grant.generation = b.generation;
+        }
+        self.grant.units = units;
+        Ok(())
+    }
+
     /// The lease id: unique within its pool, strictly increasing in grant
-    /// order, starting at 1 and never 0.
+    /// order, starting at 1 and never 0. A lease split off another
+    /// ([`Pool::split`](crate::Pool::split)) gets a fresh id, as a grant
+    /// does.
     ///
     /// # Examples
     ///
@@ -164,6 +248,7 @@ impl<K: fmt::Debug> fmt::Debug for Lease<K> {
         f.debug_struct("Lease")
             .field("id", &self.grant.id)
             .field("key", &self.key)
+            .field("units", &self.grant.units)
             .finish_non_exhaustive()
     }
 }

@@ -17,6 +17,7 @@ use crate::shard::{Iter, Shard};
 
 mod outputs;
 mod queries;
+mod weights;
 
 /// The keyed counting state machine: a target and an active count per key,
 /// round-robin any-key selection and a FIFO waiter queue.

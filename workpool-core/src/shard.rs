@@ -285,22 +285,172 @@ impl<K> Shard<K> {
         K: Clone,
         Q: ?Sized + Equivalent<K>,
     {
+        self.try_acquire_units(lane, hash, key, 1, ids)
+    }
+
+    /// Takes a lease of `units` units of the key if they fit now, as
+    /// [`Pool::try_acquire_key_many`](crate::Pool::try_acquire_key_many)
+    /// does. A lease of 0 units needs no lane and is granted even while
+    /// others wait (unless the shard is closed).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire_key`](Self::try_acquire_key);
+    /// [`TryAcquireError::NoCapacity`] also for more than
+    /// [`Lease::MAX_UNITS`] units.
+    ///
+    /// # Panics
+    ///
+    /// If `K`'s `Eq` or `Clone`, or `Q`'s `ToOwned`, panics (then the
+    /// shard is unchanged).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// let mut lane = Lane::new();
+    /// let mut shard = Shard::new(0, &lane);
+    /// let mut ids = 1u64;
+    /// shard.set(Some(&mut lane), 1, "a", 3, &mut ids).unwrap();
+    /// let lease = shard.try_acquire_key_many(None, 1, &"a", 3, &mut ids).unwrap().unwrap();
+    /// assert_eq!(lease.units(), 3);
+    /// assert!(shard.try_acquire_key_many(None, 1, &"a", 1, &mut ids).unwrap().is_err());
+    /// assert_eq!(shard.try_acquire_key_many(None, 1, &"a", 0, &mut ids).unwrap().unwrap().units(), 0);
+    /// ```
+    #[allow(clippy::type_complexity)]
+    pub fn try_acquire_key_many<Q, I: LeaseIds>(
+        &mut self,
+        lane: Option<&mut Lane>,
+        hash: u64,
+        key: &Q,
+        units: u64,
+        ids: &mut I,
+    ) -> Result<Result<Lease<K>, TryAcquireError>, NeedsLane<()>>
+    where
+        K: Clone,
+        Q: ?Sized + Equivalent<K> + ToOwned<Owned = K>,
+    {
+        if units == 0 {
+            return Ok(self.lease_of_nothing(key, ids));
+        }
+        self.try_acquire_units(lane, hash, key, units, ids)
+    }
+
+    /// [`try_acquire_key_many`](Self::try_acquire_key_many) of at least
+    /// one unit.
+    #[inline(always)]
+    #[allow(clippy::type_complexity)]
+    fn try_acquire_units<Q, I: LeaseIds>(
+        &mut self,
+        lane: Option<&mut Lane>,
+        hash: u64,
+        key: &Q,
+        units: u64,
+        ids: &mut I,
+    ) -> Result<Result<Lease<K>, TryAcquireError>, NeedsLane<()>>
+    where
+        K: Clone,
+        Q: ?Sized + Equivalent<K>,
+    {
         if lane.is_none() && self.limited {
             return Err(NeedsLane(()));
         }
         if self.closed {
             return Ok(Err(TryAcquireError::Closed));
         }
-        let pool_room = lane.as_ref().is_none_or(|l| l.pool_room());
+        if units > Lease::<K>::MAX_UNITS {
+            return Ok(Err(TryAcquireError::NoCapacity));
+        }
+        let pool_room = lane.as_ref().is_none_or(|l| l.newcomer_room(units));
         Ok(match self.find(hash, key) {
-            Some(g) if pool_room && self.has_room_for_newcomer(g) => {
-                let lease = self.lease_from(g, ids);
+            Some(g) if pool_room && self.has_room_for_newcomer(g, units) => {
+                let lease = self.lease_from_units(g, units, ids);
                 if let Some(lane) = lane {
-                    lane.count_grant();
+                    lane.count_grant(units);
                 }
                 Ok(lease)
             }
             _ => Err(TryAcquireError::NoCapacity),
+        })
+    }
+
+    /// A lease of no units: it counts nowhere and names no group, so it
+    /// needs nothing but an open shard and a fresh id.
+    fn lease_of_nothing<Q, I: LeaseIds>(
+        &mut self,
+        key: &Q,
+        ids: &mut I,
+    ) -> Result<Lease<K>, TryAcquireError>
+    where
+        Q: ?Sized + ToOwned<Owned = K>,
+    {
+        if self.closed {
+            return Err(TryAcquireError::Closed);
+        }
+        let key = key.to_owned();
+        self.stats.granted += 1;
+        Ok(Lease {
+            pool: self.pool,
+            grant: Grant {
+                shard: self.index,
+                group: NIL,
+                generation: 0,
+                units: 0,
+                id: ids.next_id(),
+            },
+            key,
+        })
+    }
+
+    /// Splits `units` units off `lease` into a new lease of the same key,
+    /// as [`Pool::split`](crate::Pool::split) does; the new lease comes
+    /// without its key ([`Lease::with_key`] attaches it). Nothing is freed
+    /// and no count changes; the new lease gets a fresh id from `ids`.
+    ///
+    /// Returns `None`, changing nothing, unless `0 < units <
+    /// lease.units()` and the lease is live in this shard.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// let mut lane = Lane::new();
+    /// let mut shard = Shard::new(0, &lane);
+    /// let mut ids = 1u64;
+    /// shard.set(Some(&mut lane), 1, "a", 3, &mut ids).unwrap();
+    /// let mut lease = shard.try_acquire_key_many(None, 1, &"a", 3, &mut ids).unwrap().unwrap();
+    /// let part = shard.split(&mut lease, 1, &mut ids).unwrap().with_key("a");
+    /// assert_eq!((lease.units(), part.units()), (2, 1));
+    /// assert!(part.id() > lease.id());
+    /// ```
+    pub fn split<I: LeaseIds>(
+        &mut self,
+        lease: &mut Lease<K>,
+        units: u64,
+        ids: &mut I,
+    ) -> Option<Lease<()>> {
+        let grant = lease.grant;
+        if lease.pool != self.pool
+            || grant.shard != self.index
+            || units == 0
+            || units >= grant.units()
+        {
+            return None;
+        }
+        self.groups.get_checked(grant.group, grant.generation)?;
+        if !ids.issued(grant.id) {
+            return None;
+        }
+        lease.grant.units -= units as u32;
+        self.stats.granted += 1;
+        Some(Lease {
+            pool: self.pool,
+            grant: Grant {
+                units: units as u32,
+                id: ids.next_id(),
+                ..grant
+            },
+            key: (),
         })
     }
 
@@ -334,7 +484,7 @@ impl<K> Shard<K> {
     #[allow(clippy::type_complexity)]
     pub fn enqueue_key<Q, I: LeaseIds>(
         &mut self,
-        mut lane: Option<&mut Lane>,
+        lane: Option<&mut Lane>,
         hash: u64,
         key: &Q,
         arrivals: u64,
@@ -349,6 +499,76 @@ impl<K> Shard<K> {
         if self.closed {
             return Ok(Err(Closed));
         }
+        Ok(Ok(self.enqueue_units(lane, hash, key, arrivals, 1, ids)))
+    }
+
+    /// Registers a waiter for `units` units of the key, as
+    /// [`Pool::enqueue_key_many`](crate::Pool::enqueue_key_many) does.
+    ///
+    /// # Errors
+    ///
+    /// As [`enqueue_key`](Self::enqueue_key), with
+    /// [`TryAcquireError::Closed`] for [`Closed`]. Inside also
+    /// [`TryAcquireError::NoCapacity`] for `units == 0` (which never waits:
+    /// [`try_acquire_key_many`](Self::try_acquire_key_many) grants it) and
+    /// for more than [`Lease::MAX_UNITS`] units (which no lease can hold).
+    ///
+    /// # Panics
+    ///
+    /// If `K`'s `Eq` panics (then the shard is unchanged).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// use workpool_core::Claim;
+    /// let mut lane = Lane::new();
+    /// let mut shard = Shard::new(0, &lane);
+    /// let mut ids = 1u64;
+    /// shard.set(Some(&mut lane), 1, "a", 1, &mut ids).unwrap();
+    /// let w = shard.enqueue_key_many(None, 1, &"a", lane.arrivals(), 2, &mut ids);
+    /// let w = w.unwrap().unwrap();
+    /// assert!(matches!(shard.claim(w), Ok(Claim::Waiting))); // 2 > target
+    /// ```
+    #[allow(clippy::type_complexity)]
+    pub fn enqueue_key_many<Q, I: LeaseIds>(
+        &mut self,
+        lane: Option<&mut Lane>,
+        hash: u64,
+        key: &Q,
+        arrivals: u64,
+        units: u64,
+        ids: &mut I,
+    ) -> Result<Result<WaiterId, TryAcquireError>, NeedsLane<()>>
+    where
+        Q: ?Sized + Equivalent<K> + ToOwned<Owned = K>,
+    {
+        if lane.is_none() && self.limited {
+            return Err(NeedsLane(()));
+        }
+        if self.closed {
+            return Ok(Err(TryAcquireError::Closed));
+        }
+        if units == 0 || units > Lease::<K>::MAX_UNITS {
+            return Ok(Err(TryAcquireError::NoCapacity));
+        }
+        Ok(Ok(self.enqueue_units(lane, hash, key, arrivals, units, ids)))
+    }
+
+    /// [`enqueue_key_many`](Self::enqueue_key_many) once its checks
+    /// passed: `units` is in `1..=MAX_UNITS`, the shard is open.
+    fn enqueue_units<Q, I: LeaseIds>(
+        &mut self,
+        mut lane: Option<&mut Lane>,
+        hash: u64,
+        key: &Q,
+        arrivals: u64,
+        units: u64,
+        ids: &mut I,
+    ) -> WaiterId
+    where
+        Q: ?Sized + Equivalent<K> + ToOwned<Owned = K>,
+    {
         let hash = short_hash(hash);
         let g = match self.find_hashed(hash, key) {
             Some(g) => g,
@@ -361,16 +581,17 @@ impl<K> Shard<K> {
             Some(lane) if lane.limit().is_some() => lane.bump_key_arrival(),
             _ => 2 * arrivals,
         };
-        let pool_room = lane.as_ref().is_none_or(|l| l.pool_room());
-        Ok(Ok(if pool_room && self.has_room_for_newcomer(g) {
-            let grant = self.grant(g, ids);
+        let pool_room = lane.as_ref().is_none_or(|l| l.newcomer_room(units));
+        if pool_room && self.has_room_for_newcomer(g, units) {
+            let grant = self.grant(g, units, ids);
             if let Some(lane) = lane {
-                lane.count_grant();
+                lane.count_grant(units);
             }
-            self.waiters.insert(g, order, State::Granted(grant))
+            self.waiters
+                .insert(g, order, units as u32, State::Granted(grant))
         } else {
             self.stats.waited += 1;
-            let w = self.waiters.insert(g, order, State::Waiting);
+            let w = self.waiters.insert(g, order, units as u32, State::Waiting);
             let group = self.groups.at_mut(g);
             let mut queue = group.queue;
             group.waiting += 1;
@@ -380,7 +601,7 @@ impl<K> Shard<K> {
                 self.rebalance(lane, g);
             }
             w
-        }))
+        }
     }
 
     /// Where a key waiter stands, as [`Pool::claim`](crate::Pool::claim)
@@ -460,28 +681,43 @@ impl<K> Shard<K> {
         }
         let mut lane = lane;
         if w.is_waiting() {
+            let group = self.groups.at(g);
+            // A head waiter that asked for more units than were free held
+            // room back from the waiters behind it: they are served now.
+            // (With one unit per waiter, room and a queue never meet
+            // without a limit, and a limit's room goes through the lane.)
+            let frees = group.queue.head == index && group.has_room();
             if lane.is_none() {
-                let group = self.groups.at(g);
-                if group.in_ring() && group.target == 0 && group.active == 0 && group.waiting == 1 {
+                let forgets =
+                    group.in_ring() && group.target == 0 && group.active == 0 && group.waiting == 1;
+                if forgets || (frees && !group.in_ring()) {
                     return Ok(Err(NeedsLane(())));
                 }
             }
             self.unlink_waiting(index, g);
             self.waiters.remove(index);
             self.stats.cancelled += 1;
-            if let Some(lane) = lane.as_deref_mut() {
-                self.rebalance(lane, g);
+            match lane.as_deref_mut() {
+                Some(lane) if lane.limit().is_some() => {
+                    if frees {
+                        self.link(lane, g);
+                    }
+                    self.rebalance(lane, g);
+                }
+                lane if frees => self.serve(lane, g, ids),
+                Some(lane) => self.rebalance(lane, g),
+                None => {}
             }
             self.forget_if_idle(lane, g);
         } else if let State::Granted(grant) = w.state() {
-            if lane.is_none() && self.give_back_needs_lane(grant.group) {
+            if lane.is_none() && self.give_back_needs_lane(grant.group, grant.units()) {
                 return Ok(Err(NeedsLane(())));
             }
             self.finish(index);
             // The grant reached nobody: it was counted at the hand-off.
             self.stats.granted -= 1;
             self.stats.cancelled += 1;
-            self.give_back_group(lane, grant.group, ids);
+            self.give_back_group(lane, grant.group, grant.units(), ids);
         } else {
             self.finish(index);
         }
@@ -524,18 +760,24 @@ impl<K> Shard<K> {
             shard,
             group,
             generation,
+            units,
             id,
         } = lease.grant;
+        let units = u64::from(units);
         let live = shard == self.index
             && matches!(self.groups.get_checked(group, generation),
-                Some(g) if g.active > 0 && ids.issued(id));
+                Some(g) if g.active >= units && ids.issued(id));
         if !live {
+            // A lease of no units names no group and frees nothing.
+            if units == 0 && group == NIL && shard == self.index && ids.issued(id) {
+                return Ok(Ok(lease.key));
+            }
             return Ok(Err(ReleaseError::Stale(lease)));
         }
-        if lane.is_none() && (self.limited || self.give_back_needs_lane(group)) {
+        if lane.is_none() && (self.limited || self.give_back_needs_lane(group, units)) {
             return Err(NeedsLane(lease));
         }
-        self.give_back_group(lane, group, ids);
+        self.give_back_group(lane, group, units, ids);
         Ok(Ok(lease.key))
     }
 
@@ -563,7 +805,7 @@ impl<K> Shard<K> {
         // The grant reached nobody (the lane counted the cancel): it was
         // counted here at the hand-off.
         self.stats.granted -= 1;
-        self.give_back_group(Some(lane), grant.group, ids);
+        self.give_back_group(Some(lane), grant.group, grant.units(), ids);
     }
 
     /// Closes the shard: every waiting key waiter is told [`Closed`] and

@@ -43,7 +43,8 @@ pub(crate) enum State {
     Closed,
 }
 
-/// One waiter slot: 40 bytes. The [`State`] is stored flat (a kind byte
+/// One waiter slot: 48 bytes (40 before weights: the units took the
+/// last padding and one more word). The [`State`] is stored flat (a kind byte
 /// beside the grant's fields) so that no enum tag pads the slot to 48.
 pub(crate) struct Waiter {
     /// Registration number, unique in the slab, so it is the slot's
@@ -63,6 +64,9 @@ pub(crate) struct Waiter {
     pub(crate) group: u32,
     /// Once granted: the shard of the group the grant is from.
     grant_shard: u32,
+    /// While waiting: the units asked for (any-key waiters ask for 1).
+    /// Once granted: the units of the grant.
+    units: u32,
     prev: u32,
     next: u32,
     kind: Kind,
@@ -89,6 +93,7 @@ impl Waiter {
                 shard: self.grant_shard,
                 group: self.group,
                 generation: self.grant_generation,
+                units: self.units,
                 id: self.word,
             }),
             Kind::Closed => State::Closed,
@@ -100,6 +105,12 @@ impl Waiter {
     pub(crate) fn order(&self) -> u64 {
         debug_assert!(self.is_waiting());
         self.word
+    }
+
+    /// The units a waiting waiter asks for.
+    #[inline]
+    pub(crate) fn units(&self) -> u64 {
+        u64::from(self.units)
     }
 
     /// The waiter's registration number in its slab.
@@ -131,6 +142,7 @@ impl Waiter {
                 self.group = grant.group;
                 self.grant_shard = grant.shard;
                 self.grant_generation = grant.generation;
+                self.units = grant.units;
                 self.word = grant.id;
                 Kind::Granted
             }
@@ -167,8 +179,8 @@ impl Waiters {
     }
 
     /// Registers a waiter in `state` (linked into no list), arrived as
-    /// `order`, and returns its handle.
-    pub(crate) fn insert(&mut self, group: u32, order: u64, state: State) -> WaiterId {
+    /// `order`, asking for `units`, and returns its handle.
+    pub(crate) fn insert(&mut self, group: u32, order: u64, units: u32, state: State) -> WaiterId {
         let generation = self.next_generation;
         self.next_generation += 1;
         if matches!(state, State::Waiting) {
@@ -194,6 +206,7 @@ impl Waiters {
                     grant_generation: 0,
                     group,
                     grant_shard: NIL,
+                    units,
                     prev: NIL,
                     next: NIL,
                     kind: Kind::Vacant,
@@ -206,6 +219,7 @@ impl Waiters {
         let w = &mut self.slots[index as usize];
         w.group = group;
         w.word = order;
+        w.units = units;
         w.set_state(state);
         w.generation = generation;
         w.in_wake = false;
@@ -379,9 +393,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_waiter_slot_is_40_bytes() {
+    fn a_waiter_slot_is_48_bytes() {
         // generation, order or lease id, grant generation, group, grant
-        // shard, links, kind, in_wake.
-        assert_eq!(core::mem::size_of::<Waiter>(), 40);
+        // shard, units, links, kind, in_wake.
+        assert_eq!(core::mem::size_of::<Waiter>(), 48);
     }
 }

@@ -39,8 +39,20 @@ fn check<K: Hash + Eq + Clone, S: BuildHasher>(pool: &Pool<K, S>) {
         .collect();
     let any = lane.waiters.list(lane.any_queue);
     let pool_room = lane.pool_room();
+    // The groups that could give the oldest any-key waiter a unit: room,
+    // and no older key waiter keeping it (for more units than are free).
+    let any_head = any.first().map(|&i| lane.waiters.slot(i).order());
+    let serves_any = |g: u32| {
+        let group = shard.groups.at(g);
+        let head = group.queue.head;
+        group.has_room()
+            && (head == NIL || any_head.is_none_or(|a| shard.waiters.slot(head).order() > a))
+    };
     assert!(
-        any.is_empty() || ring.is_empty() || !pool_room,
+        any.is_empty()
+            || ring.is_empty()
+            || !pool_room
+            || (lane.limit().is_some() && !ring.iter().any(|&g| serves_any(g))),
         "a group is linked while an any-key waiter waits"
     );
     // The groups the limit holds back: exactly those with room and key
@@ -54,8 +66,14 @@ fn check<K: Hash + Eq + Clone, S: BuildHasher>(pool: &Pool<K, S>) {
             g
         })
         .collect();
-    if pool_room && !pool.is_closed() {
-        assert!(blocked.is_empty(), "held back while the pool has room");
+    if !pool.is_closed() {
+        // Held back only while the oldest of them asks for more than the
+        // pool has (one unit: while the pool has no room at all).
+        let top = lane.blocked.top_units();
+        assert!(
+            top.is_none_or(|units| !lane.pool_room_for(units)),
+            "held back while the pool has room"
+        );
     }
     if let Some(total) = lane.active() {
         assert_eq!(total, pool.active(), "the lane's count");
@@ -88,7 +106,10 @@ fn check<K: Hash + Eq + Clone, S: BuildHasher>(pool: &Pool<K, S>) {
             Some(g),
             "the table lost group {g}"
         );
-        if group.has_room() {
+        // What the head waiter asks for, if the key has room for it.
+        let head_fits =
+            group.queue.head != NIL && group.fits(shard.waiters.slot(group.queue.head).units());
+        if group.has_room() && (group.queue.head == NIL || head_fits) {
             assert!(
                 ring.contains(&g),
                 "group {g} has room but is not in the ring"
@@ -102,7 +123,7 @@ fn check<K: Hash + Eq + Clone, S: BuildHasher>(pool: &Pool<K, S>) {
         if lane.limit().is_some() {
             assert_eq!(
                 blocked.contains(&g),
-                group.has_room() && group.waiting > 0,
+                head_fits,
                 "group {g} held back wrongly"
             );
         }
@@ -110,8 +131,8 @@ fn check<K: Hash + Eq + Clone, S: BuildHasher>(pool: &Pool<K, S>) {
         assert_eq!(queue.len(), group.waiting as usize);
         assert_queue(&shard.waiters, &queue, g);
         waiting += queue.len();
-        if !pool.is_closed() && pool_room {
-            assert!(queue.is_empty() || !group.has_room(), "key waiter left");
+        if !pool.is_closed() && blocked.is_empty() {
+            assert!(queue.is_empty() || !head_fits, "key waiter left");
         }
     }
     assert_queue(&lane.waiters, &any, NIL);
@@ -119,7 +140,7 @@ fn check<K: Hash + Eq + Clone, S: BuildHasher>(pool: &Pool<K, S>) {
     assert_eq!(pool.iter().count(), tracked);
     assert_eq!(shard.table_len(), tracked);
     assert_eq!(waiting, pool.waiters());
-    let room = ring.iter().any(|&g| shard.groups.at(g).has_room());
+    let room = ring.iter().any(|&g| serves_any(g));
     assert!(any.is_empty() || !room || !pool_room, "any-key waiter left");
     if pool.is_closed() {
         assert_eq!(waiting, 0, "a waiter still waits after close");
@@ -203,3 +224,4 @@ mod lifecycle;
 mod limit;
 mod memory;
 mod waiting;
+mod weights;

@@ -104,13 +104,14 @@ impl<K> Shard<K> {
             .groups
             .get_checked(g, lease.grant.generation)
             .is_some_and(|group| group.active > 0));
-        if lane.is_none() && (self.limited || self.give_back_needs_lane(g)) {
+        let units = lease.grant.units();
+        if lane.is_none() && (self.limited || self.give_back_needs_lane(g, units)) {
             return Err(NeedsLane(lease));
         }
         // The grant reached nobody: it was counted at the hand-off.
         self.stats.granted -= 1;
         self.stats.cancelled += 1;
-        self.give_back_group(lane, g, ids);
+        self.give_back_group(lane, g, units, ids);
         Ok(())
     }
 }

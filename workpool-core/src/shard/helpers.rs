@@ -43,57 +43,81 @@ impl<K> Shard<K> {
         g
     }
 
-    /// True when giving a unit back to group `g` needs the lane: the group
-    /// is not linked (an any-key waiter may be older than its waiters, and
-    /// leftover room must link it), or it is linked and would be forgotten.
+    /// True when giving `units` back to group `g` needs the lane: the
+    /// group is not linked (an any-key waiter may be older than its
+    /// waiters, and leftover room must link it), or it is linked and would
+    /// be forgotten.
     #[inline(always)]
-    pub(super) fn give_back_needs_lane(&self, g: u32) -> bool {
+    pub(super) fn give_back_needs_lane(&self, g: u32, units: u64) -> bool {
         let group = self.groups.at(g);
-        !group.in_ring() || (group.target == 0 && group.active == 1 && group.waiting == 0)
+        !group.in_ring() || (group.target == 0 && group.active == units && group.waiting == 0)
     }
 
-    /// Counts one grant from group `g`, which must have room. Runs no user
-    /// code, so it cannot panic half-way.
+    /// Counts a grant of `units` (at most [`Lease::MAX_UNITS`]) from group
+    /// `g`, which must have room for them. Runs no user code, so it cannot
+    /// panic half-way.
     #[inline]
-    pub(crate) fn grant<I: LeaseIds>(&mut self, g: u32, ids: &mut I) -> Grant {
+    pub(crate) fn grant<I: LeaseIds>(&mut self, g: u32, units: u64, ids: &mut I) -> Grant {
         let generation = self.groups.generation(g);
         let group = self.groups.at_mut(g);
-        debug_assert!(group.has_room());
-        group.active += 1;
-        self.total += 1;
+        debug_assert!(units > 0 && group.fits(units));
+        group.active += units;
+        self.total += units;
         self.stats.granted += 1;
         Grant {
             shard: self.index,
             group: g,
             generation,
+            units: units as u32,
             id: ids.next_id(),
         }
     }
 
-    /// A lease from group `g`, with its key cloned *before* the grant is
-    /// counted so that a panicking `K::clone` leaves the shard untouched.
+    /// A lease of one unit from group `g`, with its key cloned *before*
+    /// the grant is counted so that a panicking `K::clone` leaves the shard
+    /// untouched.
     #[inline]
     pub(crate) fn lease_from<I: LeaseIds>(&mut self, g: u32, ids: &mut I) -> Lease<K>
+    where
+        K: Clone,
+    {
+        self.lease_from_units(g, 1, ids)
+    }
+
+    /// [`lease_from`](Self::lease_from) of `units` units.
+    #[inline(always)]
+    pub(crate) fn lease_from_units<I: LeaseIds>(
+        &mut self,
+        g: u32,
+        units: u64,
+        ids: &mut I,
+    ) -> Lease<K>
     where
         K: Clone,
     {
         let key = self.groups.at(g).key.clone();
         Lease {
             pool: self.pool,
-            grant: self.grant(g, ids),
+            grant: self.grant(g, units, ids),
             key,
         }
     }
 
+    /// True when a newcomer may take `units` of group `g` (the pool's room
+    /// is the caller's to check): they fit and no waiter of the key is
+    /// older. A waiter left behind room asks for more units than are free.
     #[inline]
-    pub(super) fn has_room_for_newcomer(&self, g: u32) -> bool {
+    pub(super) fn has_room_for_newcomer(&self, g: u32, units: u64) -> bool {
         let group = self.groups.at(g);
         debug_assert!(
-            !group.has_room() || group.queue == List::EMPTY,
+            group.queue == List::EMPTY || !group.fits(self.waiters.slot(group.queue.head).units()),
             "waiter left behind room"
         );
-        debug_assert!(!group.has_room() || group.in_ring(), "room off the ring");
-        group.has_room()
+        debug_assert!(
+            !group.has_room() || group.in_ring() || group.queue != List::EMPTY,
+            "room off the ring"
+        );
+        group.queue == List::EMPTY && group.fits(units)
     }
 
     /// Links group `g` into the lane's ring, if it is not linked.
@@ -113,23 +137,25 @@ impl<K> Shard<K> {
         }
     }
 
-    /// Returns one unit of capacity to group `g` and passes it on.
+    /// Returns `units` of capacity to group `g` and passes them on: to as
+    /// many waiters as they serve, each in O(1).
     #[inline]
     pub(super) fn give_back_group<I: LeaseIds>(
         &mut self,
         mut lane: Option<&mut Lane>,
         g: u32,
+        units: u64,
         ids: &mut I,
     ) {
         let group = self.groups.at_mut(g);
-        group.active -= 1;
-        self.total -= 1;
+        group.active -= units;
+        self.total -= units;
         if let Some(lane) = lane.as_deref_mut() {
             if lane.limit().is_some() {
-                // The unit comes back to the pool as well as to the key: the
+                // The units come back to the pool as well as to the key: the
                 // lane hands the pool's room to the oldest waiter it can
                 // serve, whatever its key ([`Lane::distribute_next`]).
-                lane.count_return();
+                lane.count_return(units);
                 self.link(lane, g);
                 self.rebalance(lane, g);
                 self.forget_if_idle(Some(lane), g);
@@ -168,9 +194,26 @@ impl<K> Shard<K> {
                 (NIL, Some(_)) => false,
                 (k, Some(any)) => self.waiters.slot(k).order() < any,
             };
-            let grant = self.grant(g, ids);
+            // Head-of-line: the oldest waiter this group can serve is served
+            // first or nobody is; an any-key waiter asks for one unit.
+            let (order, units) = if from_key {
+                let head = self.waiters.slot(key_head);
+                ((head.order(), self.index, head.generation()), head.units())
+            } else {
+                // Odd, so never equal to a key waiter's order.
+                ((any.unwrap_or(0), 0, 0), 1)
+            };
+            if !group.fits(units) {
+                break;
+            }
+            if let Some(lane) = lane.as_deref() {
+                if !lane.pool_room_for(units) || self.owed_first(lane, g, order) {
+                    break;
+                }
+            }
+            let grant = self.grant(g, units, ids);
             if let Some(lane) = lane.as_deref_mut() {
-                lane.count_grant();
+                lane.count_grant(units);
             }
             if from_key {
                 self.grant_to_key_waiter(key_head, g, grant);
@@ -179,9 +222,13 @@ impl<K> Shard<K> {
             }
         }
         if let Some(lane) = lane {
-            // Linked when no any-key waiter is left, and whenever it has
-            // room (which, without a limit, implies the former).
-            if lane.any_queue == List::EMPTY || self.groups.at(g).has_room() {
+            // Linked when no any-key waiter is left, and, under a limit,
+            // whenever it has room. (Without a limit, room left beside an
+            // any-key waiter is held for an older key waiter of more units:
+            // the group stays off the ring, which tells key operations that
+            // an any-key waiter exists.)
+            let has_room = self.groups.at(g).has_room();
+            if lane.any_queue == List::EMPTY || (has_room && lane.limit().is_some()) {
                 self.link(lane, g);
             }
             self.rebalance(lane, g);
@@ -196,16 +243,18 @@ impl<K> Shard<K> {
         let node = group.blocked;
         // Without a limit no group is held back, but one that was stays in
         // the heap until the lane has served it (after the limit is lifted).
-        let held =
-            (lane.limit().is_some() || node != NIL) && group.has_room() && group.queue.head != NIL;
+        let held = (lane.limit().is_some() || node != NIL)
+            && group.queue.head != NIL
+            && group.fits(self.waiters.slot(group.queue.head).units());
         match (held, node != NIL) {
             (true, _) => {
                 let head = self.waiters.slot(group.queue.head);
                 let key = (head.order(), self.index, head.generation());
+                let units = head.units();
                 if node == NIL {
-                    self.groups.at_mut(g).blocked = lane.blocked.insert(self.index, g, key);
+                    self.groups.at_mut(g).blocked = lane.blocked.insert(self.index, g, key, units);
                 } else {
-                    lane.blocked.update(node, key);
+                    lane.blocked.update(node, key, units);
                 }
             }
             (false, true) => {
@@ -220,11 +269,24 @@ impl<K> Shard<K> {
     /// `g`, which the limit held back (the top of the lane's heap).
     pub(crate) fn serve_blocked<I: LeaseIds>(&mut self, lane: &mut Lane, g: u32, ids: &mut I) {
         let head = self.groups.at(g).queue.head;
-        debug_assert!(head != NIL && self.groups.at(g).has_room());
-        let grant = self.grant(g, ids);
-        lane.count_grant();
+        let units = self.waiters.slot(head).units();
+        debug_assert!(head != NIL && self.groups.at(g).fits(units));
+        let grant = self.grant(g, units, ids);
+        lane.count_grant(units);
         self.grant_to_key_waiter(head, g, grant);
         self.rebalance(lane, g);
+    }
+
+    /// True when a waiter of arrival `order` (as the heap orders), served from group `g`, would
+    /// take pool room that an older waiter the limit holds back (of
+    /// another group) is owed: it asks for more units than are free, and
+    /// nobody younger may pass it. With one unit per waiter the heap is
+    /// empty whenever the pool has room, so this never holds then.
+    #[inline]
+    fn owed_first(&self, lane: &Lane, g: u32, order: (u64, u32, u64)) -> bool {
+        lane.blocked
+            .top()
+            .is_some_and(|(s, tg, key)| (s, tg) != (self.index, g) && key < order)
     }
 
     /// Puts the shard under the lane's limit (while the lane has one):

@@ -69,6 +69,7 @@ impl Minter {
                 shard: self.shard,
                 group: self.group,
                 generation: self.generation,
+                units: 1,
                 id,
             },
             key,
@@ -152,7 +153,7 @@ impl<K> Shard<K> {
     /// See [`Minter`].
     pub fn unlend<I: LeaseIds>(
         &mut self,
-        mut lane: Option<&mut Lane>,
+        lane: Option<&mut Lane>,
         slot: usize,
         units: u64,
         minted: u64,
@@ -172,19 +173,10 @@ impl<K> Shard<K> {
             self.stats.granted -= minted;
             return Err(NeedsLane(()));
         }
-        let group = self.groups.at_mut(g);
-        // All but one as plain counts; the last as a release, which serves
-        // waiters, links and forgets as a release does.
-        group.active -= units - 1;
-        self.total -= units - 1;
-        if let Some(lane) = lane.as_deref_mut() {
-            if lane.limit().is_some() {
-                // The lane counted the lent units when the shard entered
-                // the limit: the last one it counts back with the release.
-                lane.sub_active(units - 1);
-            }
-        }
-        self.give_back_group(lane, g, ids);
+        // As a release of that many units: it serves waiters, links and
+        // forgets as a release does (the lane counted the lent units when
+        // the shard entered a limit, and counts them back).
+        self.give_back_group(lane, g, units, ids);
         Ok(())
     }
 

@@ -167,7 +167,8 @@ impl<K> Lease<K> {
         if self.pool != other.pool || a.shard != b.shard {
             return Err(other);
         }
-        let same_group = a.group == b.group && a.generation == b.generation;
+        let same_group =
+            a.group != crate::waiters::NIL && a.group == b.group && a.generation == b.generation;
         // A lease of no units names no group: its key tells.
         let same_key = same_group || ((a.units == 0 || b.units == 0) && self.key == other.key);
         let Some(units) = a.units.checked_add(b.units).filter(|_| same_key) else {

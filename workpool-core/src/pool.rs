@@ -204,6 +204,22 @@ impl<K, S> Pool<K, S> {
         K: Hash + Eq,
         S: BuildHasher,
     {
+        if self.set_quietly(key, target) {
+            self.distribute();
+        }
+    }
+
+    /// [`set_in`](Self::set_in) without handing out the pool's room
+    /// afterwards; true when that is still to do. Several targets set
+    /// together distribute once, after the last: lowering one target can
+    /// free the pool's room for others (a held-back waiter of more units
+    /// than the pool has no longer fits its key), and no waiter may be
+    /// served from a half-applied set.
+    fn set_quietly(&mut self, key: &mut Option<K>, target: u64) -> bool
+    where
+        K: Hash + Eq,
+        S: BuildHasher,
+    {
         let hash = self
             .hasher
             .hash_one(key.as_ref().expect("set_in needs a key"));
@@ -212,8 +228,9 @@ impl<K, S> Pool<K, S> {
             self.shard
                 .set_in(Some(&mut self.lane), hash, key, target, ids)
                 .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"));
-            self.distribute();
+            return true;
         }
+        false
     }
 
     /// Sets several targets in one call, as [`set`](Self::set) would one
@@ -240,13 +257,27 @@ impl<K, S> Pool<K, S> {
         S: BuildHasher,
     {
         let mut unused = Vec::new();
+        self.set_each(targets, &mut unused);
+        self.distribute();
+        unused
+    }
+
+    /// Sets each target without distributing (see
+    /// [`set_quietly`](Self::set_quietly)), collecting the keys not kept.
+    fn set_each<I>(&mut self, targets: I, unused: &mut Vec<K>)
+    where
+        I: IntoIterator<Item = (K, u64)>,
+        K: Hash + Eq,
+        S: BuildHasher,
+    {
         for (key, target) in targets {
-            unused.extend(self.set(key, target));
+            let mut key = Some(key);
+            self.set_quietly(&mut key, target);
+            unused.extend(key);
             // Collected as they come: a later key could reuse the slot of
             // one forgotten here, and would drop it in the pool.
             unused.extend(core::iter::from_fn(|| self.poll_forgotten()));
         }
-        unused
     }
 
     /// [`set_all`](Self::set_all), and every other tracked key gets target
@@ -288,11 +319,10 @@ impl<K, S> Pool<K, S> {
             })
             .map(|(key, _)| key.clone())
             .collect();
-        let mut unused = self.set_all(targets);
-        for key in others {
-            unused.extend(self.set(key, 0));
-            unused.extend(core::iter::from_fn(|| self.poll_forgotten()));
-        }
+        let mut unused = Vec::new();
+        self.set_each(targets, &mut unused);
+        self.set_each(others.into_iter().map(|key| (key, 0)), &mut unused);
+        self.distribute();
         unused
     }
 

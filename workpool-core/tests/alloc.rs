@@ -284,3 +284,40 @@ fn churn_at_the_edge_of_a_shrunk_pool() {
     });
     assert_eq!(n, 0, "{n} allocations in {CYCLES} cycles at the edge");
 }
+
+/// Weighted cycles: a heavy waiter at the head of a key's queue, lighter
+/// ones behind it, a release of several units that serves several of them,
+/// a split and a merge: nothing allocates once warm.
+#[test]
+fn weighted_waiters_served_by_one_release() {
+    let (mut pool, _held) = busy_pool();
+    pool.set(7, 4);
+    let cycle = |pool: &mut Pool<u64>| {
+        let mut lease = pool.try_acquire_key_many(&7, 4).unwrap();
+        let big = pool.enqueue_key_many(&7, 3).unwrap();
+        let one = pool.enqueue_key(&7).unwrap();
+        let part = pool.split(&mut lease, 1).unwrap();
+        lease.merge(part).unwrap();
+        pool.release(lease).unwrap();
+        let mut served = 0;
+        while pool.poll_wake().is_some() {
+            served += 1;
+        }
+        assert_eq!(served, 2, "one release served both");
+        for w in [big, one] {
+            let Ok(Claim::Granted(lease)) = pool.claim(w) else {
+                panic!("not granted");
+            };
+            pool.release(lease).unwrap();
+        }
+    };
+    for _ in 0..100 {
+        cycle(&mut pool);
+    }
+    let n = allocations(|| {
+        for _ in 0..CYCLES {
+            cycle(&mut pool);
+        }
+    });
+    assert_eq!(n, 0, "{n} allocations in {CYCLES} weighted cycles");
+}

@@ -13,7 +13,8 @@ use std::marker::{PhantomData, PhantomPinned};
 use futures_core::future::FusedFuture;
 use futures_core::stream::{FusedStream, Stream};
 use workpool_std::futures::{
-    Acquire, AcquireKey, AcquireKeyOwned, AcquireOwned, Drained, Leases, Surplus,
+    Acquire, AcquireKey, AcquireKeyMany, AcquireKeyManyOwned, AcquireKeyOwned, AcquireOwned,
+    Drained, Leases, Surplus,
 };
 use workpool_std::{
     AcquireTimeoutError, Closed, Counts, Lease, PollPool, Pool, Stats, TryAcquireError,
@@ -73,6 +74,16 @@ fn assert_surface<K: Hash + Eq + Clone + Debug + Send + Sync + 'static>() {
     assert_unpin::<AcquireOwned<K>>();
     assert_debug::<AcquireOwned<K>>();
     assert_lease_future::<K, AcquireOwned<K>>();
+    assert_send::<AcquireKeyMany<'_, K>>();
+    assert_unpin::<AcquireKeyMany<'_, K>>();
+    assert_debug::<AcquireKeyMany<'_, K>>();
+    assert_lease_future::<K, AcquireKeyMany<'_, K>>();
+    assert_send::<AcquireKeyManyOwned<K>>();
+    assert_sync::<AcquireKeyManyOwned<K>>();
+    assert_static::<AcquireKeyManyOwned<K>>();
+    assert_unpin::<AcquireKeyManyOwned<K>>();
+    assert_debug::<AcquireKeyManyOwned<K>>();
+    assert_lease_future::<K, AcquireKeyManyOwned<K>>();
     assert_send::<AcquireKeyOwned<K>>();
     assert_sync::<AcquireKeyOwned<K>>();
     assert_static::<AcquireKeyOwned<K>>();

@@ -26,6 +26,10 @@ use crate::shared::{KeyQuery, Shared, Wait, Want, Watching};
 use crate::sync::Arc;
 use crate::DefaultHashBuilder;
 
+mod many;
+
+pub use many::{AcquireKeyMany, AcquireKeyManyOwned};
+
 /// The future returned by [`Pool::acquire`](crate::Pool::acquire): a lease
 /// from any key.
 ///
@@ -448,6 +452,10 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Future for Surplus<'_, K, S> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         assert!(!this.done, "a surplus future was polled after it completed");
+        if this.lease.units() == 0 {
+            // A lease of no units counts nowhere: it is never surplus.
+            return Poll::Pending;
+        }
         let (shared, inner) = (this.lease.shared(), this.lease.inner());
         if shared.poll_surplus(inner, &mut this.watching, cx.waker()) {
             this.done = true;

@@ -9,7 +9,9 @@ use crate::shared::{unref, Shared};
 use crate::sync::Arc;
 use crate::DefaultHashBuilder;
 
-/// One unit of a key's capacity, held until dropped.
+/// One unit of a key's capacity (or, from
+/// [`acquire_key_many`](crate::Pool::acquire_key_many) and its kin, `n`
+/// units of it), held until dropped.
 ///
 /// Dropping the lease (or calling [`release`](Self::release)) gives the
 /// capacity back at once: the oldest waiter that can use it is granted it and
@@ -63,7 +65,14 @@ impl<K, S> Lease<K, S> {
     /// A lease of the pool behind `shared`, made by a caller that holds
     /// `shared` (so its shard can take a count of it).
     pub(crate) fn new(shared: &Arc<Shared<K, S>>, inner: workpool_core::Lease<K>) -> Self {
-        shared.hold(inner.shard());
+        if inner.units() == 0 {
+            // A lease of no units counts in no shard, so no shard's count
+            // keeps the pool alive for it: it holds a count of its own,
+            // dropped with it (or once a merge gives it units).
+            std::mem::forget(Arc::clone(shared));
+        } else {
+            shared.hold(inner.shard());
+        }
         Self {
             shared: NonNull::new(Arc::as_ptr(shared).cast_mut()).expect("an Arc is never null"),
             inner: Some(inner),
@@ -121,6 +130,78 @@ impl<K, S> Lease<K, S> {
         self.inner().key()
     }
 
+    /// How many units of its key the lease holds: 1 for a lease of any
+    /// one-unit acquisition, `n` for one of
+    /// [`acquire_key_many`](crate::Pool::acquire_key_many) and its kin, 0
+    /// for a lease of no units (which counts nowhere, is never surplus and
+    /// frees nothing when dropped).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_std::Pool::new();
+    /// pool.set("db", 5);
+    /// assert_eq!(pool.try_acquire_key(&"db").unwrap().units(), 1);
+    /// assert_eq!(pool.try_acquire_key_many(&"db", 4).unwrap().units(), 4);
+    /// ```
+    pub fn units(&self) -> u64 {
+        self.inner().units()
+    }
+
+    /// Moves `other`'s units into this lease, which keeps its id; `other`
+    /// ends without freeing anything (a merge frees nothing and changes no
+    /// count). Takes no lock.
+    ///
+    /// # Errors
+    ///
+    /// `other`, unchanged, if it is a lease of another pool or another key
+    /// (or if the sum would exceed
+    /// [`MAX_UNITS`](workpool_core::Lease::MAX_UNITS)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_std::Pool::new();
+    /// pool.set("db", 4);
+    /// pool.set("web", 1);
+    /// let mut lease = pool.try_acquire_key_many(&"db", 3).unwrap();
+    /// lease.merge(pool.try_acquire_key(&"db").unwrap()).unwrap();
+    /// assert_eq!(lease.units(), 4);
+    /// let web = pool.try_acquire_key(&"web").unwrap();
+    /// let web = lease.merge(web).unwrap_err(); // another key: back unchanged
+    /// assert_eq!((*web.key(), web.units()), ("web", 1));
+    /// ```
+    pub fn merge(&mut self, mut other: Self) -> Result<(), Self>
+    where
+        K: PartialEq,
+    {
+        if self.shared != other.shared {
+            return Err(other);
+        }
+        let theirs = other.inner.take().expect("a lease is live until dropped");
+        let empty = self.units() == 0 || theirs.units() == 0;
+        let ours = self.inner.as_mut().expect("a lease is live until dropped");
+        match ours.merge(theirs) {
+            Ok(()) => {
+                if empty {
+                    // One lease of no units' own count goes: a lease of no
+                    // units that took in units no longer needs its count
+                    // (its shard's keeps the pool), and one merged away
+                    // took its count with it. Not the last count: the
+                    // lease left holds one, or its shard does.
+                    // SAFETY: the count is one a lease of no units took in
+                    // `new`; no lock is held.
+                    unsafe { unref(self.shared.as_ptr().cast_const()) };
+                }
+                Ok(())
+            }
+            Err(theirs) => {
+                other.inner = Some(theirs);
+                Err(other)
+            }
+        }
+    }
+
     /// Gives the capacity back now; the same as dropping the lease.
     ///
     /// # Examples
@@ -138,6 +219,51 @@ impl<K, S> Lease<K, S> {
 }
 
 impl<K: std::hash::Hash + Eq + Clone, S: std::hash::BuildHasher> Lease<K, S> {
+    /// Splits `n` units off this lease into a new lease of the same key,
+    /// with a fresh id by the rule of [`id`](Self::id) (above every id of
+    /// the key granted before). Nothing is freed and no count changes;
+    /// dropping either part frees its units (and serves waiters then).
+    ///
+    /// Returns `None`, changing nothing, unless `0 < n < self.units()`.
+    ///
+    /// # Panics
+    ///
+    /// If `K`'s `Clone` or `Hash` panics (then nothing changed). The key
+    /// is cloned before any lock is taken.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_std::Pool::new();
+    /// pool.set("db", 4);
+    /// let mut lease = pool.try_acquire_key_many(&"db", 4).unwrap();
+    /// let part = lease.split(1).unwrap();
+    /// assert_eq!((lease.units(), part.units()), (3, 1));
+    /// drop(part); // frees its one unit
+    /// assert_eq!(pool.counts(&"db").active, 3);
+    /// assert!(lease.split(3).is_none()); // not fewer than it holds
+    /// ```
+    pub fn split(&mut self, n: u64) -> Option<Self> {
+        if n == 0 || n >= self.units() {
+            return None;
+        }
+        let key = self.key().clone();
+        let ptr = self.shared;
+        // SAFETY: as in `shared`: this lease's units keep its shard's
+        // count of the pool, so the pointer is valid while `self` lives;
+        // the reference does not outlive this call.
+        let shared = unsafe { ptr.as_ref() };
+        let inner = self.inner.as_mut().expect("a lease is live until dropped");
+        let part = shared.split(inner, n)?;
+        // The shard holds its count already (this lease's units are in it).
+        shared.hold(part.shard());
+        Some(Self {
+            shared: ptr,
+            inner: Some(part.with_key(key)),
+            _pool: PhantomData,
+        })
+    }
+
     /// True when the lease is *surplus* now: its key has more live leases
     /// than its target (the target was lowered), or the pool more than its
     /// [limit](crate::Pool::set_limit). A worker that sees this should
@@ -233,6 +359,14 @@ impl<K, S> Drop for Lease<K, S> {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.take() {
             let shared = self.shared.as_ptr().cast_const();
+            if inner.units() == 0 {
+                // Frees nothing: no lock, only its own count of the pool.
+                drop(inner);
+                // SAFETY: the count this lease of no units took in `new`;
+                // no lock is held, and nothing of the pool is used after.
+                unsafe { unref(shared) };
+                return;
+            }
             if self.shared().release(inner) {
                 // SAFETY: the shard gave up its count for this release; no
                 // lock is held, and nothing of the pool is used after.
@@ -247,6 +381,7 @@ impl<K: fmt::Debug, S> fmt::Debug for Lease<K, S> {
         f.debug_struct("Lease")
             .field("id", &self.id())
             .field("key", self.key())
+            .field("units", &self.units())
             .finish()
     }
 }

@@ -13,6 +13,7 @@ use crate::{Counts, DefaultHashBuilder, Equivalent, Stats};
 
 mod blocking;
 mod owned;
+mod weights;
 
 /// A keyed, runtime-adjustable concurrency limiter: one semaphore per key
 /// whose size (the *target*) can change at any time, plus a front door that

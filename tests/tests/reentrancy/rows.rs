@@ -13,13 +13,17 @@ use tower::util::ServiceFn;
 use tower_layer::Layer;
 use tower_service::Service;
 use workpool_std::futures::{
-    Acquire, AcquireKey, AcquireKeyOwned, AcquireOwned, Drained, Leases, Surplus,
+    Acquire, AcquireKey, AcquireKeyMany, AcquireKeyManyOwned, AcquireKeyOwned, AcquireOwned,
+    Drained, Leases, Surplus,
 };
 use workpool_std::tower::{KeyedLimitLayer, ResponseFuture};
 use workpool_std::{Closed, Lease, PollPool, Pool};
 
 /// The key every subject waits on (or watches).
 pub(crate) const K: u32 = 1;
+
+/// The units the weighted rows ask for.
+pub(crate) const MANY: u64 = 2;
 
 /// A key the pool keeps in the same shard as [`K`], so that a release or a
 /// `set` on it takes the very lock that `K`'s operations take.
@@ -40,6 +44,11 @@ pub(crate) enum Row {
     AcquireOwned,
     /// `pool.acquire_key_owned(K)`.
     AcquireKeyOwned,
+    /// `pool.acquire_key_many(&K, MANY)`: the key's target is `MANY`, all
+    /// of it held by one weighted lease.
+    AcquireKeyMany,
+    /// `pool.acquire_key_many_owned(K, MANY)`, armed as `AcquireKeyMany`.
+    AcquireKeyManyOwned,
     /// `PollPool::poll_acquire`.
     PollAny,
     /// `PollPool::poll_acquire_key(&K)`.
@@ -71,11 +80,13 @@ pub(crate) type Blockers = Vec<Lease<u32>>;
 impl Row {
     /// Every row; `every_cell_runs_or_says_why` checks each has a line in
     /// the table.
-    pub(crate) const ALL: [Self; 11] = [
+    pub(crate) const ALL: [Self; 13] = [
         Self::Acquire,
         Self::AcquireKey,
         Self::AcquireOwned,
         Self::AcquireKeyOwned,
+        Self::AcquireKeyMany,
+        Self::AcquireKeyManyOwned,
         Self::PollAny,
         Self::PollKey,
         Self::Leases,
@@ -88,7 +99,10 @@ impl Row {
     /// Whether the type borrows a `Pool` handle (so a waker can never hold
     /// the last handle while the subject lives).
     pub(crate) const fn borrows_pool(self) -> bool {
-        matches!(self, Self::Acquire | Self::AcquireKey | Self::Drained)
+        matches!(
+            self,
+            Self::Acquire | Self::AcquireKey | Self::AcquireKeyMany | Self::Drained
+        )
     }
 
     /// Whether the row's event needs no `Pool` handle (dropping a lease).
@@ -102,6 +116,8 @@ impl Row {
             Self::AcquireKey => "AcquireKey",
             Self::AcquireOwned => "AcquireOwned",
             Self::AcquireKeyOwned => "AcquireKeyOwned",
+            Self::AcquireKeyMany => "AcquireKeyMany",
+            Self::AcquireKeyManyOwned => "AcquireKeyManyOwned",
             Self::PollAny | Self::PollKey => "PollPool",
             Self::Leases => "Leases",
             Self::SurplusTarget | Self::SurplusLimit => "Surplus",
@@ -130,6 +146,11 @@ impl Row {
                 pool.set(K, 3);
                 (None, vec![pool.try_acquire_key(&K).unwrap()])
             }
+            Self::AcquireKeyMany | Self::AcquireKeyManyOwned => {
+                // `K` is the only key with a target, all held by one lease.
+                pool.set(K, MANY);
+                (None, vec![pool.try_acquire_key_many(&K, MANY).unwrap()])
+            }
             _ => {
                 // `K` is the only key with a target, and it is full.
                 pool.set(K, 1);
@@ -143,6 +164,9 @@ impl Row {
         match self {
             Self::Acquire => Subject::Acquire(Box::pin(pool.acquire())),
             Self::AcquireKey => Subject::AcquireKey(Box::pin(pool.acquire_key(&K))),
+            Self::AcquireKeyMany => {
+                Subject::AcquireKeyMany(Box::pin(pool.acquire_key_many(&K, MANY)))
+            }
             Self::Drained => Subject::Drained(Box::pin(pool.drained(&K))),
             _ => self
                 .detached(pool, watched)
@@ -160,6 +184,9 @@ impl Row {
         Some(match self {
             Self::AcquireOwned => Subject::AcquireOwned(Box::pin(pool.acquire_owned())),
             Self::AcquireKeyOwned => Subject::AcquireKeyOwned(Box::pin(pool.acquire_key_owned(K))),
+            Self::AcquireKeyManyOwned => {
+                Subject::AcquireKeyManyOwned(Box::pin(pool.acquire_key_many_owned(K, MANY)))
+            }
             Self::PollAny => Subject::PollAny(PollPool::new(pool)),
             Self::PollKey => Subject::PollKey(PollPool::new(pool)),
             Self::Leases => Subject::Leases(Box::pin(pool.leases())),
@@ -168,7 +195,7 @@ impl Row {
                 let watched = watched.as_ref().expect("armed with a lease to watch");
                 Subject::Surplus(Box::pin(watched.surplus()))
             }
-            Self::Acquire | Self::AcquireKey | Self::Drained => return None,
+            Self::Acquire | Self::AcquireKey | Self::AcquireKeyMany | Self::Drained => return None,
         })
     }
 
@@ -209,6 +236,7 @@ impl Row {
         match self {
             Self::SurplusTarget => 0,
             Self::SurplusLimit | Self::Drained => 3,
+            Self::AcquireKeyMany | Self::AcquireKeyManyOwned => MANY,
             _ => 1,
         }
     }
@@ -234,6 +262,13 @@ impl Row {
                     Self::AcquireKey | Self::AcquireKeyOwned | Self::PollKey
                 ) {
                     assert_eq!(*lease.key(), K, "{what}: a lease of the key asked for");
+                }
+                if matches!(self, Self::AcquireKeyMany | Self::AcquireKeyManyOwned) {
+                    assert_eq!(
+                        (*lease.key(), lease.units()),
+                        (K, MANY),
+                        "{what}: a lease of the units asked for"
+                    );
                 }
             }
             (false, Outcome::Done) => {}
@@ -266,6 +301,8 @@ pub(crate) enum Subject<'a> {
     AcquireKey(Pin<Box<AcquireKey<'a, u32>>>),
     AcquireOwned(Pin<Box<AcquireOwned<u32>>>),
     AcquireKeyOwned(Pin<Box<AcquireKeyOwned<u32>>>),
+    AcquireKeyMany(Pin<Box<AcquireKeyMany<'a, u32>>>),
+    AcquireKeyManyOwned(Pin<Box<AcquireKeyManyOwned<u32>>>),
     PollAny(PollPool<u32>),
     PollKey(PollPool<u32>),
     Leases(Pin<Box<Leases<u32>>>),
@@ -322,6 +359,8 @@ impl Subject<'_> {
             Self::AcquireKey(f) => acquired(f.as_mut().poll(cx)),
             Self::AcquireOwned(f) => acquired(f.as_mut().poll(cx)),
             Self::AcquireKeyOwned(f) => acquired(f.as_mut().poll(cx)),
+            Self::AcquireKeyMany(f) => acquired(f.as_mut().poll(cx)),
+            Self::AcquireKeyManyOwned(f) => acquired(f.as_mut().poll(cx)),
             Self::PollAny(p) => acquired(p.poll_acquire(cx)),
             Self::PollKey(p) => acquired(p.poll_acquire_key(&K, cx)),
             Self::Leases(s) => s

@@ -104,6 +104,16 @@ table! {
               d_last_handle_wake],
         not_applicable: [d_last_handle_repoll: BORROWS_POOL, d_last_handle_cancel: BORROWS_POOL],
     },
+    acquire_key_many: Row::AcquireKeyMany => {
+        run: [a_repoll, a_repoll_task, b_wake_by_value, c_wake_releases, c_wake_sets,
+              d_last_handle_wake],
+        not_applicable: [d_last_handle_repoll: BORROWS_POOL, d_last_handle_cancel: BORROWS_POOL],
+    },
+    acquire_key_many_owned: Row::AcquireKeyManyOwned => {
+        run: [a_repoll, a_repoll_task, b_wake_by_value, c_wake_releases, c_wake_sets,
+              d_last_handle_repoll, d_last_handle_cancel, d_last_handle_wake],
+        not_applicable: [],
+    },
     acquire_owned: Row::AcquireOwned => {
         run: [a_repoll, a_repoll_task, b_wake_by_value, c_wake_releases, c_wake_sets,
               d_last_handle_repoll, d_last_handle_cancel, d_last_handle_wake],
@@ -234,6 +244,10 @@ const SOURCES: &[(&str, &str)] = &[
         include_str!("../../../workpool-std/src/futures.rs"),
     ),
     (
+        "futures/many.rs",
+        include_str!("../../../workpool-std/src/futures/many.rs"),
+    ),
+    (
         "lease.rs",
         include_str!("../../../workpool-std/src/lease.rs"),
     ),
@@ -287,7 +301,7 @@ const SOURCES: &[(&str, &str)] = &[
 ];
 
 /// The files whose every `pub struct` is a future, stream or poller.
-const FUTURE_FILES: &[&str] = &["futures.rs", "poll.rs"];
+const FUTURE_FILES: &[&str] = &["futures.rs", "futures/many.rs", "poll.rs"];
 
 /// The identifier at the start of `s`.
 fn ident(s: &str) -> &str {

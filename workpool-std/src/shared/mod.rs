@@ -77,10 +77,12 @@ pub(crate) use waiting::Wait;
 pub(crate) use wake::After;
 
 /// Which capacity a request may be served from: any key, or the key equal
-/// to a `Q` (a borrowed form of `K`, such as `str` for `String`).
+/// to a `Q` (a borrowed form of `K`, such as `str` for `String`); one unit,
+/// or (`KeyMany`) that many units of the key.
 pub(crate) enum Want<'a, Q: ?Sized> {
     Any,
     Key(&'a Q),
+    KeyMany(&'a Q, u64),
 }
 
 impl<Q: ?Sized> Clone for Want<'_, Q> {

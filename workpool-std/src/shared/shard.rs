@@ -371,3 +371,23 @@ impl<K> Part<Shard<K>> {
         }
     }
 }
+
+impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
+    /// Splits `units` units off `lease` into a new lease of its key (see
+    /// [`Shard::split`]), under its shard's lock, with the key's word
+    /// collected first: the new id is then above every id the key's word
+    /// minted, as the rule of lease ids within a key asks. The key's hash
+    /// (user code) is taken before the lock.
+    pub(crate) fn split(
+        &self,
+        lease: &mut workpool_core::Lease<K>,
+        units: u64,
+    ) -> Option<workpool_core::Lease<()>> {
+        let (hash, shard) = self.locate(lease.key());
+        debug_assert_eq!(shard, lease.shard(), "a lease's key hashes to its shard");
+        let mut part = self.lock_shard(shard);
+        self.collect_key(shard, &mut part, hash);
+        let (core, mut ids) = part.split_ids(&self.ids);
+        core.split(lease, units, &mut ids)
+    }
+}

@@ -189,7 +189,108 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                     Err(()) => self.try_key_locked(hash, shard, key),
                 }
             }
+            Want::KeyMany(key, units) => {
+                let (hash, shard) = self.locate(key);
+                self.try_key_many_locked(hash, shard, key, units)
+            }
         }
+    }
+
+    /// [`try_acquire`](Self::try_acquire) of `units` units of a key, always
+    /// under its shard's lock (and the lane's, while a limit is set): the
+    /// key's word is collected first, so the core sees all of its room.
+    fn try_key_many_locked<Q: ?Sized + KeyQuery<K>>(
+        &self,
+        hash: u64,
+        shard: usize,
+        key: &Q,
+        units: u64,
+    ) -> Result<workpool_core::Lease<K>, TryAcquireError> {
+        let mut part = self.lock_shard(shard);
+        self.collect_key(shard, &mut part, hash);
+        let (core, mut ids) = part.split_ids(&self.ids);
+        if let Ok(taken) = core.try_acquire_key_many(None, hash, key, units, &mut ids) {
+            return taken;
+        }
+        // A limit is set: the lane counts the pool's leases.
+        drop(part);
+        let mut lane = self.lock_lane();
+        let mut part = self.lock_shard(shard);
+        let (core, mut ids) = part.split_ids(&self.ids);
+        core.try_acquire_key_many(Some(&mut lane.core), hash, key, units, &mut ids)
+            .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"))
+    }
+
+    /// [`start`](Self::start) of `units` units of a key: always under its
+    /// shard's lock, with the key's word collected first, so that no unit
+    /// lent to the fast path is missed and a waiter queues only once the
+    /// core holds every unit of the key.
+    fn start_key_many(
+        &self,
+        key: &(impl ?Sized + KeyQuery<K>),
+        units: u64,
+    ) -> Result<Started<'_, K>, Closed> {
+        let (hash, shard) = self.locate(key);
+        let mut part = self.lock_shard(shard);
+        self.collect_key(shard, &mut part, hash);
+        let arrivals = self.hints.arrivals.load(Ordering::Relaxed);
+        let (core, mut ids) = part.split_ids(&self.ids);
+        let started = match core.try_acquire_key_many(None, hash, key, units, &mut ids) {
+            Ok(Ok(lease)) => Ok(lease),
+            Ok(Err(TryAcquireError::Closed)) => return Err(Closed),
+            Ok(Err(TryAcquireError::NoCapacity)) => {
+                match core.enqueue_key_many(None, hash, key, arrivals, units, &mut ids) {
+                    Ok(Ok(waiter)) => Err(waiter),
+                    // Closed, or more units than a lease can hold (which
+                    // no wait could ever serve): `Closed` (documented).
+                    Ok(Err(_)) => return Err(Closed),
+                    Err(NeedsLane(())) => unreachable!("the shard needed no lane"),
+                }
+            }
+            Err(NeedsLane(())) => {
+                // A limit is set: take the lane, then the shard.
+                drop(part);
+                let mut lane = self.lock_lane();
+                part = self.lock_shard(shard);
+                let lane = &mut lane.core;
+                let (core, mut ids) = part.split_ids(&self.ids);
+                let taken = core
+                    .try_acquire_key_many(Some(&mut *lane), hash, key, units, &mut ids)
+                    .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"));
+                match taken {
+                    Ok(lease) => Ok(lease),
+                    Err(TryAcquireError::Closed) => return Err(Closed),
+                    Err(TryAcquireError::NoCapacity) => {
+                        let arrivals = lane.arrivals();
+                        let queued = core
+                            .enqueue_key_many(
+                                Some(&mut *lane),
+                                hash,
+                                key,
+                                arrivals,
+                                units,
+                                &mut ids,
+                            )
+                            .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"));
+                        // With a limit, a key waiter took a count of its own.
+                        self.hints
+                            .arrivals
+                            .store(lane.arrivals(), Ordering::Relaxed);
+                        match queued {
+                            Ok(waiter) => Err(waiter),
+                            Err(_) => return Err(Closed),
+                        }
+                    }
+                }
+            }
+        };
+        Ok(match started {
+            Ok(lease) => Started::Leased(lease),
+            Err(waiter) => {
+                part.reserve_slot(waiter);
+                Started::Shard(part, waiter)
+            }
+        })
     }
 
     /// [`try_acquire`](Self::try_acquire) of a key under its shard's lock
@@ -252,6 +353,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     /// held (any key) or the key's shard's.
     fn start(&self, want: Want<'_, impl ?Sized + KeyQuery<K>>) -> Result<Started<'_, K>, Closed> {
         Ok(match want {
+            Want::KeyMany(key, units) => return self.start_key_many(key, units),
             Want::Any => {
                 let mut lane = self.lock_lane();
                 match self.try_any(&mut lane) {
@@ -358,7 +460,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             return Ok(Some(outcome));
         }
         match (waiter.shard(), want) {
-            (Some(shard), Want::Key(key)) => {
+            (Some(shard), Want::Key(key) | Want::KeyMany(key, _)) => {
                 self.claim_key(self.lock_shard(shard), shard, waiter, key, after)
             }
             (None, _) => self.claim_any(self.lock_lane(), waiter, after),
@@ -375,7 +477,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         want: Want<'_, Q>,
     ) -> Option<Result<workpool_core::Lease<K>, Closed>> {
         match (waiter.shard(), want) {
-            (Some(shard), Want::Key(key)) => {
+            (Some(shard), Want::Key(key) | Want::KeyMany(key, _)) => {
                 self.shards[shard].cells.take(waiter, || key.to_owned())
             }
             _ => None,

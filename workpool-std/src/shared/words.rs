@@ -350,6 +350,11 @@ impl<K, S> Shared<K, S> {
     /// (the lease untouched) if the key has no word or it is slow.
     #[inline]
     pub(super) fn fast_release(&self, lease: &workpool_core::Lease<K>) -> bool {
+        if lease.units() != 1 {
+            // A word counts single units: weighted leases (and leases of
+            // no units) go back under the lock.
+            return false;
+        }
         let words = &self.shards[lease.shard()].words;
         // The lease's unit keeps its key tracked, so a word found by the
         // key's slot is this key's (module docs).

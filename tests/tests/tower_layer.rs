@@ -821,3 +821,96 @@ fn types_are_send_sync_and_clone_where_they_should_be() {
     let response = service.call(now("a"));
     assert!(format!("{response:?}").contains("ResponseFuture"));
 }
+
+/// `with_weight`: a request holds as many units of its key as its weight
+/// says (here, its key's length), in the key's fair queue.
+mod weighted {
+    use super::*;
+    use workpool_std::tower::Weight;
+
+    type WeightFn = fn(&Req) -> u64;
+
+    fn by_length(req: &Req) -> u64 {
+        req.key.len() as u64
+    }
+
+    fn weighted(
+        pool: &Pool<&'static str>,
+    ) -> KeyedLimitLayer<KeyFn, &'static str, workpool_std::DefaultHashBuilder, WeightFn> {
+        layer(pool).with_weight(by_length as WeightFn)
+    }
+
+    fn call_weighted(
+        service: &mut KeyedLimit<
+            Mock,
+            KeyFn,
+            &'static str,
+            workpool_std::DefaultHashBuilder,
+            WeightFn,
+        >,
+        req: Req,
+    ) -> Probe<Response> {
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(matches!(service.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+        Probe::new(service.call(req))
+    }
+
+    #[test]
+    fn a_request_holds_its_weight_until_its_response() {
+        let pool = Pool::new();
+        pool.set("aaa", 4);
+        let mock = Mock::default();
+        let mut service = weighted(&pool).layer(mock.clone());
+
+        let (req, reply) = hold("aaa");
+        let mut first = call_weighted(&mut service, req);
+        first.pending();
+        assert_eq!(pool.counts(&"aaa"), counts(4, 3), "three units held");
+
+        // One unit is free; the next request weighs three: it waits.
+        let mut second = call_weighted(&mut service, now("aaa"));
+        second.pending();
+        assert_eq!(pool.waiting(&"aaa"), 1);
+        assert_eq!(mock.calls(), 1);
+
+        reply.send(5).unwrap();
+        assert_eq!(first.ready().unwrap(), 5);
+        assert_eq!(second.ready().unwrap(), 7);
+        assert_eq!(pool.counts(&"aaa"), counts(4, 0));
+    }
+
+    #[test]
+    fn a_shedding_layer_turns_away_a_request_heavier_than_the_room() {
+        let pool = Pool::new();
+        pool.set("aa", 3);
+        let mut service = weighted(&pool).shed().layer(Mock::default());
+        let (req, _reply) = hold("aa");
+        let mut first = call_weighted(&mut service, req);
+        first.pending();
+        let error = error_of(call_weighted(&mut service, now("aa")).ready());
+        assert!(error.is::<Overloaded>(), "{error}");
+        assert_eq!(pool.counts(&"aa"), counts(3, 2));
+    }
+
+    #[test]
+    fn a_request_of_no_weight_never_waits() {
+        let pool = Pool::new();
+        let mock = Mock::default();
+        // The key "" weighs 0 and has no target at all.
+        let mut service = weighted(&pool).layer(mock.clone());
+        assert_eq!(call_weighted(&mut service, now("")).ready().unwrap(), 7);
+        assert_eq!(pool.counts(&""), counts(0, 0));
+        assert_eq!(by_length.weight(&now("abcd")), 4);
+    }
+
+    #[test]
+    fn without_a_weight_a_request_holds_one_unit() {
+        let pool = Pool::new();
+        pool.set("aaa", 3);
+        let mut service = layer(&pool).layer(Mock::default());
+        let (req, _reply) = hold("aaa");
+        let mut first = call(&mut service, req);
+        first.pending();
+        assert_eq!(pool.counts(&"aaa"), counts(3, 1));
+    }
+}

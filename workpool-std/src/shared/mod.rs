@@ -93,6 +93,19 @@ impl<Q: ?Sized> Clone for Want<'_, Q> {
 
 impl<Q: ?Sized> Copy for Want<'_, Q> {}
 
+impl<Q: ?Sized> Want<'_, Q> {
+    /// One unit of a key asked for as `KeyMany` is an ordinary key
+    /// acquisition (which may take the key's lock-free word): the tower
+    /// layer's requests of weight 1 lose nothing to weights.
+    #[inline]
+    fn normal(self) -> Self {
+        match self {
+            Self::KeyMany(key, 1) => Self::Key(key),
+            want => want,
+        }
+    }
+}
+
 /// The bounds a `Q` needs to stand for a key: found by hash and
 /// equivalence, and turned into an owned key when a waiter is the first to
 /// ask for it.

@@ -180,7 +180,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         &self,
         want: Want<'_, Q>,
     ) -> Result<workpool_core::Lease<K>, TryAcquireError> {
-        match want {
+        match want.normal() {
             Want::Any => self.try_any(&mut self.lock_lane()),
             Want::Key(key) => {
                 let (hash, shard) = self.locate(key);
@@ -352,7 +352,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     /// Takes a lease at once or registers a waiter, with the lane's lock
     /// held (any key) or the key's shard's.
     fn start(&self, want: Want<'_, impl ?Sized + KeyQuery<K>>) -> Result<Started<'_, K>, Closed> {
-        Ok(match want {
+        Ok(match want.normal() {
             Want::KeyMany(key, units) => return self.start_key_many(key, units),
             Want::Any => {
                 let mut lane = self.lock_lane();

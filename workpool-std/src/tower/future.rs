@@ -12,7 +12,7 @@ use tower_service::Service;
 
 use super::defaults::Ticket;
 use super::BoxError;
-use crate::futures::AcquireKeyOwned;
+use crate::futures::AcquireKeyManyOwned;
 use crate::{Closed, DefaultHashBuilder, Lease};
 
 pin_project! {
@@ -69,7 +69,7 @@ pin_project! {
         // Waiting for the lease (`acquire`), then for the service
         // (`lease`).
         Waiting {
-            acquire: Option<AcquireKeyOwned<K, H>>,
+            acquire: Option<AcquireKeyManyOwned<K, H>>,
             lease: Option<Lease<K, H>>,
             service: S,
             request: Option<Req>,
@@ -94,7 +94,7 @@ where
 {
     /// Waits for a lease from `acquire`, then calls `service`.
     pub(super) fn waiting(
-        acquire: AcquireKeyOwned<K, H>,
+        acquire: AcquireKeyManyOwned<K, H>,
         service: S,
         request: Req,
         ticket: Option<Ticket<K, H>>,

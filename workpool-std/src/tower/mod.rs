@@ -65,6 +65,7 @@
 
 mod defaults;
 mod future;
+mod weight;
 
 use std::error::Error;
 use std::fmt;
@@ -77,6 +78,7 @@ use tower_service::Service;
 
 use self::defaults::Defaults;
 pub use self::future::ResponseFuture;
+pub use self::weight::{OneUnit, Weight};
 use crate::{Closed, DefaultHashBuilder, Pool, TryAcquireError};
 
 /// The error type of [`KeyedLimit`], as `tower::BoxError`: downcast it to
@@ -121,9 +123,10 @@ pub type BoxError = Box<dyn Error + Send + Sync>;
 ///     }));
 /// # drop(service);
 /// ```
-pub struct KeyedLimitLayer<F, K, H = DefaultHashBuilder> {
+pub struct KeyedLimitLayer<F, K, H = DefaultHashBuilder, W = OneUnit> {
     pool: Pool<K, H>,
     key_fn: F,
+    weight: W,
     shed: bool,
     defaults: Option<Arc<Defaults<K, H>>>,
 }
@@ -160,8 +163,51 @@ impl<F, K, H> KeyedLimitLayer<F, K, H> {
         Self {
             pool,
             key_fn,
+            weight: OneUnit,
             shed: false,
             defaults: None,
+        }
+    }
+}
+
+impl<F, K, H, W> KeyedLimitLayer<F, K, H, W> {
+    /// Makes each request hold `weight(&request)` units of its key instead
+    /// of one (its body's size, say), with a weighted lease
+    /// ([`Pool::acquire_key_many`]); see [`Weight`] for the rules.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures_lite::future::block_on(async {
+    /// use tower::{service_fn, Layer, Service, ServiceExt};
+    /// use workpool_std::tower::KeyedLimitLayer;
+    /// use workpool_std::Pool;
+    ///
+    /// struct Job { tenant: u32, slots: u64 }
+    ///
+    /// let pool = Pool::new();
+    /// pool.set(7, 4);
+    /// let layer = KeyedLimitLayer::new(pool.clone(), |job: &Job| job.tenant)
+    ///     .with_weight(|job: &Job| job.slots);
+    /// let check = pool.clone();
+    /// let mut service = layer.layer(service_fn(move |job: Job| {
+    ///     let active = check.counts(&job.tenant).active;
+    ///     async move { Ok::<_, std::convert::Infallible>(active) }
+    /// }));
+    /// let job = Job { tenant: 7, slots: 3 };
+    /// assert_eq!(service.ready().await?.call(job).await?, 3); // held 3 units
+    /// assert_eq!(pool.counts(&7).active, 0);
+    /// # Ok::<(), tower::BoxError>(())
+    /// # }).unwrap();
+    /// ```
+    #[must_use]
+    pub fn with_weight<G>(self, weight: G) -> KeyedLimitLayer<F, K, H, G> {
+        KeyedLimitLayer {
+            pool: self.pool,
+            key_fn: self.key_fn,
+            weight,
+            shed: self.shed,
+            defaults: self.defaults,
         }
     }
 
@@ -314,32 +360,34 @@ impl<F, K, H> KeyedLimitLayer<F, K, H> {
     }
 }
 
-impl<S, F: Clone, K, H> Layer<S> for KeyedLimitLayer<F, K, H> {
-    type Service = KeyedLimit<S, F, K, H>;
+impl<S, F: Clone, K, H, W: Clone> Layer<S> for KeyedLimitLayer<F, K, H, W> {
+    type Service = KeyedLimit<S, F, K, H, W>;
 
     fn layer(&self, inner: S) -> Self::Service {
         KeyedLimit {
             inner,
             pool: self.pool.clone(),
             key_fn: self.key_fn.clone(),
+            weight: self.weight.clone(),
             shed: self.shed,
             defaults: self.defaults.clone(),
         }
     }
 }
 
-impl<F: Clone, K, H> Clone for KeyedLimitLayer<F, K, H> {
+impl<F: Clone, K, H, W: Clone> Clone for KeyedLimitLayer<F, K, H, W> {
     fn clone(&self) -> Self {
         Self {
             pool: self.pool.clone(),
             key_fn: self.key_fn.clone(),
+            weight: self.weight.clone(),
             shed: self.shed,
             defaults: self.defaults.clone(),
         }
     }
 }
 
-impl<F, K, H> fmt::Debug for KeyedLimitLayer<F, K, H> {
+impl<F, K, H, W> fmt::Debug for KeyedLimitLayer<F, K, H, W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedLimitLayer")
             .field("pool", &self.pool)
@@ -389,10 +437,12 @@ impl<F, K, H> fmt::Debug for KeyedLimitLayer<F, K, H> {
 /// # Ok::<(), tower::BoxError>(())
 /// # }).unwrap();
 /// ```
-pub struct KeyedLimit<S, F, K, H = DefaultHashBuilder> {
+pub struct KeyedLimit<S, F, K, H = DefaultHashBuilder, W = OneUnit> {
     inner: S,
     pool: Pool<K, H>,
     key_fn: F,
+    /// How many units of its key a request holds.
+    weight: W,
     shed: bool,
     defaults: Option<Arc<Defaults<K, H>>>,
 }
@@ -422,11 +472,14 @@ impl<S, F, K, H> KeyedLimit<S, F, K, H> {
             inner,
             pool,
             key_fn,
+            weight: OneUnit,
             shed: false,
             defaults: None,
         }
     }
+}
 
+impl<S, F, K, H, W> KeyedLimit<S, F, K, H, W> {
     /// The inner service.
     ///
     /// # Examples
@@ -490,13 +543,14 @@ impl<S, F, K, H> KeyedLimit<S, F, K, H> {
     }
 }
 
-impl<S, F, K, H, Req> Service<Req> for KeyedLimit<S, F, K, H>
+impl<S, F, K, H, W, Req> Service<Req> for KeyedLimit<S, F, K, H, W>
 where
     S: Service<Req> + Clone,
     S::Error: Into<BoxError>,
     F: Fn(&Req) -> K,
     K: Hash + Eq + Clone,
     H: BuildHasher,
+    W: Weight<Req>,
 {
     type Response = S::Response;
     type Error = BoxError;
@@ -510,10 +564,11 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         let key = (self.key_fn)(&request);
+        let units = self.weight.weight(&request);
         let ticket = self.defaults.as_ref().map(|defaults| defaults.arrive(&key));
         let service = self.inner.clone();
         if self.shed {
-            match self.pool.try_acquire_key(&key) {
+            match self.pool.try_acquire_key_many(&key, units) {
                 Ok(lease) => ResponseFuture::leased(lease, service, request, ticket),
                 Err(TryAcquireError::Closed) => ResponseFuture::failed(Closed.into(), ticket),
                 Err(TryAcquireError::NoCapacity) => {
@@ -521,25 +576,26 @@ where
                 }
             }
         } else {
-            let acquire = self.pool.acquire_key_owned(key);
+            let acquire = self.pool.acquire_key_many_owned(key, units);
             ResponseFuture::waiting(acquire, service, request, ticket)
         }
     }
 }
 
-impl<S: Clone, F: Clone, K, H> Clone for KeyedLimit<S, F, K, H> {
+impl<S: Clone, F: Clone, K, H, W: Clone> Clone for KeyedLimit<S, F, K, H, W> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             pool: self.pool.clone(),
             key_fn: self.key_fn.clone(),
+            weight: self.weight.clone(),
             shed: self.shed,
             defaults: self.defaults.clone(),
         }
     }
 }
 
-impl<S: fmt::Debug, F, K, H> fmt::Debug for KeyedLimit<S, F, K, H> {
+impl<S: fmt::Debug, F, K, H, W> fmt::Debug for KeyedLimit<S, F, K, H, W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedLimit")
             .field("inner", &self.inner)

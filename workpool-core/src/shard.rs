@@ -12,8 +12,10 @@ use crate::identity::PoolId;
 use crate::lane::{Lane, Returned};
 use crate::lease::{Claim, Counts, Grant, Lease, Stats, WaiterId};
 use crate::parts::{LeaseIds, NeedsLane};
+use crate::ring::Ring;
 use crate::waiters::{List, State, Waiters, NIL};
 
+mod any;
 mod helpers;
 mod lending;
 mod queries;
@@ -54,6 +56,13 @@ pub struct Shard<K> {
     /// Group slots, found by the key's cached hash.
     table: HashTable<u32>,
     pub(crate) groups: Groups<K>,
+    /// The ready ring: the shard's groups that any-key grants rotate over
+    /// (every group with room, and full ones until the cursor reaches them).
+    pub(crate) ring: Ring,
+    /// The shard's node in the lane's ring of listed shards, or `NIL`.
+    /// Changed only with the lane; while it is set and no limit is, no
+    /// any-key waiter waits (see [`parts`](crate::parts)).
+    pub(crate) listed: u32,
     /// Key waiters.
     pub(crate) waiters: Waiters,
     /// Key waiters whose outcome is decided and not yet reported.
@@ -95,6 +104,8 @@ impl<K> Shard<K> {
             pool,
             table: HashTable::new(),
             groups: Groups::new(),
+            ring: Ring::new(),
+            listed: NIL,
             waiters: Waiters::new(pool, index),
             wake: List::EMPTY,
             closed: false,
@@ -213,21 +224,13 @@ impl<K> Shard<K> {
         let found = self.find_hashed(hash, key.as_ref().expect("set_in needs a key"));
         let g = match found {
             Some(g) => {
-                if lane.is_none() {
-                    let group = self.groups.at(g);
-                    let needs_lane = if target > group.target {
-                        !group.in_ring()
-                    } else {
-                        group.in_ring() && target == 0 && group.active == 0 && group.waiting == 0
-                    };
-                    if needs_lane {
-                        return Err(NeedsLane(()));
-                    }
+                if lane.is_none() && target > self.groups.at(g).target && !self.is_listed() {
+                    return Err(NeedsLane(()));
                 }
                 g
             }
             None if target == 0 => return Ok(()),
-            None if lane.is_none() => return Err(NeedsLane(())),
+            None if lane.is_none() && !self.is_listed() => return Err(NeedsLane(())),
             None => {
                 let key = key.take().expect("checked above");
                 self.insert_group(key, hash)
@@ -459,12 +462,6 @@ impl<K> Shard<K> {
         }
         let mut lane = lane;
         if w.is_waiting() {
-            if lane.is_none() {
-                let group = self.groups.at(g);
-                if group.in_ring() && group.target == 0 && group.active == 0 && group.waiting == 1 {
-                    return Ok(Err(NeedsLane(())));
-                }
-            }
             self.unlink_waiting(index, g);
             self.waiters.remove(index);
             self.stats.cancelled += 1;
@@ -473,7 +470,7 @@ impl<K> Shard<K> {
             }
             self.forget_if_idle(lane, g);
         } else if let State::Granted(grant) = w.state() {
-            if lane.is_none() && self.give_back_needs_lane(grant.group) {
+            if lane.is_none() && self.give_back_needs_lane() {
                 return Ok(Err(NeedsLane(())));
             }
             self.finish(index);
@@ -531,7 +528,7 @@ impl<K> Shard<K> {
         if !live {
             return Ok(Err(ReleaseError::Stale(lease)));
         }
-        if lane.is_none() && (self.limited || self.give_back_needs_lane(group)) {
+        if lane.is_none() && (self.limited || self.give_back_needs_lane()) {
             return Err(NeedsLane(lease));
         }
         self.give_back_group(lane, group, ids);
@@ -592,6 +589,7 @@ impl<K> Shard<K> {
         let Self {
             table,
             groups,
+            ring,
             waiters,
             wake,
             ..
@@ -616,7 +614,7 @@ impl<K> Shard<K> {
             // Forgotten, as `forget` does; `retain` unlinks it.
             let node = core::mem::replace(&mut group.node, NIL);
             if node != NIL {
-                lane.ring.remove(node);
+                ring.remove(node);
             }
             groups.retire(g);
             false
@@ -655,7 +653,7 @@ impl<K> Shard<K> {
             return Ok(());
         };
         let group = self.groups.at_mut(g);
-        if lane.is_none() && (self.limited || (group.in_ring() && group.active == 0)) {
+        if lane.is_none() && self.limited {
             return Err(NeedsLane(()));
         }
         group.target = 0;

@@ -165,9 +165,7 @@ impl<K> Shard<K> {
         let g = u32::try_from(slot).expect("a slot of this shard");
         let group = self.groups.at(g);
         assert!(group.active >= units, "more units taken back than lent");
-        let needs_lane = self.limited
-            || !group.in_ring()
-            || (group.target == 0 && group.active == units && group.waiting == 0);
+        let needs_lane = self.limited || self.give_back_needs_lane();
         if lane.is_none() && needs_lane {
             self.stats.granted -= minted;
             return Err(NeedsLane(()));

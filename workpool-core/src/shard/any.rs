@@ -1,0 +1,113 @@
+//! Any-key grants from one shard alone: for an adapter that rotates over
+//! the listed shards without the lane's lock.
+
+use super::*;
+
+impl<K> Shard<K> {
+    /// An any-key lease from this shard alone, without the lane: from the
+    /// first group with room from the shard's cursor on (full groups before
+    /// it leave the shard's ring), and the cursor moves past it, as
+    /// [`Lane::try_take`] would do in this shard.
+    ///
+    /// It grants only while the shard is *listed* in the lane's rotation:
+    /// a listed shard proves that no any-key waiter waits (the lane unlists
+    /// every shard before one queues, and lists a shard again only once no
+    /// any-key waiter is left), and a group with room has no key waiter, so
+    /// the grant takes room from nobody older. An adapter may therefore
+    /// rotate over the shards it believes listed (see
+    /// [`offers_any`](Self::offers_any)) with their locks alone, and fall
+    /// back to the lane ([`Lane::next_shard`]) when none gives a lease.
+    ///
+    /// `Ok(None)` when the shard is not listed, is closed, or has no group
+    /// with room (it stays listed then: unlisting needs the lane, which
+    /// does it when its cursor reaches the shard).
+    ///
+    /// # Errors
+    ///
+    /// [`NeedsLane`], changing nothing, while the pool has a limit (the
+    /// lane counts the pool's leases).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// let mut lane = Lane::new();
+    /// let mut shard = Shard::new(0, &lane);
+    /// let mut ids = 1u64;
+    /// shard.set(Some(&mut lane), 1, "a", 1, &mut ids).unwrap();
+    /// shard.set(Some(&mut lane), 2, "b", 1, &mut ids).unwrap();
+    /// let a = shard.try_take_any(&mut ids).unwrap().unwrap();
+    /// let b = shard.try_take_any(&mut ids).unwrap().unwrap();
+    /// assert_eq!((*a.key(), *b.key()), ("a", "b"));
+    /// assert!(shard.try_take_any(&mut ids).unwrap().is_none());
+    /// // No room: still listed until the lane looks, which unlists it.
+    /// assert!(shard.is_listed());
+    /// assert!(lane.try_take(&mut shard, &mut ids).is_none());
+    /// assert!(!shard.is_listed());
+    /// ```
+    #[allow(clippy::type_complexity)]
+    pub fn try_take_any<I: LeaseIds>(
+        &mut self,
+        ids: &mut I,
+    ) -> Result<Option<Lease<K>>, NeedsLane<()>>
+    where
+        K: Clone,
+    {
+        if self.limited {
+            return Err(NeedsLane(()));
+        }
+        if self.closed || !self.is_listed() {
+            return Ok(None);
+        }
+        let Some(g) = self.room_in_ring() else {
+            return Ok(None);
+        };
+        let lease = self.lease_from(g, ids);
+        self.advance_ring();
+        Ok(Some(lease))
+    }
+
+    /// True while the shard is listed in the lane's rotation of shards that
+    /// any-key grants look at (see [`try_take_any`](Self::try_take_any)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// let mut lane = Lane::new();
+    /// let mut shard = Shard::new(0, &lane);
+    /// let mut ids = 1u64;
+    /// assert!(!shard.is_listed());
+    /// shard.set(Some(&mut lane), 1, "a", 1, &mut ids).unwrap();
+    /// assert!(shard.is_listed());
+    /// ```
+    #[inline]
+    pub fn is_listed(&self) -> bool {
+        self.listed != NIL
+    }
+
+    /// True when an any-key grant from this shard alone may succeed: it is
+    /// listed, open, without a limit, and a group is linked in its ring
+    /// (which may still turn out full: the ring unlinks full groups
+    /// lazily). An adapter can mirror it in an atomic, as a hint of where
+    /// to look first; nothing relies on the hint being right.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// let mut lane = Lane::new();
+    /// let mut shard = Shard::new(0, &lane);
+    /// let mut ids = 1u64;
+    /// shard.set(Some(&mut lane), 1, "a", 1, &mut ids).unwrap();
+    /// assert!(shard.offers_any());
+    /// let _lease = shard.try_take_any(&mut ids).unwrap().unwrap();
+    /// assert!(shard.offers_any(), "full, but still linked");
+    /// assert!(shard.try_take_any(&mut ids).unwrap().is_none());
+    /// assert!(!shard.offers_any());
+    /// ```
+    #[inline]
+    pub fn offers_any(&self) -> bool {
+        self.is_listed() && !self.closed && !self.limited && !self.ring.is_empty()
+    }
+}

@@ -1,4 +1,5 @@
-//! The lane: any-key waiters, the ready ring and the arrival counter.
+//! The lane: any-key waiters, the rotation over listed shards and the
+//! arrival counter.
 
 use core::fmt;
 
@@ -12,15 +13,18 @@ use crate::shard::{close_queue, decide, Shard};
 use crate::waiters::{List, State, Waiters, NIL};
 
 /// The any-key part of a pool: the any-key waiters and their queue, the
-/// ready ring that any-key grants rotate over, the arrival counter that
-/// orders waiters of every part, and the pool's identity.
+/// rotation over the listed shards that any-key grants take (each shard
+/// then rotates over its own ready ring), the arrival counter that orders
+/// waiters of every part, and the pool's identity.
 ///
 /// A pool is one `Lane` and one or more [`Shard`]s. Operations on one key
-/// need only the key's shard, as long as the key's group is linked in the
-/// ring (which tells the shard that no any-key waiter exists); any-key
-/// operations need the lane, then the shard of each group they look at. An
-/// adapter that locks the parts separately must lock the lane before a
-/// shard. See the [`parts`](crate::parts) module for the protocol.
+/// need only the key's shard, as long as the shard is listed in the lane's
+/// rotation (which tells the shard that no any-key waiter exists); any-key
+/// operations need the lane, then the shard of each shard they look at
+/// (or, without a waiter to queue, a listed shard alone: see
+/// [`Shard::try_take_any`]). An adapter that locks the parts separately
+/// must lock the lane before a shard. See the [`parts`](crate::parts)
+/// module for the protocol.
 ///
 /// # Examples
 ///
@@ -321,7 +325,8 @@ impl Lane {
     ///
     /// It picks the oldest of the waiters the pool's room can serve: the
     /// oldest waiter of the groups the limit held back, or the oldest
-    /// any-key waiter if a group in the ring has room.
+    /// any-key waiter if a shard is listed (its step grants from the
+    /// shard's ring, or unlists the shard if no group in it has room).
     ///
     /// # Examples
     ///

@@ -29,12 +29,18 @@ pub use lending::{Lent, Minter};
 /// to the key, so that an adapter hashes once to pick the shard and the
 /// shard does not hash again.
 ///
-/// Operations that may change the ready ring or serve an any-key waiter
-/// take `lane: Option<&mut Lane>`. Called without the lane, they either
-/// finish in the shard alone (the common case: the key's group is linked in
-/// the ring, which proves that no any-key waiter exists) or change nothing
-/// and return [`NeedsLane`]; call again with the lane then. Both calls
-/// decide exactly as one call with the lane would.
+/// The shard keeps its own *ready ring*: the groups any-key grants rotate
+/// over (every group with room, and full ones until the cursor reaches
+/// them). Linking and unlinking a group need only the shard; the shard
+/// itself is *listed* in the lane's rotation while it may have room for
+/// any-key requests, and listing and unlisting need both.
+///
+/// Operations that may give a group room or serve an any-key waiter take
+/// `lane: Option<&mut Lane>`. Called without the lane, they either finish
+/// in the shard alone (the common case: the shard is listed, which proves
+/// that no any-key waiter exists) or change nothing and return
+/// [`NeedsLane`]; call again with the lane then. Both calls decide exactly
+/// as one call with the lane would.
 ///
 /// # Examples
 ///
@@ -43,7 +49,7 @@ pub use lending::{Lent, Minter};
 /// let mut lane = Lane::new();
 /// let mut shard = Shard::new(0, &lane);
 /// let mut ids = 1u64;
-/// // A new key joins the ring, which needs the lane.
+/// // The first key lists the shard, which needs the lane.
 /// let Err(NeedsLane(key)) = shard.set(None, 1, "a", 2, &mut ids) else { panic!() };
 /// shard.set(Some(&mut lane), 1, key, 2, &mut ids).unwrap();
 /// // From now on "a" needs only its shard.
@@ -140,8 +146,8 @@ impl<K> Shard<K> {
     /// # Errors
     ///
     /// [`NeedsLane`] with the key, changing nothing, when called without the
-    /// lane and the change needs it: a new key, raising a key that is not
-    /// linked in the ring, or forgetting one that is.
+    /// lane and the change needs it: a new key, or raising a key, while the
+    /// shard is not listed (or a limit is set).
     ///
     /// # Panics
     ///
@@ -253,7 +259,7 @@ impl<K> Shard<K> {
     /// Takes a lease from the key if it has room, as
     /// [`Pool::try_acquire_key`](crate::Pool::try_acquire_key) does. Needs
     /// the lane only while the pool has a limit: a key with room is linked,
-    /// so no any-key waiter could use the room.
+    /// so its shard is listed and no any-key waiter could use the room.
     ///
     /// # Errors
     ///
@@ -489,9 +495,9 @@ impl<K> Shard<K> {
     /// # Errors
     ///
     /// The outer `Err` ([`NeedsLane`] with the lease, nothing changed) when
-    /// called without the lane and the release needs it: the key's group is
-    /// not linked in the ring (an any-key waiter may be older than the key's
-    /// waiters), or the release forgets a linked group. The inner `Err` is
+    /// called without the lane and the release needs it: the shard is not
+    /// listed (an any-key waiter may be older than the key's waiters), or a
+    /// limit is set. The inner `Err` is
     /// [`Pool::release`](crate::Pool::release)'s.
     ///
     /// # Examples
@@ -626,8 +632,8 @@ impl<K> Shard<K> {
     ///
     /// # Errors
     ///
-    /// [`NeedsLane`], changing nothing, when called without the lane and the
-    /// key's group is linked and would be forgotten.
+    /// [`NeedsLane`], changing nothing, when called without the lane while
+    /// a limit is set.
     ///
     /// # Examples
     ///

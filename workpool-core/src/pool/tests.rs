@@ -48,7 +48,10 @@ fn check<K: Hash + Eq + Clone, S: BuildHasher>(pool: &Pool<K, S>) {
     // (without a limit).
     let listed = lane.shards.groups();
     assert_eq!(listed.len(), usize::from(shard.is_listed()), "listing");
-    assert!(ring.is_empty() || shard.is_listed(), "linked in a shard not listed");
+    assert!(
+        ring.is_empty() || shard.is_listed(),
+        "linked in a shard not listed"
+    );
     assert!(
         any.is_empty() || !shard.is_listed() || lane.limit().is_some(),
         "a shard is listed while an any-key waiter waits"

@@ -73,7 +73,15 @@ impl<K, S> Shared<K, S> {
             part.offered = now;
             let bit = 1u64 << part.core.index();
             if now {
-                self.offers.mask.fetch_or(bit, Ordering::Relaxed);
+                let before = self.offers.mask.fetch_or(bit, Ordering::Relaxed);
+                if before == 0 {
+                    // The first shard to offer room is where the rotation
+                    // starts: the first key given room gets the first
+                    // any-key grant, as with one shard.
+                    self.offers
+                        .next
+                        .store(part.core.index() as usize, Ordering::Relaxed);
+                }
             } else {
                 self.offers.mask.fetch_and(!bit, Ordering::Relaxed);
             }

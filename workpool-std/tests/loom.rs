@@ -406,7 +406,8 @@ fn a_lane_free_any_key_grant_racing_a_release_strands_no_room() {
         pool.set(b, 1);
         // `a` full: its shard's ring unlinks it when an any-key grant looks.
         let held_a = pool.try_acquire_key(&a).unwrap();
-        assert_eq!(*pool.try_acquire().unwrap().key(), b);
+        let held_b = pool.try_acquire().unwrap();
+        assert_eq!(*held_b.key(), b);
         let newcomer = {
             let pool = pool.clone();
             thread::spawn(move || pool.try_acquire().ok().map(|l| *l.key()))
@@ -422,6 +423,7 @@ fn a_lane_free_any_key_grant_racing_a_release_strands_no_room() {
             }
         }
         assert_eq!(pool.counts(&a).active, 0);
+        drop(held_b);
         assert_eq!(pool.counts(&b).active, 0);
     });
 }

@@ -18,14 +18,11 @@ impl<K> Shard<K> {
     /// [`offers_any`](Self::offers_any)) with their locks alone, and fall
     /// back to the lane ([`Lane::next_shard`]) when none gives a lease.
     ///
-    /// `Ok(None)` when the shard is not listed, is closed, or has no group
-    /// with room (it stays listed then: unlisting needs the lane, which
-    /// does it when its cursor reaches the shard).
-    ///
-    /// # Errors
-    ///
-    /// [`NeedsLane`], changing nothing, while the pool has a limit (the
-    /// lane counts the pool's leases).
+    /// `None` when the shard is not listed, is closed, has no group with
+    /// room (it stays listed then: unlisting needs the lane, which does it
+    /// when its cursor reaches the shard), or while the pool has a limit
+    /// ([`is_limited`](Self::is_limited): the lane counts the pool's
+    /// leases, so any-key grants go through it).
     ///
     /// # Examples
     ///
@@ -36,35 +33,27 @@ impl<K> Shard<K> {
     /// let mut ids = 1u64;
     /// shard.set(Some(&mut lane), 1, "a", 1, &mut ids).unwrap();
     /// shard.set(Some(&mut lane), 2, "b", 1, &mut ids).unwrap();
-    /// let a = shard.try_take_any(&mut ids).unwrap().unwrap();
-    /// let b = shard.try_take_any(&mut ids).unwrap().unwrap();
+    /// let a = shard.try_take_any(&mut ids).unwrap();
+    /// let b = shard.try_take_any(&mut ids).unwrap();
     /// assert_eq!((*a.key(), *b.key()), ("a", "b"));
-    /// assert!(shard.try_take_any(&mut ids).unwrap().is_none());
+    /// assert!(shard.try_take_any(&mut ids).is_none());
     /// // No room: still listed until the lane looks, which unlists it.
     /// assert!(shard.is_listed());
     /// assert!(lane.try_take(&mut shard, &mut ids).is_none());
     /// assert!(!shard.is_listed());
     /// ```
-    #[allow(clippy::type_complexity)]
-    pub fn try_take_any<I: LeaseIds>(
-        &mut self,
-        ids: &mut I,
-    ) -> Result<Option<Lease<K>>, NeedsLane<()>>
+    #[inline]
+    pub fn try_take_any<I: LeaseIds>(&mut self, ids: &mut I) -> Option<Lease<K>>
     where
         K: Clone,
     {
-        if self.limited {
-            return Err(NeedsLane(()));
+        if self.limited || self.closed || !self.is_listed() {
+            return None;
         }
-        if self.closed || !self.is_listed() {
-            return Ok(None);
-        }
-        let Some(g) = self.room_in_ring() else {
-            return Ok(None);
-        };
+        let g = self.room_in_ring()?;
         let lease = self.lease_from(g, ids);
         self.advance_ring();
-        Ok(Some(lease))
+        Some(lease)
     }
 
     /// True while the shard is listed in the lane's rotation of shards that
@@ -101,9 +90,9 @@ impl<K> Shard<K> {
     /// let mut ids = 1u64;
     /// shard.set(Some(&mut lane), 1, "a", 1, &mut ids).unwrap();
     /// assert!(shard.offers_any());
-    /// let _lease = shard.try_take_any(&mut ids).unwrap().unwrap();
+    /// let _lease = shard.try_take_any(&mut ids).unwrap();
     /// assert!(shard.offers_any(), "full, but still linked");
-    /// assert!(shard.try_take_any(&mut ids).unwrap().is_none());
+    /// assert!(shard.try_take_any(&mut ids).is_none());
     /// assert!(!shard.offers_any());
     /// ```
     #[inline]

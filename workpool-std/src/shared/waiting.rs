@@ -209,18 +209,13 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             let (core, mut ids) = part.split_ids(&self.ids);
             let taken = core.try_take_any(&mut ids);
             self.sync_offer(&mut part);
-            match taken {
-                Ok(Some(lease)) => {
-                    drop(part);
-                    offers.next.store(shard + 1, Ordering::Relaxed);
-                    return Some(lease);
-                }
-                Ok(None) => {
-                    mask &= !(1 << shard);
-                    from = shard + 1;
-                }
-                Err(NeedsLane(())) => return None,
+            if let Some(lease) = taken {
+                drop(part);
+                offers.next.store(shard + 1, Ordering::Relaxed);
+                return Some(lease);
             }
+            mask &= !(1 << shard);
+            from = shard + 1;
         }
         None
     }

@@ -531,11 +531,14 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     ///
     /// Keys are spread over the pool's shards by hash
     /// ([`shard_count`](Self::shard_count) of them), and any-key grants
-    /// rotate on two levels: over the shards that have a key with room
-    /// (the next such shard after the one the last any-key grant came
-    /// from, in shard order, starting with the first shard given room),
+    /// rotate on two levels: over the shards that have a key with room,
     /// and within a shard round-robin over its keys with room (a key that
-    /// gets room again joins the end of its shard's round). So with demand
+    /// gets room again joins the end of its shard's round). While nobody
+    /// waits for any key and no limit is set, the shard is the next one
+    /// with room, in shard order, after the one the last such grant came
+    /// from (starting with the first shard given room); otherwise grants
+    /// go through the pool's queue of any-key requests, which rotates over
+    /// the shards with room in the order they got it. So with demand
     /// everywhere every key with room is served in turn, and leases come
     /// out in proportion to the targets (`spam` = 2, `eggs` = 1 with equal
     /// work: about 2:1); but two keys are not served strictly alternately

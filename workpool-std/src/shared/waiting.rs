@@ -237,7 +237,6 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             let taken = lane.core.try_take(core, &mut ids);
             self.sync_offer(&mut part);
             if let Some(lease) = taken {
-                self.offers.next.store(shard + 1, Ordering::Relaxed);
                 return Ok(lease);
             }
         }

@@ -7,10 +7,7 @@ impl<K> Shard<K> {
     /// An any-key lease from this shard alone, without the lane: from the
     /// first group with room from the shard's cursor on (full groups before
     /// it leave the shard's ring), and the cursor moves past it, as
-    /// [`Lane::try_take`] would do in this shard; unlike it, a group the
-    /// grant fills leaves the ring at once (it joins the end of the round
-    /// when it has room again), so that a shard whose ring is not empty
-    /// mostly has room.
+    /// [`Lane::try_take`] would do in this shard.
     ///
     /// It grants only while the shard is *listed* in the lane's rotation:
     /// a listed shard proves that no any-key waiter waits (the lane unlists
@@ -55,14 +52,7 @@ impl<K> Shard<K> {
         }
         let g = self.room_in_ring()?;
         let lease = self.lease_from(g, ids);
-        if self.groups.at(g).has_room() {
-            self.advance_ring();
-        } else {
-            // Full now: out of the ring at once (the cursor moves on), so
-            // that a ring without room is an empty ring and the adapter's
-            // hint ([`offers_any`](Self::offers_any)) is rarely stale.
-            self.unlink(g);
-        }
+        self.advance_ring();
         Some(lease)
     }
 
@@ -87,8 +77,8 @@ impl<K> Shard<K> {
 
     /// True when an any-key grant from this shard alone may succeed: it is
     /// listed, open, without a limit, and a group is linked in its ring
-    /// (which may still turn out full: a key grant leaves a full group
-    /// linked until an any-key look passes it). An adapter can mirror it in an atomic, as a hint of where
+    /// (which may still turn out full: the ring unlinks full groups
+    /// lazily). An adapter can mirror it in an atomic, as a hint of where
     /// to look first; nothing relies on the hint being right.
     ///
     /// # Examples
@@ -100,12 +90,7 @@ impl<K> Shard<K> {
     /// let mut ids = 1u64;
     /// shard.set(Some(&mut lane), 1, "a", 1, &mut ids).unwrap();
     /// assert!(shard.offers_any());
-    /// let lease = shard.try_take_any(&mut ids).unwrap();
-    /// assert!(!shard.offers_any(), "its one key is full");
-    /// shard.release(None, lease, &mut ids).unwrap().unwrap();
-    /// assert!(shard.offers_any());
-    /// // A key grant leaves a full key linked until a look passes it.
-    /// let _lease = shard.try_acquire_key(None, 1, &"a", &mut ids).unwrap().unwrap();
+    /// let _lease = shard.try_take_any(&mut ids).unwrap();
     /// assert!(shard.offers_any(), "full, but still linked");
     /// assert!(shard.try_take_any(&mut ids).is_none());
     /// assert!(!shard.offers_any());

@@ -1,13 +1,17 @@
-//! The ready ring: the lane's round robin over groups of every shard.
+//! Rings: a round robin in O(1). Each shard has a *ready ring* over its
+//! groups, and the lane has a ring over the shards that are *listed* (in
+//! the any-key rotation).
 //!
-//! The ring is a circular doubly-linked list of nodes with a cursor; each
-//! node names a group by shard and slot, and the group records its node.
-//! Any-key grants take the group under the cursor and move it on, which is
-//! round-robin in O(1). The ring may hold groups that are full; they are
-//! unlinked lazily, when the cursor reaches them (each removal pays for one
-//! earlier insertion, so this stays O(1) amortised). Nodes live in a slab of
-//! their own, owned by the lane, so that linking and unlinking touch the
-//! lane and the one shard of the group, never a neighbour's shard.
+//! A ring is a circular doubly-linked list of nodes with a cursor; each
+//! node names a group by shard and slot (the lane's names a shard, with
+//! slot 0), and the group (or shard) records its node. Any-key grants take
+//! the group under a shard's cursor and move it on, which is round-robin in
+//! O(1). A shard's ring may hold groups that are full; they are unlinked
+//! lazily, when the cursor reaches them (each removal pays for one earlier
+//! insertion, so this stays O(1) amortised); the lane's ring likewise may
+//! hold a shard whose ring is empty until the lane's cursor reaches it.
+//! Nodes live in a slab owned by the ring's part, so that linking and
+//! unlinking a group touch its shard alone.
 //!
 //! The slab reuses its lowest free node first and cuts off its free top, as
 //! the other slabs do (see [`crate::bands`]).

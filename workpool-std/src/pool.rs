@@ -27,8 +27,10 @@ mod owned;
 /// can serve: capacity at key `k` goes to the oldest waiter that asked for
 /// `k` or for any key. Nobody barges: a new acquisition, including
 /// `try_acquire*`, never takes capacity an earlier waiter could use. When
-/// several keys have room, any-key grants rotate round-robin over them, so
-/// with demand everywhere leases come out in proportion to the targets.
+/// several keys have room, any-key grants rotate round-robin over the
+/// shards with room and within each over its keys with room, so with
+/// demand everywhere leases come out in proportion to the targets (see
+/// [`acquire`](Pool::acquire) for the exact rotation).
 ///
 /// # Shrinking a target
 ///
@@ -514,7 +516,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         self.shared.snapshot()
     }
 
-    /// Waits for a lease from any key with room.
+    /// Waits for a lease from any key with room (see "Which key" below).
     ///
     /// # Errors
     ///
@@ -524,6 +526,25 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     ///
     /// Cancel-safe: dropping the future gives up its place in the queue and
     /// passes on a lease that was already granted to it.
+    ///
+    /// # Which key
+    ///
+    /// Keys are spread over the pool's shards by hash
+    /// ([`shard_count`](Self::shard_count) of them), and any-key grants
+    /// rotate on two levels: over the shards that have a key with room,
+    /// and within a shard round-robin over its keys with room (a key that
+    /// gets room again joins the end of its shard's round). While nobody
+    /// waits for any key and no limit is set, the shard is the next one
+    /// with room, in shard order, after the one the last such grant came
+    /// from (starting with the first shard given room); otherwise grants
+    /// go through the pool's queue of any-key requests, which rotates over
+    /// the shards with room in the order they got it. So with demand
+    /// everywhere every key with room is served in turn, and leases come
+    /// out in proportion to the targets (`spam` = 2, `eggs` = 1 with equal
+    /// work: about 2:1); but two keys are not served strictly alternately
+    /// when their shards hold different numbers of keys. A waiting
+    /// acquisition is served in arrival order by the first unit freed that
+    /// it can use, whatever its key.
     ///
     /// # Panics
     ///
@@ -576,7 +597,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         AcquireKey::new(&self.shared, key)
     }
 
-    /// Takes a lease from any key with room, without waiting.
+    /// Takes a lease from any key with room, without waiting. The key is
+    /// picked as for [`acquire`](Self::acquire) (see "Which key" there).
     ///
     /// # Errors
     ///

@@ -104,7 +104,7 @@ impl<K> Shard<K> {
             .groups
             .get_checked(g, lease.grant.generation)
             .is_some_and(|group| group.active > 0));
-        if lane.is_none() && (self.limited || self.give_back_needs_lane(g)) {
+        if lane.is_none() && (self.limited || self.give_back_needs_lane()) {
             return Err(NeedsLane(lease));
         }
         // The grant reached nobody: it was counted at the hand-off.

@@ -43,13 +43,12 @@ impl<K> Shard<K> {
         g
     }
 
-    /// True when giving a unit back to group `g` needs the lane: the group
-    /// is not linked (an any-key waiter may be older than its waiters, and
-    /// leftover room must link it), or it is linked and would be forgotten.
+    /// True when giving a unit back to a group of this shard needs the
+    /// lane: the shard is not listed (an any-key waiter may be older than
+    /// the group's waiters, and leftover room must list the shard).
     #[inline(always)]
-    pub(super) fn give_back_needs_lane(&self, g: u32) -> bool {
-        let group = self.groups.at(g);
-        !group.in_ring() || (group.target == 0 && group.active == 1 && group.waiting == 0)
+    pub(super) fn give_back_needs_lane(&self) -> bool {
+        !self.is_listed()
     }
 
     /// Counts one grant from group `g`, which must have room. Runs no user
@@ -96,21 +95,62 @@ impl<K> Shard<K> {
         group.has_room()
     }
 
-    /// Links group `g` into the lane's ring, if it is not linked.
-    pub(super) fn link(&mut self, lane: &mut Lane, g: u32) {
+    /// Links group `g` into the shard's ring, if it is not linked, and
+    /// lists the shard in the lane's rotation if it is not listed (which
+    /// needs the lane: without it, the shard must be listed already).
+    pub(super) fn link(&mut self, lane: Option<&mut Lane>, g: u32) {
         let group = self.groups.at_mut(g);
         if group.node == NIL {
-            group.node = lane.ring.insert(self.index, g);
+            group.node = self.ring.insert(self.index, g);
+        }
+        match lane {
+            Some(lane) => self.list(lane),
+            None => debug_assert!(self.is_listed(), "linked in a shard not listed"),
         }
     }
 
-    /// Unlinks group `g` from the lane's ring, if it is linked.
-    pub(crate) fn unlink(&mut self, lane: &mut Lane, g: u32) {
+    /// Unlinks group `g` from the shard's ring, if it is linked.
+    pub(crate) fn unlink(&mut self, g: u32) {
         let group = self.groups.at_mut(g);
         let node = core::mem::replace(&mut group.node, NIL);
         if node != NIL {
-            lane.ring.remove(node);
+            self.ring.remove(node);
         }
+    }
+
+    /// Puts the shard in the lane's rotation, if it is not there.
+    pub(crate) fn list(&mut self, lane: &mut Lane) {
+        if self.listed == NIL {
+            self.listed = lane.shards.insert(self.index, 0);
+        }
+    }
+
+    /// Takes the shard out of the lane's rotation (its ring is empty).
+    pub(crate) fn unlist(&mut self, lane: &mut Lane) {
+        debug_assert!(self.ring.is_empty(), "a shard with linked groups unlisted");
+        let node = core::mem::replace(&mut self.listed, NIL);
+        if node != NIL {
+            lane.shards.remove(node);
+        }
+    }
+
+    /// The group under the ring's cursor if it has room, after unlinking
+    /// the full ones the cursor meets on the way (each paid for by its
+    /// linking); `None` once the ring is empty.
+    pub(crate) fn room_in_ring(&mut self) -> Option<u32> {
+        while let Some((_, g)) = self.ring.cursor() {
+            if self.groups.at(g).has_room() {
+                return Some(g);
+            }
+            self.unlink(g);
+        }
+        None
+    }
+
+    /// Moves the ring's cursor past the group under it, after a grant.
+    #[inline]
+    pub(crate) fn advance_ring(&mut self) {
+        self.ring.advance_past(self.ring.cursor_node());
     }
 
     /// Returns one unit of capacity to group `g` and passes it on.
@@ -130,7 +170,7 @@ impl<K> Shard<K> {
                 // lane hands the pool's room to the oldest waiter it can
                 // serve, whatever its key ([`Lane::distribute_next`]).
                 lane.count_return();
-                self.link(lane, g);
+                self.link(Some(&mut *lane), g);
                 self.rebalance(lane, g);
                 self.forget_if_idle(Some(lane), g);
                 return;
@@ -138,22 +178,22 @@ impl<K> Shard<K> {
         }
         let any_waiting = lane.as_ref().is_some_and(|l| l.any_queue != List::EMPTY);
         if group.queue == List::EMPTY && !any_waiting {
-            // Nobody to serve: the common, uncontended case.
-            if let Some(lane) = lane.as_deref_mut() {
-                self.link(lane, g);
-            }
+            // Nobody to serve: the common, uncontended case. Without the
+            // lane the shard is listed (so no any-key waiter waits).
+            self.link(lane.as_deref_mut(), g);
         } else {
             self.serve(lane.as_deref_mut(), g, ids);
         }
         self.forget_if_idle(lane, g);
     }
 
-    /// Hands group `g`'s room to waiters, oldest eligible first; then, with
-    /// the lane and no any-key waiter left, links the group in the ring.
+    /// Hands group `g`'s room to waiters, oldest eligible first; then, if
+    /// no any-key waiter is left (always so without the lane: the shard is
+    /// listed), links the group in the ring.
     pub(super) fn serve<I: LeaseIds>(&mut self, mut lane: Option<&mut Lane>, g: u32, ids: &mut I) {
         debug_assert!(
-            lane.is_some() || self.groups.at(g).in_ring(),
-            "served without the lane off the ring"
+            lane.is_some() || self.is_listed(),
+            "served without the lane in a shard not listed"
         );
         loop {
             let group = self.groups.at(g);
@@ -178,13 +218,16 @@ impl<K> Shard<K> {
                 lane.grant_head(grant);
             }
         }
-        if let Some(lane) = lane {
-            // Linked when no any-key waiter is left, and whenever it has
-            // room (which, without a limit, implies the former).
-            if lane.any_queue == List::EMPTY || self.groups.at(g).has_room() {
-                self.link(lane, g);
+        match lane {
+            Some(lane) => {
+                // Linked when no any-key waiter is left, and whenever it has
+                // room (which, without a limit, implies the former).
+                if lane.any_queue == List::EMPTY || self.groups.at(g).has_room() {
+                    self.link(Some(&mut *lane), g);
+                }
+                self.rebalance(lane, g);
             }
-            self.rebalance(lane, g);
+            None => self.link(None, g),
         }
     }
 
@@ -278,10 +321,8 @@ impl<K> Shard<K> {
     #[cold]
     pub(super) fn forget(&mut self, lane: Option<&mut Lane>, g: u32) {
         debug_assert_eq!(self.groups.at(g).blocked, NIL, "a held-back group is idle");
-        if self.groups.at(g).in_ring() {
-            let lane = lane.expect("a linked group is forgotten with the lane");
-            self.unlink(lane, g);
-        }
+        let _ = lane;
+        self.unlink(g);
         let group = self.groups.at(g);
         if let Ok(entry) = self.table.find_entry(table_hash(group.hash), |&i| i == g) {
             entry.remove();

@@ -49,14 +49,17 @@ impl<K, S> Shared<K, S> {
     fn release_locked_path(&self, lease: workpool_core::Lease<K>) -> bool {
         let shard = lease.shard();
         if self.hints.any_waiting.load(Ordering::Relaxed) {
-            // Any-key waiters are about: the key's group is most likely
-            // unlinked, so the shard alone would answer `NeedsLane`.
+            // Any-key waiters are about: the shard is most likely unlisted,
+            // so the shard alone would answer `NeedsLane`.
             return self.release_with_lane(shard, lease);
         }
         let mut part = self.lock_shard(shard);
         let (core, mut ids) = part.split_ids(&self.ids);
         match core.release(None, lease, &mut ids) {
             Ok(Ok(key)) => {
+                // The key's group may be linked again: its shard offers
+                // any-key room.
+                self.sync_offer(&mut part);
                 let unref = self.let_go(shard, &part);
                 if part.core.has_forgotten() || part.core.has_wakes() || part.watches.is_waiting() {
                     let mut after = After::new();
@@ -97,6 +100,7 @@ impl<K, S> Shared<K, S> {
         let Ok(Ok(key)) = released else {
             unreachable!("a std lease was rejected, or the lane was not enough");
         };
+        self.sync_offer(&mut part);
         let unref = self.let_go(shard, &part);
         let mut after = After::new();
         after.push_key(key);
@@ -150,6 +154,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         let mut part = self.lock_settled(shard);
         let (core, mut ids) = part.split_ids(&self.ids);
         if core.set_in(None, hash, &mut key, target, &mut ids).is_ok() {
+            self.sync_offer(&mut part);
             self.finish(None, Some(part), after);
             return;
         }
@@ -159,6 +164,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         let (core, mut ids) = part.split_ids(&self.ids);
         let set = core.set_in(Some(&mut lane.core), hash, &mut key, target, &mut ids);
         debug_assert!(set.is_ok(), "a call with the lane needs no lane");
+        self.sync_offer(&mut part);
         if let Some(unused) = key.take() {
             after.push_key(unused);
         }

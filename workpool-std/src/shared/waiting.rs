@@ -91,6 +91,7 @@ impl<K, S> Shared<K, S> {
                     let mut part = self.lock_shard(shard);
                     let (core, mut ids) = part.split_ids(&self.ids);
                     core.give_back(&mut lane.core, returned, &mut ids);
+                    self.sync_offer(&mut part);
                     let unref = self.let_go(shard, &part);
                     (Some(part), unref)
                 }
@@ -129,6 +130,7 @@ impl<K, S> Shared<K, S> {
             matches!(cancelled, Ok(Ok(()))),
             "only a waiter's owner removes it"
         );
+        self.sync_offer(&mut part);
         part.timed_out += u64::from(timed_out);
         part.take_waker(waiter, &mut after);
         let unref = self.let_go(shard, &part);
@@ -181,7 +183,10 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         want: Want<'_, Q>,
     ) -> Result<workpool_core::Lease<K>, TryAcquireError> {
         match want {
-            Want::Any => self.try_any(&mut self.lock_lane()),
+            Want::Any => match self.try_any_unlaned() {
+                Some(lease) => Ok(lease),
+                None => self.try_any(&mut self.lock_lane()),
+            },
             Want::Key(key) => {
                 let (hash, shard) = self.locate(key);
                 match self.fast_take(hash, shard, key) {
@@ -228,8 +233,40 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         }
     }
 
-    /// An any-key lease, round-robin over the keys with room: looks at the
-    /// group under the lane's cursor in its shard, unlinking full ones.
+    /// An any-key lease without the lane's lock, when nobody waits for one
+    /// and no limit is set: from the first shard that offers room from the
+    /// rotation's cursor on (see [`Offers`](super::lane::Offers)), with that
+    /// shard's lock alone; the shard's own ring picks the group. `None`
+    /// when no shard gave one (then [`try_any`](Self::try_any) decides,
+    /// under the lane).
+    #[inline]
+    fn try_any_unlaned(&self) -> Option<workpool_core::Lease<K>> {
+        if self.hints.any_waiting.load(Ordering::Relaxed) || self.is_closed() {
+            return None;
+        }
+        let offers = &self.offers;
+        let mut mask = offers.mask.load(Ordering::Relaxed);
+        let mut from = offers.next.load(Ordering::Relaxed);
+        while let Some(shard) = super::lane::next_offer(mask, from) {
+            // Lent room is room too: the shard's words give it back first.
+            let mut part = self.lock_settled(shard);
+            let (core, mut ids) = part.split_ids(&self.ids);
+            let taken = core.try_take_any(&mut ids);
+            self.sync_offer(&mut part);
+            if let Some(lease) = taken {
+                drop(part);
+                offers.next.store(shard + 1, Ordering::Relaxed);
+                return Some(lease);
+            }
+            mask &= !(1 << shard);
+            from = shard + 1;
+        }
+        None
+    }
+
+    /// An any-key lease, round-robin over the listed shards and within each
+    /// over its keys with room, under the lane: looks at the shard under
+    /// the lane's cursor, unlisting shards without room.
     fn try_any(
         &self,
         lane: &mut LaneGuard<'_>,
@@ -241,7 +278,9 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             // Lent room is room too: the shard's words give it back first.
             let mut part = self.lock_settled(shard);
             let (core, mut ids) = part.split_ids(&self.ids);
-            if let Some(lease) = lane.core.try_take(core, &mut ids) {
+            let taken = lane.core.try_take(core, &mut ids);
+            self.sync_offer(&mut part);
+            if let Some(lease) = taken {
                 return Ok(lease);
             }
         }
@@ -253,6 +292,9 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     fn start(&self, want: Want<'_, impl ?Sized + KeyQuery<K>>) -> Result<Started<'_, K>, Closed> {
         Ok(match want {
             Want::Any => {
+                if let Some(lease) = self.try_any_unlaned() {
+                    return Ok(Started::Leased(lease));
+                }
                 let mut lane = self.lock_lane();
                 match self.try_any(&mut lane) {
                     Ok(lease) => Started::Leased(lease),

@@ -643,11 +643,34 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// assert!(pool.try_acquire_key(&"spam").is_ok());
     /// assert!(pool.try_acquire_key(&"eggs").is_err());
     /// ```
+    #[inline(always)]
     pub fn try_acquire_key<Q>(&self, key: &Q) -> Result<Lease<K, S>, TryAcquireError>
     where
         Q: ?Sized + Hash + Equivalent<K> + ToOwned<Owned = K>,
     {
-        self.lease(self.shared.try_acquire(Want::Key(key)))
+        // The key's word, inlined into the caller, builds the lease where
+        // the caller keeps it; the locks are a call away, so that the two
+        // paths' leases are not merged through copies on the stack (which
+        // stalled on store forwarding: 24 ns against 14 per cycle).
+        let (hash, shard) = self.shared.locate(key);
+        match self.shared.fast_take(hash, shard, key) {
+            Ok(lease) => Ok(Lease::new(&self.shared, lease)),
+            Err(()) => self.try_acquire_key_locked(hash, shard, key),
+        }
+    }
+
+    /// [`try_acquire_key`](Self::try_acquire_key) under the locks.
+    #[inline(never)]
+    fn try_acquire_key_locked<Q>(
+        &self,
+        hash: u64,
+        shard: usize,
+        key: &Q,
+    ) -> Result<Lease<K, S>, TryAcquireError>
+    where
+        Q: ?Sized + Hash + Equivalent<K> + ToOwned<Owned = K>,
+    {
+        self.lease(self.shared.try_key_locked(hash, shard, key))
     }
 
     /// A stream of leases from any key, ending when the pool closes: spawn a
@@ -731,6 +754,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         self.shared.close_key(key);
     }
 
+    #[inline]
     fn lease<E>(&self, granted: Result<workpool_core::Lease<K>, E>) -> Result<Lease<K, S>, E> {
         granted.map(|lease| Lease::new(&self.shared, lease))
     }

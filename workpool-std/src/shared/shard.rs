@@ -27,26 +27,13 @@ pub(crate) struct Watching {
 }
 
 impl<K, S> Shared<K, S> {
-    /// Gives a lease back: in its shard alone while its key's group is
-    /// linked, otherwise with the lane. True if the shard gave up its count
-    /// of the pool (see [`keepalive`](super::keepalive)): the caller drops
-    /// it with [`unref`](super::keepalive::unref).
+    /// Gives a lease back under its shard's lock (and the lane's when the
+    /// shard is unlisted), after [`fast_release`](Self::fast_release) could
+    /// not put it back in its key's word. True if the shard gave up its
+    /// count of the pool (see [`keepalive`](super::keepalive)): the caller
+    /// drops it with [`unref`](super::keepalive::unref).
     #[inline]
-    #[must_use]
-    pub(crate) fn release(&self, lease: workpool_core::Lease<K>) -> bool {
-        if self.fast_release(&lease) {
-            // Its unit is back in its key's word; the key (a clone) goes
-            // without touching the pool.
-            drop(lease);
-            return false;
-        }
-        self.release_locked_path(lease)
-    }
-
-    /// [`release`](Self::release) under the shard's lock (and the lane's
-    /// when the key's group is unlinked).
-    #[inline]
-    fn release_locked_path(&self, lease: workpool_core::Lease<K>) -> bool {
+    pub(crate) fn release_slow(&self, lease: workpool_core::Lease<K>) -> bool {
         let shard = lease.shard();
         if self.hints.any_waiting.load(Ordering::Relaxed) {
             // Any-key waiters are about: the shard is most likely unlisted,
@@ -87,7 +74,7 @@ impl<K, S> Shared<K, S> {
     }
 
     /// Releases `lease` with the lane and its shard held, then finishes;
-    /// true if the shard gave up its count (see [`release`](Self::release)).
+    /// true if the shard gave up its count (see [`release_slow`](Self::release_slow)).
     fn release_locked(
         &self,
         mut lane: LaneGuard<'_>,
@@ -121,7 +108,7 @@ impl<K, S> Shared<K, S> {
 impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     /// The full hash of `key` and the shard it lives in.
     #[inline]
-    pub(super) fn locate<Q: ?Sized + Hash>(&self, key: &Q) -> (u64, usize) {
+    pub(crate) fn locate<Q: ?Sized + Hash>(&self, key: &Q) -> (u64, usize) {
         let hash = self.hasher.hash_one(key);
         // The high half: the shard's table uses the hash folded and
         // spread again, so keys of one shard still spread over its table.
@@ -203,7 +190,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
 
     /// Releases `lease` if it is surplus, checking and releasing under the
     /// same locks; hands it back otherwise. `Ok` says, as
-    /// [`release`](Self::release) does, whether the shard gave up its count.
+    /// [`release_slow`](Self::release_slow) does, whether the shard gave up its count.
     pub(crate) fn release_if_surplus(
         &self,
         lease: workpool_core::Lease<K>,

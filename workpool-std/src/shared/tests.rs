@@ -15,6 +15,14 @@ use super::wake::MIN_WAKERS;
 use super::*;
 use crate::error::AcquireTimeoutError;
 
+impl<K, S> Shared<K, S> {
+    /// What a lease's drop does with its core lease: into its key's word,
+    /// or under the locks. True if the shard gave up its count.
+    fn release(&self, lease: workpool_core::Lease<K>) -> bool {
+        !self.fast_release(&lease) && self.release_slow(lease)
+    }
+}
+
 /// A waker that counts how often it was woken.
 #[derive(Default)]
 struct Counter(AtomicUsize);

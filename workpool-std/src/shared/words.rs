@@ -274,8 +274,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     /// A lease of `key` (hash `hash`, in `shard`) from its word, without
     /// the lock; `Err` when the key has no word (that this thread saw), or
     /// the word has nothing to give, is slow or holds another key.
-    #[inline]
-    pub(super) fn fast_take<Q: ?Sized + KeyQuery<K>>(
+    #[inline(always)]
+    pub(crate) fn fast_take<Q: ?Sized + KeyQuery<K>>(
         &self,
         hash: u64,
         shard: usize,
@@ -349,7 +349,7 @@ impl<K, S> Shared<K, S> {
     /// Gives `lease`'s unit back to its key's word, without the lock; false
     /// (the lease untouched) if the key has no word or it is slow.
     #[inline]
-    pub(super) fn fast_release(&self, lease: &workpool_core::Lease<K>) -> bool {
+    pub(crate) fn fast_release(&self, lease: &workpool_core::Lease<K>) -> bool {
         let words = &self.shards[lease.shard()].words;
         // The lease's unit keeps its key tracked, so a word found by the
         // key's slot is this key's (module docs).

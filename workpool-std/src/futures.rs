@@ -58,6 +58,13 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Future for Acquire<'_, K, S> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        // The first poll's common case builds the lease in place.
+        if let Wait::Idle = this.wait {
+            if let Some(lease) = this.shared.try_any_unlaned() {
+                this.wait = Wait::Done;
+                return Poll::Ready(Ok(Lease::new(this.shared, lease)));
+            }
+        }
         this.shared
             .poll_acquire(&mut this.wait, Want::<K>::Any, cx)
             .map_ok(|lease| Lease::new(this.shared, lease))
@@ -289,6 +296,13 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Future for AcquireOwned<K, S> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        // The first poll's common case builds the lease in place.
+        if let Wait::Idle = this.wait {
+            if let Some(lease) = this.shared.try_any_unlaned() {
+                this.wait = Wait::Done;
+                return Poll::Ready(Ok(Lease::new(&this.shared, lease)));
+            }
+        }
         this.shared
             .poll_acquire(&mut this.wait, Want::<K>::Any, cx)
             .map_ok(|lease| Lease::new(&this.shared, lease))

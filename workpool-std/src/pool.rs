@@ -620,8 +620,20 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// assert_eq!(pool.try_acquire().unwrap_err(), TryAcquireError::NoCapacity);
     /// # drop(lease);
     /// ```
+    #[inline]
     pub fn try_acquire(&self) -> Result<Lease<K, S>, TryAcquireError> {
-        self.lease(self.shared.try_acquire(Want::<K>::Any))
+        // As `try_acquire_key`: the common case builds the lease in place,
+        // the lane is a call away.
+        match self.shared.try_any_unlaned() {
+            Some(lease) => Ok(Lease::new(&self.shared, lease)),
+            None => self.try_acquire_laned(),
+        }
+    }
+
+    /// [`try_acquire`](Self::try_acquire) under the lane.
+    #[inline(never)]
+    fn try_acquire_laned(&self) -> Result<Lease<K, S>, TryAcquireError> {
+        self.lease(self.shared.try_any_laned())
     }
 
     /// Takes a lease from `key` if it has room, without waiting.

@@ -23,6 +23,29 @@ impl<K, S> Shared<K, S> {
     }
 }
 
+impl<K: std::hash::Hash + Eq + Clone, S: std::hash::BuildHasher> Shared<K, S> {
+    /// What `Pool::try_acquire` and `Pool::try_acquire_key` do, without
+    /// the `Pool`.
+    fn try_acquire<Q: ?Sized + KeyQuery<K>>(
+        &self,
+        want: Want<'_, Q>,
+    ) -> Result<workpool_core::Lease<K>, crate::TryAcquireError> {
+        match want {
+            Want::Any => match self.try_any_unlaned() {
+                Some(lease) => Ok(lease),
+                None => self.try_any_laned(),
+            },
+            Want::Key(key) => {
+                let (hash, shard) = self.locate(key);
+                match self.fast_take(hash, shard, key) {
+                    Ok(lease) => Ok(lease),
+                    Err(()) => self.try_key_locked(hash, shard, key),
+                }
+            }
+        }
+    }
+}
+
 /// A waker that counts how often it was woken.
 #[derive(Default)]
 struct Counter(AtomicUsize);

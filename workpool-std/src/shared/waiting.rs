@@ -174,42 +174,14 @@ impl<K, S> Shared<K, S> {
 }
 
 impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
-    /// A lease at once, or why not: from the key's word without a lock
-    /// when it has a unit (inlined, so the lease is built in place),
-    /// otherwise under the locks. Always inlined, so that a caller's
-    /// constant `want` leaves only its own path in the caller: the any-key
-    /// path inlined beside the key's made the key's too big to inline (a
-    /// one-key `try` + release went from 25 to 31 ns, the lease copied
-    /// through the stack).
-    #[inline(always)]
-    pub(crate) fn try_acquire<Q: ?Sized + KeyQuery<K>>(
-        &self,
-        want: Want<'_, Q>,
-    ) -> Result<workpool_core::Lease<K>, TryAcquireError> {
-        match want {
-            Want::Any => self.try_any_now(),
-            Want::Key(key) => {
-                let (hash, shard) = self.locate(key);
-                match self.fast_take(hash, shard, key) {
-                    Ok(lease) => Ok(lease),
-                    Err(()) => self.try_key_locked(hash, shard, key),
-                }
-            }
-        }
+    /// An any-key lease under the lane, after
+    /// [`try_any_unlaned`](Self::try_any_unlaned) found none.
+    pub(crate) fn try_any_laned(&self) -> Result<workpool_core::Lease<K>, TryAcquireError> {
+        self.try_any(&mut self.lock_lane())
     }
 
-    /// [`try_acquire`](Self::try_acquire) of any key: from a listed shard
-    /// without the lane when it can, otherwise under the lane.
-    #[inline]
-    fn try_any_now(&self) -> Result<workpool_core::Lease<K>, TryAcquireError> {
-        match self.try_any_unlaned() {
-            Some(lease) => Ok(lease),
-            None => self.try_any(&mut self.lock_lane()),
-        }
-    }
-
-    /// [`try_acquire`](Self::try_acquire) of a key under its shard's lock
-    /// (and the lane's, while a limit is set).
+    /// [`Pool::try_acquire_key`](crate::Pool::try_acquire_key) under the
+    /// key's shard's lock (and the lane's, while a limit is set).
     #[inline]
     pub(crate) fn try_key_locked<Q: ?Sized + KeyQuery<K>>(
         &self,
@@ -251,7 +223,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     /// when no shard gave one (then [`try_any`](Self::try_any) decides,
     /// under the lane).
     #[inline]
-    fn try_any_unlaned(&self) -> Option<workpool_core::Lease<K>> {
+    pub(crate) fn try_any_unlaned(&self) -> Option<workpool_core::Lease<K>> {
         if self.hints.any_waiting.load(Ordering::Relaxed) || self.is_closed() {
             return None;
         }

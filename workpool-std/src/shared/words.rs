@@ -15,7 +15,7 @@
 //!   compare-exchange, as long as the word is not *slow*.
 //!
 //! Everything else takes the shard's lock and first *collects* the words
-//! it could disturb ([`Part::collect`]): it marks the word slow (from then
+//! it could disturb ([`Shared::collect`]): it marks the word slow (from then
 //! on grants and releases of that key take the lock) and gives the units
 //! that no lease holds back to the core, with the number of leases minted.
 //! So under the lock the core's counts are exact, every rule of the core

@@ -132,8 +132,21 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        // The first poll tries the key's word inline and builds the lease
+        // in place; the rest is a call away.
+        let mut located = None;
+        if let Wait::Idle = this.wait {
+            let (hash, shard) = this.shared.locate(this.key);
+            match this.shared.fast_take(hash, shard, this.key) {
+                Ok(lease) => {
+                    this.wait = Wait::Done;
+                    return Poll::Ready(Ok(Lease::new(this.shared, lease)));
+                }
+                Err(()) => located = Some((hash, shard)),
+            }
+        }
         this.shared
-            .poll_acquire(&mut this.wait, Want::Key(this.key), cx)
+            .poll_acquire_from(&mut this.wait, Want::Key(this.key), located, cx)
             .map_ok(|lease| Lease::new(this.shared, lease))
     }
 }
@@ -387,8 +400,20 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Future for AcquireKeyOwned<K, S> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        // As `AcquireKey`'s.
+        let mut located = None;
+        if let Wait::Idle = this.wait {
+            let (hash, shard) = this.shared.locate(&this.key);
+            match this.shared.fast_take(hash, shard, &this.key) {
+                Ok(lease) => {
+                    this.wait = Wait::Done;
+                    return Poll::Ready(Ok(Lease::new(&this.shared, lease)));
+                }
+                Err(()) => located = Some((hash, shard)),
+            }
+        }
         this.shared
-            .poll_acquire(&mut this.wait, Want::Key(&this.key), cx)
+            .poll_acquire_from(&mut this.wait, Want::Key(&this.key), located, cx)
             .map_ok(|lease| Lease::new(&this.shared, lease))
     }
 }

@@ -272,7 +272,13 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
 
     /// Takes a lease at once or registers a waiter, with the lane's lock
     /// held (any key) or the key's shard's.
-    fn start(&self, want: Want<'_, impl ?Sized + KeyQuery<K>>) -> Result<Started<'_, K>, Closed> {
+    /// `located`: the key's hash and shard, when the caller tried its word
+    /// already.
+    fn start(
+        &self,
+        want: Want<'_, impl ?Sized + KeyQuery<K>>,
+        located: Option<(u64, usize)>,
+    ) -> Result<Started<'_, K>, Closed> {
         Ok(match want {
             Want::Any => {
                 if let Some(lease) = self.try_any_unlaned() {
@@ -294,10 +300,16 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 }
             }
             Want::Key(key) => {
-                let (hash, shard) = self.locate(key);
-                if let Ok(lease) = self.fast_take(hash, shard, key) {
-                    return Ok(Started::Leased(lease));
-                }
+                let (hash, shard) = match located {
+                    Some(located) => located,
+                    None => {
+                        let (hash, shard) = self.locate(key);
+                        if let Ok(lease) = self.fast_take(hash, shard, key) {
+                            return Ok(Started::Leased(lease));
+                        }
+                        (hash, shard)
+                    }
+                };
                 let mut part = self.lock_shard(shard);
                 self.collect_key(shard, &mut part, hash);
                 let arrivals = self.hints.arrivals.load(Ordering::Relaxed);
@@ -465,10 +477,24 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     /// # Panics
     ///
     /// If the acquisition already completed (`wait` is `Done`).
+    #[inline]
     pub(crate) fn poll_acquire<Q: ?Sized + KeyQuery<K>>(
         &self,
         wait: &mut Wait,
         want: Want<'_, Q>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<workpool_core::Lease<K>, Closed>> {
+        self.poll_acquire_from(wait, want, None, cx)
+    }
+
+    /// [`poll_acquire`](Self::poll_acquire) of a key whose word the caller
+    /// tried already (`located`: its hash and shard), before a first poll.
+    #[inline(never)]
+    pub(crate) fn poll_acquire_from<Q: ?Sized + KeyQuery<K>>(
+        &self,
+        wait: &mut Wait,
+        want: Want<'_, Q>,
+        located: Option<(u64, usize)>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<workpool_core::Lease<K>, Closed>> {
         assert!(
@@ -492,7 +518,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 }
                 Err(locked) => (locked, waiter),
             },
-            _ => match self.start(want) {
+            _ => match self.start(want, located) {
                 Ok(Started::Leased(lease)) => {
                     *wait = Wait::Done;
                     return Poll::Ready(Ok(lease));
@@ -519,7 +545,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         want: Want<'_, Q>,
         deadline: Option<Instant>,
     ) -> Result<workpool_core::Lease<K>, AcquireTimeoutError> {
-        let waiter = match self.start(want)? {
+        let waiter = match self.start(want, None)? {
             Started::Leased(lease) => return Ok(lease),
             Started::Lane(_, waiter) | Started::Shard(_, waiter) => waiter,
         };

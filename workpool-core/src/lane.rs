@@ -9,7 +9,7 @@ use crate::identity::{Identity, PoolId};
 use crate::lease::{Claim, Grant, Lease, Stats, WaiterId};
 use crate::parts::LeaseIds;
 use crate::ring::Ring;
-use crate::shard::{close_queue, decide, Shard};
+use crate::shard::{close_queue, decide, Shard, Turn};
 use crate::waiters::{List, State, Waiters, NIL};
 
 /// The any-key part of a pool: the any-key waiters and their queue, the
@@ -365,17 +365,20 @@ impl Lane {
         match (any, top, self.shards.cursor()) {
             (Some(a), top, Some((s, _))) if top.is_none_or(|(_, _, (o, _, _))| a < o) => {
                 assert_eq!(s, shard.index(), "a step with another shard");
-                if let Some(g) = shard.room_in_ring() {
-                    let grant = shard.grant(g, ids);
-                    self.count_grant();
-                    shard.advance_ring();
-                    self.shards.advance_past(self.shards.cursor_node());
-                    self.grant_head(grant);
-                    // The group may have lost its room: its own waiters'
-                    // place among the held back changes.
-                    shard.rebalance(self, g);
-                } else {
-                    shard.unlist(self);
+                match shard.room_in_turn() {
+                    Turn::Room(g) => {
+                        let grant = shard.grant(g, ids);
+                        self.count_grant();
+                        if shard.advance_turn() {
+                            self.next_turn();
+                        }
+                        self.grant_head(grant);
+                        // The group may have lost its room: its own waiters'
+                        // place among the held back changes.
+                        shard.rebalance(self, g);
+                    }
+                    Turn::Over => self.next_turn(),
+                    Turn::Empty => shard.unlist(self),
                 }
             }
             (_, Some((s, g, _)), _) => {
@@ -422,8 +425,9 @@ impl Lane {
         let g = self.room_under_cursor(shard)?;
         let lease = shard.lease_from(g, ids);
         self.count_grant();
-        shard.advance_ring();
-        self.shards.advance_past(self.shards.cursor_node());
+        if shard.advance_turn() {
+            self.next_turn();
+        }
         Some(lease)
     }
 
@@ -457,8 +461,9 @@ impl Lane {
         let g = self.room_under_cursor(shard)?;
         let grant = shard.grant(g, ids);
         self.count_grant();
-        shard.advance_ring();
-        self.shards.advance_past(self.shards.cursor_node());
+        if shard.advance_turn() {
+            self.next_turn();
+        }
         let order = self.bump_arrival();
         Some(self.waiters.insert(NIL, order, State::Granted(grant)))
     }
@@ -471,11 +476,25 @@ impl Lane {
         }
         let (s, _) = self.shards.cursor()?;
         assert_eq!(s, shard.index(), "the lane's cursor is in another shard");
-        let room = shard.room_in_ring();
-        if room.is_none() {
-            shard.unlist(self);
+        match shard.room_in_turn() {
+            Turn::Room(g) => Some(g),
+            // The caller loops: the next shard's turn.
+            Turn::Over => {
+                self.next_turn();
+                None
+            }
+            Turn::Empty => {
+                shard.unlist(self);
+                None
+            }
         }
-        room
+    }
+
+    /// Moves the rotation over shards on, after the turn of the shard
+    /// under its cursor ended.
+    #[inline]
+    fn next_turn(&mut self) {
+        self.shards.advance_past(self.shards.cursor_node());
     }
 
     /// An arrival number for a new any-key waiter: odd, so that a key

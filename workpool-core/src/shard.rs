@@ -21,6 +21,7 @@ mod helpers;
 mod lending;
 mod queries;
 
+pub(crate) use helpers::Turn;
 pub use lending::{Lent, Minter};
 
 /// The keyed part of a pool: the groups of the keys that hash to it, their
@@ -70,6 +71,10 @@ pub struct Shard<K> {
     /// Changed only with the lane; while it is set and no limit is, no
     /// any-key waiter waits (see [`parts`](crate::parts)).
     pub(crate) listed: u32,
+    /// True when the last any-key attempt on this shard alone
+    /// ([`try_take_any`](Self::try_take_any)) ended the shard's turn (see
+    /// [`turn_ended`](Self::turn_ended)).
+    turn_ended: bool,
     /// Key waiters.
     pub(crate) waiters: Waiters,
     /// Key waiters whose outcome is decided and not yet reported.
@@ -113,6 +118,7 @@ impl<K> Shard<K> {
             groups: Groups::new(),
             ring: Ring::new(),
             listed: NIL,
+            turn_ended: false,
             waiters: Waiters::new(pool, index),
             wake: List::EMPTY,
             closed: false,

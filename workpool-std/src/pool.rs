@@ -27,10 +27,11 @@ mod owned;
 /// can serve: capacity at key `k` goes to the oldest waiter that asked for
 /// `k` or for any key. Nobody barges: a new acquisition, including
 /// `try_acquire*`, never takes capacity an earlier waiter could use. When
-/// several keys have room, any-key grants rotate round-robin over the
-/// shards with room and within each over its keys with room, so with
-/// demand everywhere leases come out in proportion to the targets (see
-/// [`acquire`](Pool::acquire) for the exact rotation).
+/// several keys have room, any-key grants rotate round-robin over them
+/// (shard by shard, each shard's keys in a turn), so every key with room
+/// is served once per round and with demand everywhere leases come out in
+/// proportion to the targets (see [`acquire`](Pool::acquire) for the exact
+/// rotation).
 ///
 /// # Shrinking a target
 ///
@@ -531,18 +532,18 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     ///
     /// Keys are spread over the pool's shards by hash
     /// ([`shard_count`](Self::shard_count) of them), and any-key grants
-    /// rotate on two levels: over the shards that have a key with room,
-    /// and within a shard round-robin over its keys with room (a key that
-    /// gets room again joins the end of its shard's round). While nobody
-    /// waits for any key and no limit is set, the shard is the next one
-    /// with room, in shard order, after the one the last such grant came
-    /// from (starting with the first shard given room); otherwise grants
-    /// go through the pool's queue of any-key requests, which rotates over
-    /// the shards with room in the order they got it. So with demand
-    /// everywhere every key with room is served in turn, and leases come
-    /// out in proportion to the targets (`spam` = 2, `eggs` = 1 with equal
-    /// work: about 2:1); but two keys are not served strictly alternately
-    /// when their shards hold different numbers of keys. A waiting
+    /// are one round-robin over the keys with room, taken shard by shard:
+    /// the rotation gives each shard with room a *turn*, in which it grants
+    /// once from each of its keys that had room when the turn began (in
+    /// the shard's own round-robin order; a key that gets room again joins
+    /// the end of its shard's round), then moves to the next shard with
+    /// room. While nobody waits for any key and no limit is set, the next
+    /// shard is the next one with room in shard order (starting with the
+    /// first shard given room); otherwise grants go through the pool's
+    /// queue of any-key requests, which visits the shards with room in the
+    /// order they got it. So every key with room is served once per round,
+    /// and with demand everywhere leases come out in proportion to the
+    /// targets (`spam` = 2, `eggs` = 1 with equal work: about 2:1). A waiting
     /// acquisition is served in arrival order by the first unit freed that
     /// it can use, whatever its key.
     ///

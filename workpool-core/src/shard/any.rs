@@ -47,13 +47,50 @@ impl<K> Shard<K> {
     where
         K: Clone,
     {
+        self.turn_ended = false;
         if self.limited || self.closed || !self.is_listed() {
             return None;
         }
-        let g = self.room_in_ring()?;
+        let g = match self.room_in_turn() {
+            Turn::Room(g) => g,
+            Turn::Over => {
+                self.turn_ended = true;
+                return None;
+            }
+            Turn::Empty => return None,
+        };
         let lease = self.lease_from(g, ids);
-        self.advance_ring();
+        self.turn_ended = self.advance_turn();
         Some(lease)
+    }
+
+    /// True when the last [`try_take_any`](Self::try_take_any) ended the
+    /// shard's *turn* in the any-key rotation: an adapter rotating over
+    /// shards stays on a shard until its turn ends, then moves to the next
+    /// one. A turn grants once from each key that had room when it began,
+    /// in the shard's round-robin order, so the two levels make one
+    /// round-robin over all keys. A turn also ends without a grant when its
+    /// last key turns out full (then `try_take_any` returned `None`, and
+    /// the shard may still have room for the next turn).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// let mut lane = Lane::new();
+    /// let mut shard = Shard::new(0, &lane);
+    /// let mut ids = 1u64;
+    /// shard.set(Some(&mut lane), 1, "a", 2, &mut ids).unwrap();
+    /// shard.set(Some(&mut lane), 2, "b", 2, &mut ids).unwrap();
+    /// let a = shard.try_take_any(&mut ids).unwrap();
+    /// assert!(!shard.turn_ended()); // "b" is still to come in this turn
+    /// let b = shard.try_take_any(&mut ids).unwrap();
+    /// assert!(shard.turn_ended());
+    /// assert_eq!((*a.key(), *b.key()), ("a", "b"));
+    /// ```
+    #[inline]
+    pub fn turn_ended(&self) -> bool {
+        self.turn_ended
     }
 
     /// True while the shard is listed in the lane's rotation of shards that

@@ -3,6 +3,16 @@
 
 use super::*;
 
+/// Where an any-key grant stands in a shard's turn (see [`crate::ring`]).
+pub(crate) enum Turn {
+    /// This group, under the ring's cursor, has room.
+    Room(u32),
+    /// The shard's turn ended without a grant: its last group was full.
+    Over,
+    /// No group is linked.
+    Empty,
+}
+
 impl<K> Shard<K> {
     #[inline]
     pub(super) fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
@@ -136,21 +146,29 @@ impl<K> Shard<K> {
 
     /// The group under the ring's cursor if it has room, after unlinking
     /// the full ones the cursor meets on the way (each paid for by its
-    /// linking); `None` once the ring is empty.
-    pub(crate) fn room_in_ring(&mut self) -> Option<u32> {
+    /// linking): [`Turn::Room`]. [`Turn::Over`] when the shard's running
+    /// turn ends on the way (its last group was full), [`Turn::Empty`] once
+    /// the ring is empty.
+    pub(crate) fn room_in_turn(&mut self) -> Turn {
         while let Some((_, g)) = self.ring.cursor() {
             if self.groups.at(g).has_room() {
-                return Some(g);
+                return Turn::Room(g);
             }
+            let ends_turn = self.ring.cursor_ends_turn();
             self.unlink(g);
+            if ends_turn {
+                return Turn::Over;
+            }
         }
-        None
+        Turn::Empty
     }
 
-    /// Moves the ring's cursor past the group under it, after a grant.
+    /// Moves the ring's cursor past the group under it, after an any-key
+    /// grant from it; true when the grant ended the shard's turn (the
+    /// rotation over shards moves on).
     #[inline]
-    pub(crate) fn advance_ring(&mut self) {
-        self.ring.advance_past(self.ring.cursor_node());
+    pub(crate) fn advance_turn(&mut self) -> bool {
+        self.ring.advance_in_turn()
     }
 
     /// Returns one unit of capacity to group `g` and passes it on.

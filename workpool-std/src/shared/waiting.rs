@@ -235,14 +235,24 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             let mut part = self.lock_settled(shard);
             let (core, mut ids) = part.split_ids(&self.ids);
             let taken = core.try_take_any(&mut ids);
+            // The rotation stays on a shard for its whole turn: once per
+            // key with room (see `Shard::turn_ended`).
+            let turn_ended = core.turn_ended();
             self.sync_offer(&mut part);
+            let next = if turn_ended { shard + 1 } else { shard };
             if let Some(lease) = taken {
                 drop(part);
-                offers.next.store(shard + 1, Ordering::Relaxed);
+                offers.next.store(next, Ordering::Relaxed);
                 return Some(lease);
             }
-            mask &= !(1 << shard);
-            from = shard + 1;
+            if turn_ended {
+                // Its last key was full; it may have room for a new turn,
+                // after the other shards'.
+                offers.next.store(next, Ordering::Relaxed);
+            } else {
+                mask &= !(1 << shard);
+            }
+            from = next;
         }
         None
     }

@@ -335,3 +335,16 @@ fn any_key_rounds_survive_releases() {
     assert_eq!(again, [0, 1, 2, 3, 4]);
     assert!(pool.try_acquire().is_err());
 }
+
+/// Keys set one after another in different shards get their any-key grants
+/// in the order they were set, whatever shards their hashes name (the
+/// rotation visits shards in the order they first offered room).
+#[test]
+fn any_key_rounds_follow_the_order_keys_were_set() {
+    let pool: Pool<u32, Placed> = Pool::with_hasher(Placed(vec![3, 1, 2, 0]));
+    for key in 0..4 {
+        pool.set(key, 2);
+    }
+    let order: Vec<u32> = (0..8).map(|_| *pool.try_acquire().unwrap().key()).collect();
+    assert_eq!(order, [0, 1, 2, 3, 0, 1, 2, 3]);
+}

@@ -538,10 +538,11 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// the shard's own round-robin order; a key that gets room again joins
     /// the end of its shard's round), then moves to the next shard with
     /// room. While nobody waits for any key and no limit is set, the next
-    /// shard is the next one with room in shard order (starting with the
-    /// first shard given room); otherwise grants go through the pool's
-    /// queue of any-key requests, which visits the shards with room in the
-    /// order they got it. So every key with room is served once per round,
+    /// shard is the next one with room in the order the shards first had
+    /// room (so keys set one after another in different shards are served
+    /// in that order); otherwise grants go through the pool's queue of
+    /// any-key requests, which visits the shards with room in the order
+    /// they got it. So every key with room is served once per round,
     /// and with demand everywhere leases come out in proportion to the
     /// targets (`spam` = 2, `eggs` = 1 with equal work: about 2:1). A waiting
     /// acquisition is served in arrival order by the first unit freed that

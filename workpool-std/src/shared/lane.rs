@@ -30,21 +30,32 @@ pub(super) struct LaneHints {
 /// it only when their shard's offer changes (a group of a listed shard
 /// linked again, or the shard unlisted by the lane).
 ///
-/// The bits are hints, nothing relies on them: bit `s` mirrors
-/// [`Shard::offers_any`](workpool_core::parts::Shard::offers_any) of shard
-/// `s` as the shard's lock last wrote it ([`Shared::sync_offer`]). An
-/// any-key grant takes the first set bit from the cursor on, locks that
-/// shard alone and asks it ([`Shard::try_take_any`], which grants only
+/// The rotation visits shards by *rank*: the order in which they first
+/// offered room (a shard's rank is fixed then, for the pool's life). So
+/// keys set one after another in different shards get their any-key
+/// grants in that order, as they would with one shard, not in the order
+/// their hashes happened to give.
+///
+/// The bits are hints, nothing relies on them: the bit of rank `r` mirrors
+/// [`Shard::offers_any`](workpool_core::parts::Shard::offers_any) of the
+/// shard of that rank as the shard's lock last wrote it
+/// ([`Shared::sync_offer`]). An any-key grant takes the first set bit from
+/// the cursor on, locks that shard alone and asks it ([`Shard::try_take_any`], which grants only
 /// while the shard is listed, which proves that no any-key waiter waits);
 /// when no shard gives a lease it goes through the lane, which is exact
 /// (listing and unlisting need the lane) and syncs every shard it visits.
 ///
 /// [`Shard::try_take_any`]: workpool_core::parts::Shard::try_take_any
 pub(super) struct Offers {
-    /// Bit `s` set while shard `s` offers any-key room (at most 64 shards).
+    /// Bit `r` set while the shard of rank `r` offers any-key room (at
+    /// most 64 shards).
     pub(super) mask: AtomicU64,
-    /// The shard the next any-key grant looks at first.
+    /// The rank the next any-key grant looks at first.
     pub(super) next: AtomicUsize,
+    /// How many shards have a rank.
+    pub(super) ranked: AtomicUsize,
+    /// `by_rank[r]`: the shard of rank `r` (published before its bit).
+    pub(super) by_rank: [AtomicUsize; 64],
 }
 
 /// The first set bit of `mask` at or after `from` (wrapping), if any.
@@ -71,16 +82,25 @@ impl<K, S> Shared<K, S> {
         let now = part.core.offers_any();
         if part.offered != now {
             part.offered = now;
-            let bit = 1u64 << part.core.index();
+            let rank = match part.rank {
+                Some(rank) => rank,
+                None => {
+                    // The shard's first offer: it takes the next rank.
+                    let rank = self.offers.ranked.fetch_add(1, Ordering::Relaxed);
+                    self.offers.by_rank[rank].store(part.core.index() as usize, Ordering::Relaxed);
+                    part.rank = Some(rank);
+                    rank
+                }
+            };
+            let bit = 1u64 << rank;
             if now {
-                let before = self.offers.mask.fetch_or(bit, Ordering::Relaxed);
+                // Release: a grant that sees the bit sees the rank's shard.
+                let before = self.offers.mask.fetch_or(bit, Ordering::Release);
                 if before == 0 {
                     // The first shard to offer room is where the rotation
                     // starts: the first key given room gets the first
                     // any-key grant, as with one shard.
-                    self.offers
-                        .next
-                        .store(part.core.index() as usize, Ordering::Relaxed);
+                    self.offers.next.store(rank, Ordering::Relaxed);
                 }
             } else {
                 self.offers.mask.fetch_and(!bit, Ordering::Relaxed);

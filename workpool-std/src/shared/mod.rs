@@ -155,6 +155,8 @@ struct Part<P> {
     lent_mask: u8,
     /// A shard's bit in [`Offers`], as its lock last wrote it.
     offered: bool,
+    /// The shard's rank in [`Offers`], from its first offer on.
+    rank: Option<usize>,
 }
 
 /// How many lease ids a shard reserves at once from the pool's counter.
@@ -264,6 +266,8 @@ impl<K, S> Shared<K, S> {
             offers: Padded(Offers {
                 mask: AtomicU64::new(0),
                 next: AtomicUsize::new(0),
+                ranked: AtomicUsize::new(0),
+                by_rank: std::array::from_fn(|_| AtomicUsize::new(0)),
             }),
             handles: AtomicUsize::new(1),
             me: StdAtomicPtr::new(std::ptr::null_mut()),
@@ -313,6 +317,7 @@ impl<P> Part<P> {
             free_words: WORDS,
             lent_mask: 0,
             offered: false,
+            rank: None,
         }
     }
 

@@ -228,9 +228,11 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             return None;
         }
         let offers = &self.offers;
-        let mut mask = offers.mask.load(Ordering::Relaxed);
+        // Acquire: the shard of each set bit's rank is published.
+        let mut mask = offers.mask.load(Ordering::Acquire);
         let mut from = offers.next.load(Ordering::Relaxed);
-        while let Some(shard) = super::lane::next_offer(mask, from) {
+        while let Some(rank) = super::lane::next_offer(mask, from) {
+            let shard = offers.by_rank[rank].load(Ordering::Relaxed);
             // Lent room is room too: the shard's words give it back first.
             let mut part = self.lock_settled(shard);
             let (core, mut ids) = part.split_ids(&self.ids);
@@ -239,7 +241,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             // key with room (see `Shard::turn_ended`).
             let turn_ended = core.turn_ended();
             self.sync_offer(&mut part);
-            let next = if turn_ended { shard + 1 } else { shard };
+            let next = if turn_ended { rank + 1 } else { rank };
             if let Some(lease) = taken {
                 drop(part);
                 offers.next.store(next, Ordering::Relaxed);
@@ -250,7 +252,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 // after the other shards'.
                 offers.next.store(next, Ordering::Relaxed);
             } else {
-                mask &= !(1 << shard);
+                mask &= !(1 << rank);
             }
             from = next;
         }

@@ -234,3 +234,117 @@ fn any_key_grants_rotate() {
     }
     assert!(pool.try_acquire().is_err());
 }
+
+/// A hasher that puts key `k` (a `u32`) in shard `shards[k]`: the shard
+/// bits of the hash (32 and up) name it, the low bits keep keys apart.
+#[derive(Clone)]
+struct Placed(Vec<u64>);
+
+struct PlacedHasher {
+    shards: Vec<u64>,
+    key: u64,
+}
+
+impl std::hash::BuildHasher for Placed {
+    type Hasher = PlacedHasher;
+
+    fn build_hasher(&self) -> PlacedHasher {
+        PlacedHasher {
+            shards: self.0.clone(),
+            key: 0,
+        }
+    }
+}
+
+impl std::hash::Hasher for PlacedHasher {
+    fn finish(&self) -> u64 {
+        (self.shards[self.key as usize] << 32) | (self.key.wrapping_mul(0x9E37_79B9) & 0xFFFF_FFFF)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes.iter().rev() {
+            self.key = (self.key << 8) | u64::from(b);
+        }
+    }
+}
+
+/// Any-key grants are one round-robin over all keys with room, however the
+/// keys fall into shards: a shard keeps the rotation for a turn, once per
+/// key with room, before the next shard's turn.
+#[test]
+fn any_key_rounds_visit_every_key_whatever_the_shards() {
+    let layouts: [&[u64]; 6] = [
+        &[0, 0, 0],
+        &[0, 1, 2],
+        &[1, 0, 0],
+        &[0, 1, 1],
+        &[2, 2, 0, 1, 1, 1],
+        &[3, 0, 3, 1, 0, 3, 2],
+    ];
+    // With a limit set, any-key grants go through the lane: the same rounds.
+    for (layout, limit) in layouts.iter().flat_map(|&l| [(l, None), (l, Some(1_000))]) {
+        let pool: Pool<u32, Placed> = Pool::with_hasher(Placed(layout.to_vec()));
+        pool.set_limit(limit);
+        assert!(pool.shard_count() >= 4, "the layouts need 4 shards");
+        let keys = layout.len() as u32;
+        let target = 3;
+        for key in 0..keys {
+            pool.set(key, target);
+        }
+        let leases: Vec<_> = (0..keys * target as u32)
+            .map(|_| pool.try_acquire().unwrap())
+            .collect();
+        let order: Vec<u32> = leases.iter().map(|l| *l.key()).collect();
+        for round in order.chunks(keys as usize) {
+            let mut round = round.to_vec();
+            round.sort_unstable();
+            assert_eq!(
+                round,
+                (0..keys).collect::<Vec<_>>(),
+                "layout {layout:?}, limit {limit:?}: each round visits every key once: {order:?}"
+            );
+        }
+        assert_eq!(pool.try_acquire().unwrap_err(), TryAcquireError::NoCapacity);
+    }
+}
+
+/// The rounds hold while leases come and go: with every key at its target
+/// but one unit, each release of a unit lets one grant through, and over a
+/// round of releases every key is granted again once.
+#[test]
+fn any_key_rounds_survive_releases() {
+    let pool: Pool<u32, Placed> = Pool::with_hasher(Placed(vec![0, 0, 1, 2, 2]));
+    for key in 0..5 {
+        pool.set(key, 2);
+    }
+    let mut held: Vec<_> = (0..10).map(|_| pool.try_acquire().unwrap()).collect();
+    // Give back one lease of each key, then take five: one per key.
+    let mut back = Vec::new();
+    for key in 0..5u32 {
+        let i = held.iter().position(|l| *l.key() == key).unwrap();
+        back.push(held.swap_remove(i));
+    }
+    drop(back);
+    let mut again = Vec::new();
+    for _ in 0..5 {
+        let lease = pool.try_acquire().unwrap();
+        again.push(*lease.key());
+        held.push(lease);
+    }
+    again.sort_unstable();
+    assert_eq!(again, [0, 1, 2, 3, 4]);
+    assert!(pool.try_acquire().is_err());
+}
+
+/// Keys set one after another in different shards get their any-key grants
+/// in the order they were set, whatever shards their hashes name (the
+/// rotation visits shards in the order they first offered room).
+#[test]
+fn any_key_rounds_follow_the_order_keys_were_set() {
+    let pool: Pool<u32, Placed> = Pool::with_hasher(Placed(vec![3, 1, 2, 0]));
+    for key in 0..4 {
+        pool.set(key, 2);
+    }
+    let order: Vec<u32> = (0..8).map(|_| *pool.try_acquire().unwrap().key()).collect();
+    assert_eq!(order, [0, 1, 2, 3, 0, 1, 2, 3]);
+}

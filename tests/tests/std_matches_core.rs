@@ -9,8 +9,16 @@
 //! (and ids by contract item 5: unique, growing within a key), every `try_*`
 //! outcome, every count and every waiter's state must
 //! agree, and a std waiter must be woken exactly when the core reports its
-//! outcome decided. Keys spread over the std pool's shards, so any-key
-//! grants walk a ring across shards.
+//! outcome decided.
+//!
+//! Two forms: with a hasher that puts every key in one of std's shards,
+//! every decision must match, any-key grants included (std's any-key
+//! rotation over one shard is the core's). With the default hasher the keys
+//! spread over std's shards, whose any-key rotation goes shard by shard
+//! (documented on `Pool::acquire`): there every key operation must match,
+//! an any-key `try_acquire` must grant exactly when the core can, from a
+//! key the core could grant from, and no any-key waiter queues (which key
+//! serves one under a raised limit depends on that rotation).
 //!
 //! Along the way, `surplus()` and `drained()` watchers are registered on
 //! held leases and keys: after every step, every watcher whose condition
@@ -22,6 +30,7 @@
 //! proptest's own `PROPTEST_CASES`) raises it.
 
 use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -29,7 +38,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use proptest::prelude::*;
 use workpool_core::{Claim, WaiterId};
-use workpool_std::{Closed, Lease, Pool, TryAcquireError};
+use workpool_std::{Closed, DefaultHashBuilder, Lease, Pool, TryAcquireError};
 
 /// Keys are `0..KEYS`.
 const KEYS: u8 = 8;
@@ -100,11 +109,56 @@ proptest! {
 
     #[test]
     fn std_decides_as_the_core_does(ops in prop::collection::vec(op(), 1..120)) {
-        let mut run = Run::new();
+        let mut run = Run::new(OneShard::default(), true);
         for op in &ops {
             run.step(op);
         }
         run.wind_down();
+    }
+
+    #[test]
+    fn std_decides_as_the_core_does_across_shards(ops in prop::collection::vec(op(), 1..120)) {
+        let mut run = Run::new(DefaultHashBuilder::default(), false);
+        for op in &ops {
+            run.step(op);
+        }
+        run.wind_down();
+    }
+}
+
+/// The default hasher with the bits std picks a shard by (32 and up, at
+/// most 64 shards) cleared: every key lands in shard 0, and the rest of the
+/// hash still spreads keys over the shard's table.
+#[derive(Default, Clone)]
+struct OneShard(DefaultHashBuilder);
+
+struct OneShardHasher<H>(H);
+
+impl BuildHasher for OneShard {
+    type Hasher = OneShardHasher<<DefaultHashBuilder as BuildHasher>::Hasher>;
+
+    fn build_hasher(&self) -> Self::Hasher {
+        OneShardHasher(self.0.build_hasher())
+    }
+}
+
+impl<H: Hasher> Hasher for OneShardHasher<H> {
+    fn finish(&self) -> u64 {
+        self.0.finish() & !(0x3f << 32)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write(bytes);
+    }
+}
+
+#[test]
+fn one_shard_hasher_puts_every_key_in_one_shard() {
+    let pool: Pool<u8, OneShard> = Pool::with_hasher(OneShard::default());
+    assert!(pool.shard_count() > 1, "the test needs several shards");
+    let build = OneShard::default();
+    for key in 0..KEYS {
+        assert_eq!(build.hash_one(key) >> 32 & 0x3f, 0);
     }
 }
 
@@ -118,11 +172,11 @@ impl Wake for Counter {
     }
 }
 
-type Acquiring = Pin<Box<dyn Future<Output = Result<Lease<u8>, Closed>>>>;
+type Acquiring<S> = Pin<Box<dyn Future<Output = Result<Lease<u8, S>, Closed>>>>;
 
 /// One acquisition, in both pools.
-struct Waiting {
-    future: Acquiring,
+struct Waiting<S> {
+    future: Acquiring<S>,
     counter: Arc<Counter>,
     waker: Waker,
     /// Wakes seen so far.
@@ -163,17 +217,20 @@ impl<T> Watcher<T> {
 }
 
 /// A held std lease: plain, or owned by a `surplus()` watcher.
-enum Held {
-    Plain(Lease<u8>),
-    Watched(u8, Watcher<Lease<u8>>),
+enum Held<S> {
+    Plain(Lease<u8, S>),
+    Watched(u8, Watcher<Lease<u8, S>>),
 }
 
-struct Run {
-    pool: Pool<u8>,
+struct Run<S> {
+    pool: Pool<u8, S>,
+    /// Whether any-key decisions must match exactly (all keys in one std
+    /// shard); otherwise no any-key waiter queues.
+    exact_any: bool,
     core: workpool_core::Pool<u8>,
     /// Held leases: std's and the core's, with the same id.
-    held: Vec<(Held, workpool_core::Lease<u8>)>,
-    waiting: Vec<Waiting>,
+    held: Vec<(Held<S>, workpool_core::Lease<u8>)>,
+    waiting: Vec<Waiting<S>>,
     drains: Vec<(u8, Watcher<()>)>,
     /// Leases the callers released.
     released: u64,
@@ -182,10 +239,11 @@ struct Run {
     ids_of: [Vec<(u64, u64)>; KEYS as usize],
 }
 
-impl Run {
-    fn new() -> Self {
+impl<S: BuildHasher + Send + Sync + 'static> Run<S> {
+    fn new(hasher: S, exact_any: bool) -> Self {
         Self {
-            pool: Pool::new(),
+            pool: Pool::with_hasher(hasher),
+            exact_any,
             core: workpool_core::Pool::new(),
             held: Vec::new(),
             waiting: Vec::new(),
@@ -201,7 +259,7 @@ impl Run {
     /// shards number their grants apart, so std's ids are not the core's;
     /// within a key they must be ordered as the core's are (a lease handed
     /// to a waiter is numbered at the hand-off, not when it is claimed).
-    fn hold(&mut self, lease: Lease<u8>, core: workpool_core::Lease<u8>) {
+    fn hold(&mut self, lease: Lease<u8, S>, core: workpool_core::Lease<u8>) {
         assert_eq!(*lease.key(), *core.key());
         let of_key = &mut self.ids_of[usize::from(*lease.key())];
         for &(std_id, core_id) in of_key.iter() {
@@ -272,7 +330,12 @@ impl Run {
             }
             Op::TryAcquire => {
                 let got = self.pool.try_acquire();
-                let want = self.core.try_acquire();
+                let want = match (&got, self.exact_any) {
+                    // The core must be able to grant from the same key: it
+                    // had room and no waiter came first.
+                    (Ok(lease), false) => self.core.try_acquire_key(lease.key()),
+                    _ => self.core.try_acquire(),
+                };
                 self.compare_try(got, want);
             }
             Op::TryAcquireKey(key) => {
@@ -281,12 +344,15 @@ impl Run {
                 self.compare_try(got, want);
             }
             Op::Acquire => {
-                let future: Acquiring = Box::pin(self.pool.acquire_owned());
+                if !self.exact_any {
+                    return self.compare();
+                }
+                let future: Acquiring<S> = Box::pin(self.pool.acquire_owned());
                 let waiter = self.core.enqueue();
                 self.start(future, waiter);
             }
             Op::AcquireKey(key) => {
-                let future: Acquiring = Box::pin(self.pool.acquire_key_owned(key));
+                let future: Acquiring<S> = Box::pin(self.pool.acquire_key_owned(key));
                 let waiter = self.core.enqueue_key(&key);
                 self.start(future, waiter);
             }
@@ -382,7 +448,7 @@ impl Run {
 
     fn compare_try(
         &mut self,
-        got: Result<Lease<u8>, TryAcquireError>,
+        got: Result<Lease<u8, S>, TryAcquireError>,
         want: Result<workpool_core::Lease<u8>, workpool_core::TryAcquireError>,
     ) {
         match (got, want) {
@@ -394,7 +460,7 @@ impl Run {
 
     /// Polls a new std acquisition once; it must be ready exactly when the
     /// core granted (or refused) the waiter at once.
-    fn start(&mut self, mut future: Acquiring, waiter: Result<WaiterId, workpool_core::Closed>) {
+    fn start(&mut self, mut future: Acquiring<S>, waiter: Result<WaiterId, workpool_core::Closed>) {
         let counter = Arc::new(Counter::default());
         let waker = Waker::from(Arc::clone(&counter));
         let polled = future.as_mut().poll(&mut Context::from_waker(&waker));

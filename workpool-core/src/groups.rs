@@ -8,7 +8,7 @@
 //! so a lease of its old occupants never matches, and a slot whose
 //! generation would wrap is retired for good instead.
 //!
-//! A group may be linked into the lane's ready ring (see [`crate::ring`]);
+//! A group may be linked into its shard's ready ring (see [`crate::ring`]);
 //! it then records its node there.
 //!
 //! A forgotten group is *retired* before its slot is freed: it leaves the
@@ -53,7 +53,7 @@ pub(crate) struct Group<K> {
     /// The key's hash, cached so that rehashing and forgetting never call
     /// user code.
     pub(crate) hash: ShortHash,
-    /// The group's node in the lane's ready ring, or `NIL` when it is not
+    /// The group's node in its shard's ready ring, or `NIL` when it is not
     /// linked (see [`crate::ring`]).
     pub(crate) node: u32,
     /// The group's node in the lane's heap of groups the pool-wide limit

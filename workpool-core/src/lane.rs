@@ -1,4 +1,5 @@
-//! The lane: any-key waiters, the ready ring and the arrival counter.
+//! The lane: any-key waiters, the rotation over listed shards and the
+//! arrival counter.
 
 use core::fmt;
 
@@ -8,19 +9,22 @@ use crate::identity::{Identity, PoolId};
 use crate::lease::{Claim, Grant, Lease, Stats, WaiterId};
 use crate::parts::LeaseIds;
 use crate::ring::Ring;
-use crate::shard::{close_queue, decide, Shard};
+use crate::shard::{close_queue, decide, Shard, Turn};
 use crate::waiters::{List, State, Waiters, NIL};
 
 /// The any-key part of a pool: the any-key waiters and their queue, the
-/// ready ring that any-key grants rotate over, the arrival counter that
-/// orders waiters of every part, and the pool's identity.
+/// rotation over the listed shards that any-key grants take (each shard
+/// then rotates over its own ready ring), the arrival counter that orders
+/// waiters of every part, and the pool's identity.
 ///
 /// A pool is one `Lane` and one or more [`Shard`]s. Operations on one key
-/// need only the key's shard, as long as the key's group is linked in the
-/// ring (which tells the shard that no any-key waiter exists); any-key
-/// operations need the lane, then the shard of each group they look at. An
-/// adapter that locks the parts separately must lock the lane before a
-/// shard. See the [`parts`](crate::parts) module for the protocol.
+/// need only the key's shard, as long as the shard is listed in the lane's
+/// rotation (which tells the shard that no any-key waiter exists); any-key
+/// operations need the lane, then the shard of each shard they look at
+/// (or, without a waiter to queue, a listed shard alone: see
+/// [`Shard::try_take_any`]). An adapter that locks the parts separately
+/// must lock the lane before a shard. See the [`parts`](crate::parts)
+/// module for the protocol.
 ///
 /// # Examples
 ///
@@ -42,7 +46,9 @@ pub struct Lane {
     pub(crate) any_queue: List,
     /// Any-key waiters whose outcome is decided and not yet reported.
     wake: List,
-    pub(crate) ring: Ring,
+    /// The listed shards: the rotation any-key grants take under the lane
+    /// (each listed shard then rotates over its own ready ring).
+    pub(crate) shards: Ring,
     /// Any-key waiters registered so far (and, with a limit, key waiters).
     next_arrival: u64,
     closed: bool,
@@ -78,7 +84,7 @@ impl Lane {
             waiters: Waiters::new(id, NIL),
             any_queue: List::EMPTY,
             wake: List::EMPTY,
-            ring: Ring::new(),
+            shards: Ring::new(),
             next_arrival: 0,
             closed: false,
             limit: None,
@@ -161,10 +167,11 @@ impl Lane {
         self.waiters.len()
     }
 
-    /// The shard of the group an any-key grant would look at next, or
-    /// `None` when no group is linked (then no key has room for an any-key
-    /// request). Lock that shard and call [`try_take`](Self::try_take) or
-    /// [`try_grant`](Self::try_grant) with it.
+    /// The shard an any-key grant would look at next (the listed shard
+    /// under the lane's cursor), or `None` when no shard is listed (then no
+    /// key has room for an any-key request). Lock that shard and call
+    /// [`try_take`](Self::try_take) or [`try_grant`](Self::try_grant) with
+    /// it.
     ///
     /// # Examples
     ///
@@ -176,7 +183,7 @@ impl Lane {
         if self.closed || !self.newcomer_room(1) {
             return None;
         }
-        self.ring.cursor().map(|(shard, _)| shard as usize)
+        self.shards.cursor().map(|(shard, _)| shard as usize)
     }
 
     /// What the lane did since it was made: its any-key waiters that queued
@@ -327,7 +334,8 @@ impl Lane {
     ///
     /// It picks the oldest of the waiters the pool's room can serve: the
     /// oldest waiter of the groups the limit held back, or the oldest
-    /// any-key waiter if a group in the ring has room.
+    /// any-key waiter if a shard is listed (its step grants from the
+    /// shard's ring, or unlists the shard if no group in it has room).
     ///
     /// # Examples
     ///
@@ -336,7 +344,7 @@ impl Lane {
     /// ```
     pub fn distribute_next(&self) -> Option<usize> {
         match self.next_to_serve()? {
-            Next::Any(shard, _, _) | Next::Blocked(shard, _) => Some(shard as usize),
+            Next::Any(shard, _) | Next::Blocked(shard, _) => Some(shard as usize),
         }
     }
 
@@ -348,9 +356,9 @@ impl Lane {
     fn next_to_serve(&self) -> Option<Next> {
         let any = self.head_order();
         let top = self.blocked.top();
-        match (any, top, self.ring.cursor()) {
-            (Some(a), top, Some((shard, g))) if top.is_none_or(|(_, _, (o, _, _))| a < o) => {
-                self.pool_room().then_some(Next::Any(shard, g, a))
+        match (any, top, self.shards.cursor()) {
+            (Some(a), top, Some((shard, _))) if top.is_none_or(|(_, _, (o, _, _))| a < o) => {
+                self.pool_room().then_some(Next::Any(shard, a))
             }
             (_, Some((shard, g, _)), _) => {
                 let units = self.blocked.top_units()?;
@@ -373,23 +381,24 @@ impl Lane {
     /// See [`distribute_next`](Self::distribute_next).
     pub fn distribute_step<K, I: LeaseIds>(&mut self, shard: &mut Shard<K>, ids: &mut I) {
         match self.next_to_serve() {
-            Some(Next::Any(s, g, a)) => {
+            Some(Next::Any(s, a)) => {
                 assert_eq!(s, shard.index(), "a step with another shard");
-                let group = shard.groups.at(g);
-                // A key waiter older than the any-key one keeps the room
-                // for itself (it asks for more units than are free).
-                let head = group.queue.head;
-                let key_first = head != NIL && shard.waiters.slot(head).order() < a;
-                if group.has_room() && !key_first {
-                    let grant = shard.grant(g, 1, ids);
-                    self.count_grant(1);
-                    self.ring.advance_past(self.ring.cursor_node());
-                    self.grant_head(grant);
-                    // The group may have lost its room: its own waiters'
-                    // place among the held back changes.
-                    shard.rebalance(self, g);
-                } else {
-                    shard.unlink(self, g);
+                // A key waiter older than the any-key one keeps its group's
+                // room for itself (it asks for more units than are free).
+                match shard.room_in_turn(Some(a)) {
+                    Turn::Room(g) => {
+                        let grant = shard.grant(g, 1, ids);
+                        self.count_grant(1);
+                        if shard.advance_turn() {
+                            self.next_turn();
+                        }
+                        self.grant_head(grant);
+                        // The group may have lost its room: its own waiters'
+                        // place among the held back changes.
+                        shard.rebalance(self, g);
+                    }
+                    Turn::Over => self.next_turn(),
+                    Turn::Empty => shard.unlist(self),
                 }
             }
             Some(Next::Blocked(s, g)) => {
@@ -400,12 +409,15 @@ impl Lane {
         }
     }
 
-    /// One step of an any-key grant: if the group under the cursor (which
-    /// must be in `shard`, see [`next_shard`](Self::next_shard)) has room, a
-    /// lease from it, and the cursor moves on; otherwise the group leaves
-    /// the ring and this returns `None` (look at [`next_shard`] again).
-    /// Unlinking a full group is what lets later key operations on it know
-    /// that they must go through the lane. Takes nothing once closed.
+    /// One step of an any-key grant: if a group of `shard` (which must be
+    /// the one [`next_shard`](Self::next_shard) names) has room, a lease
+    /// from the first such group from the shard's cursor on (the full ones
+    /// before it leave the shard's ring), and both cursors move on (the
+    /// shard's past the group, the lane's past the shard); otherwise the
+    /// shard leaves the lane's rotation and this returns `None` (look at
+    /// [`next_shard`] again). Unlisting a shard without room is what lets
+    /// later key operations in it know that they must go through the lane.
+    /// Takes nothing once closed.
     ///
     /// # Panics
     ///
@@ -433,7 +445,9 @@ impl Lane {
         let g = self.room_under_cursor(shard)?;
         let lease = shard.lease_from(g, ids);
         self.count_grant(1);
-        self.ring.advance_past(self.ring.cursor_node());
+        if shard.advance_turn() {
+            self.next_turn();
+        }
         Some(lease)
     }
 
@@ -467,27 +481,42 @@ impl Lane {
         let g = self.room_under_cursor(shard)?;
         let grant = shard.grant(g, 1, ids);
         self.count_grant(1);
-        self.ring.advance_past(self.ring.cursor_node());
+        if shard.advance_turn() {
+            self.next_turn();
+        }
         let order = self.bump_arrival();
         Some(self.waiters.insert(NIL, order, 1, State::Granted(grant)))
     }
 
-    /// The group under the cursor if it has room; otherwise unlinks it.
+    /// The group of `shard` an any-key grant takes from, if it has one;
+    /// otherwise unlists the shard.
     fn room_under_cursor<K>(&mut self, shard: &mut Shard<K>) -> Option<u32> {
         if self.closed || !self.newcomer_room(1) {
             return None;
         }
-        let (s, g) = self.ring.cursor()?;
+        let (s, _) = self.shards.cursor()?;
         assert_eq!(s, shard.index(), "the lane's cursor is in another shard");
-        let group = shard.groups.at(g);
         // A group whose head waiter asks for more units than are free keeps
         // its room for that waiter (head-of-line): no newcomer takes it.
-        if group.has_room() && group.queue == List::EMPTY {
-            Some(g)
-        } else {
-            shard.unlink(self, g);
-            None
+        match shard.room_in_turn(None) {
+            Turn::Room(g) => Some(g),
+            // The caller loops: the next shard's turn.
+            Turn::Over => {
+                self.next_turn();
+                None
+            }
+            Turn::Empty => {
+                shard.unlist(self);
+                None
+            }
         }
+    }
+
+    /// Moves the rotation over shards on, after the turn of the shard
+    /// under its cursor ended.
+    #[inline]
+    fn next_turn(&mut self) {
+        self.shards.advance_past(self.shards.cursor_node());
     }
 
     /// An arrival number for a new any-key waiter: odd, so that a key
@@ -498,10 +527,10 @@ impl Lane {
         order
     }
 
-    /// Queues an any-key waiter. Call it only once no group is linked
+    /// Queues an any-key waiter. Call it only once no shard is listed
     /// ([`next_shard`](Self::next_shard) is `None`, after
-    /// [`try_grant`](Self::try_grant) steps unlinked the full ones): a
-    /// waiter never queues while a key has room.
+    /// [`try_grant`](Self::try_grant) steps unlisted the shards without
+    /// room): a waiter never queues while a key has room.
     ///
     /// # Errors
     ///
@@ -520,7 +549,7 @@ impl Lane {
             return Err(Closed);
         }
         debug_assert!(
-            self.ring.is_empty() || !self.newcomer_room(1),
+            self.shards.is_empty() || !self.newcomer_room(1),
             "an any-key waiter queued beside room"
         );
         let order = self.bump_arrival();
@@ -722,17 +751,17 @@ impl fmt::Debug for Lane {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lane")
             .field("waiters", &self.waiters.waiting)
-            .field("linked", &self.ring.len())
+            .field("listed", &self.shards.len())
             .field("closed", &self.closed)
             .finish_non_exhaustive()
     }
 }
 
 /// Who [`Lane::next_to_serve`] picked: an any-key waiter (of this arrival
-/// order) from the group (shard, slot) under the cursor, or the head of a
-/// held-back group.
+/// order) from the shard under the cursor, or the head of a held-back group
+/// (shard, slot).
 enum Next {
-    Any(u32, u32, u64),
+    Any(u32, u64),
     Blocked(u32, u32),
 }
 

@@ -4,9 +4,9 @@
 //! A pool is one [`Lane`] and any number of [`Shard`]s. Keys are spread over
 //! the shards by hash (the adapter picks the shard; the core only needs each
 //! key to go to the same shard every time). The shard holds the key's group
-//! (target, active, key waiters); the lane holds the any-key waiters, the
-//! ready ring that any-key grants rotate over (its nodes name groups of
-//! every shard) and the arrival counter.
+//! (target, active, key waiters) and its *ready ring* (the shard's groups
+//! that any-key grants rotate over); the lane holds the any-key waiters, the
+//! rotation over the *listed* shards and the arrival counter.
 //!
 //! # The protocol
 //!
@@ -18,18 +18,28 @@
 //!   [`Shard::close_key`]) take `Option<&mut Lane>`. Call them with `None`
 //!   under the shard's lock; if they return [`NeedsLane`] (nothing changed),
 //!   unlock, lock the lane and then the shard, and call again with the lane.
-//!   The shard alone suffices exactly when the key's group is linked in the
-//!   ring and stays so: *while an any-key waiter waits, no group is linked*
-//!   (an any-key request queues only after unlinking every full group, and a
-//!   group is linked again only with the lane, once no any-key waiter is
-//!   left), so a linked group proves that no any-key waiter could be older
-//!   than the key's own waiters.
-//! - **Any-key operations** hold the lane throughout: while
+//!   The shard alone suffices exactly when the shard is *listed* in the
+//!   lane's rotation ([`Shard::is_listed`]): *while an any-key waiter waits,
+//!   no shard is listed* (an any-key request queues only after the lane
+//!   unlisted every shard without room, and a shard is listed again only
+//!   with the lane, once no any-key waiter is left), so a listed shard
+//!   proves that no any-key waiter could be older than its keys' waiters,
+//!   and its groups may join its ready ring under its lock alone. Every
+//!   linked group's shard is listed; a listed shard may have an empty ring
+//!   (the lane unlists it when its cursor reaches it).
+//! - **Any-key grants without the lane**: an adapter may lock a shard it
+//!   believes listed (say, from an atomic mirror of
+//!   [`Shard::offers_any`]) and call [`Shard::try_take_any`], which grants
+//!   from the shard's ring only while the shard is listed. The adapter
+//!   picks which shard to look at (its own rotation); the shard picks the
+//!   group (round-robin over its ring).
+//! - **Any-key operations with the lane** hold it throughout: while
 //!   [`Lane::next_shard`] names a shard, lock it and call
-//!   [`Lane::try_take`] (or [`Lane::try_grant`] for a waiter); when no
-//!   shard is left, [`Lane::enqueue`] the waiter. A waiter's claim needs the
-//!   lane and, once granted, the shard [`Lane::claim_shard`] names; a
-//!   cancelled waiter's grant goes back with [`Shard::give_back`].
+//!   [`Lane::try_take`] (or [`Lane::try_grant`] for a waiter), which grants
+//!   or unlists the shard; when no shard is left, [`Lane::enqueue`] the
+//!   waiter. A waiter's claim needs the lane and, once granted, the shard
+//!   [`Lane::claim_shard`] names; a cancelled waiter's grant goes back with
+//!   [`Shard::give_back`].
 //! - **Arrival order** across parts: a key waiter takes the lane's
 //!   [`Lane::arrivals`] count (the adapter may publish it in an atomic and
 //!   read it without the lane's lock); it is older than any any-key waiter

@@ -1,13 +1,27 @@
-//! The ready ring: the lane's round robin over groups of every shard.
+//! Rings: a round robin in O(1). Each shard has a *ready ring* over its
+//! groups, and the lane has a ring over the shards that are *listed* (in
+//! the any-key rotation).
 //!
-//! The ring is a circular doubly-linked list of nodes with a cursor; each
-//! node names a group by shard and slot, and the group records its node.
-//! Any-key grants take the group under the cursor and move it on, which is
-//! round-robin in O(1). The ring may hold groups that are full; they are
-//! unlinked lazily, when the cursor reaches them (each removal pays for one
-//! earlier insertion, so this stays O(1) amortised). Nodes live in a slab of
-//! their own, owned by the lane, so that linking and unlinking touch the
-//! lane and the one shard of the group, never a neighbour's shard.
+//! A ring is a circular doubly-linked list of nodes with a cursor; each
+//! node names a group by shard and slot (the lane's names a shard, with
+//! slot 0), and the group (or shard) records its node. Any-key grants take
+//! the group under a shard's cursor and move it on, which is round-robin in
+//! O(1). A shard's ring may hold groups that are full; they are unlinked
+//! lazily, when the cursor reaches them (each removal pays for one earlier
+//! insertion, so this stays O(1) amortised); the lane's ring likewise may
+//! hold a shard whose ring is empty until the lane's cursor reaches it.
+//! Nodes live in a slab owned by the ring's part, so that linking and
+//! unlinking a group touch its shard alone.
+//!
+//! A shard's ring also keeps the shard's *turn* in the any-key rotation
+//! over shards: a turn begins with an any-key grant when none is running
+//! and notes the node before the cursor as the turn's last; it ends after
+//! the grant from that node (or when that node turns out full and is
+//! unlinked), so a turn grants once from each group that was linked with
+//! room when it began. The rotation moves to the next shard only when a
+//! shard's turn ends: that makes the two-level rotation one round-robin
+//! over all groups (in shard order), as contract item 6 asks. Removing the
+//! turn's last node makes the node before it the last.
 //!
 //! The slab reuses its lowest free node first and cuts off its free top, as
 //! the other slabs do (see [`crate::bands`]).
@@ -31,6 +45,8 @@ pub(crate) struct Ring {
     free: Bands,
     /// The node the next any-key grant comes from.
     cursor: u32,
+    /// The last node of the running turn, or `NIL` between turns.
+    end: u32,
     len: usize,
 }
 
@@ -40,6 +56,7 @@ impl Ring {
             nodes: Vec::new(),
             free: Bands::new(),
             cursor: NIL,
+            end: NIL,
             len: 0,
         }
     }
@@ -62,6 +79,28 @@ impl Ring {
     pub(crate) fn advance_past(&mut self, node: u32) {
         debug_assert_eq!(self.cursor, node);
         self.cursor = self.nodes[node as usize].next;
+    }
+
+    /// True when the node under the cursor is the running turn's last.
+    #[inline]
+    pub(crate) fn cursor_ends_turn(&self) -> bool {
+        self.end != NIL && self.end == self.cursor
+    }
+
+    /// Moves the cursor past the node under it after a grant from it,
+    /// beginning a turn if none runs; true when that grant ended the turn.
+    #[inline]
+    pub(crate) fn advance_in_turn(&mut self) -> bool {
+        let node = self.cursor;
+        if self.end == NIL {
+            self.end = self.nodes[node as usize].prev;
+        }
+        self.cursor = self.nodes[node as usize].next;
+        let over = node == self.end;
+        if over {
+            self.end = NIL;
+        }
+        over
     }
 
     /// Links a node for `group` of `shard` just before the cursor, so it is
@@ -117,9 +156,15 @@ impl Ring {
         };
         if next == node {
             self.cursor = NIL;
+            self.end = NIL;
         } else {
             self.nodes[prev as usize].next = next;
             self.nodes[next as usize].prev = prev;
+            if self.end == node {
+                // The turn's last node leaves: the one before it is the
+                // last, unless the turn had only that node left to visit.
+                self.end = if self.cursor == node { NIL } else { prev };
+            }
             if self.cursor == node {
                 self.cursor = next;
             }

@@ -12,13 +12,16 @@ use crate::identity::PoolId;
 use crate::lane::{Lane, Returned};
 use crate::lease::{Claim, Counts, Grant, Lease, Stats, WaiterId};
 use crate::parts::{LeaseIds, NeedsLane};
+use crate::ring::Ring;
 use crate::waiters::{List, State, Waiters, NIL};
 
+mod any;
 mod handoff;
 mod helpers;
 mod lending;
 mod queries;
 
+pub(crate) use helpers::Turn;
 pub use lending::{Lent, Minter};
 
 /// The keyed part of a pool: the groups of the keys that hash to it, their
@@ -28,12 +31,18 @@ pub use lending::{Lent, Minter};
 /// to the key, so that an adapter hashes once to pick the shard and the
 /// shard does not hash again.
 ///
-/// Operations that may change the ready ring or serve an any-key waiter
-/// take `lane: Option<&mut Lane>`. Called without the lane, they either
-/// finish in the shard alone (the common case: the key's group is linked in
-/// the ring, which proves that no any-key waiter exists) or change nothing
-/// and return [`NeedsLane`]; call again with the lane then. Both calls
-/// decide exactly as one call with the lane would.
+/// The shard keeps its own *ready ring*: the groups any-key grants rotate
+/// over (every group with room, and full ones until the cursor reaches
+/// them). Linking and unlinking a group need only the shard; the shard
+/// itself is *listed* in the lane's rotation while it may have room for
+/// any-key requests, and listing and unlisting need both.
+///
+/// Operations that may give a group room or serve an any-key waiter take
+/// `lane: Option<&mut Lane>`. Called without the lane, they either finish
+/// in the shard alone (the common case: the shard is listed, which proves
+/// that no any-key waiter exists) or change nothing and return
+/// [`NeedsLane`]; call again with the lane then. Both calls decide exactly
+/// as one call with the lane would.
 ///
 /// # Examples
 ///
@@ -42,7 +51,7 @@ pub use lending::{Lent, Minter};
 /// let mut lane = Lane::new();
 /// let mut shard = Shard::new(0, &lane);
 /// let mut ids = 1u64;
-/// // A new key joins the ring, which needs the lane.
+/// // The first key lists the shard, which needs the lane.
 /// let Err(NeedsLane(key)) = shard.set(None, 1, "a", 2, &mut ids) else { panic!() };
 /// shard.set(Some(&mut lane), 1, key, 2, &mut ids).unwrap();
 /// // From now on "a" needs only its shard.
@@ -55,6 +64,17 @@ pub struct Shard<K> {
     /// Group slots, found by the key's cached hash.
     table: HashTable<u32>,
     pub(crate) groups: Groups<K>,
+    /// The ready ring: the shard's groups that any-key grants rotate over
+    /// (every group with room, and full ones until the cursor reaches them).
+    pub(crate) ring: Ring,
+    /// The shard's node in the lane's ring of listed shards, or `NIL`.
+    /// Changed only with the lane; while it is set and no limit is, no
+    /// any-key waiter waits (see [`parts`](crate::parts)).
+    pub(crate) listed: u32,
+    /// True when the last any-key attempt on this shard alone
+    /// ([`try_take_any`](Self::try_take_any)) ended the shard's turn (see
+    /// [`turn_ended`](Self::turn_ended)).
+    turn_ended: bool,
     /// Key waiters.
     pub(crate) waiters: Waiters,
     /// Key waiters whose outcome is decided and not yet reported.
@@ -96,6 +116,9 @@ impl<K> Shard<K> {
             pool,
             table: HashTable::new(),
             groups: Groups::new(),
+            ring: Ring::new(),
+            listed: NIL,
+            turn_ended: false,
             waiters: Waiters::new(pool, index),
             wake: List::EMPTY,
             closed: false,
@@ -130,8 +153,8 @@ impl<K> Shard<K> {
     /// # Errors
     ///
     /// [`NeedsLane`] with the key, changing nothing, when called without the
-    /// lane and the change needs it: a new key, raising a key that is not
-    /// linked in the ring, or forgetting one that is.
+    /// lane and the change needs it: a new key, or raising a key, while the
+    /// shard is not listed (or a limit is set).
     ///
     /// # Panics
     ///
@@ -214,21 +237,13 @@ impl<K> Shard<K> {
         let found = self.find_hashed(hash, key.as_ref().expect("set_in needs a key"));
         let g = match found {
             Some(g) => {
-                if lane.is_none() {
-                    let group = self.groups.at(g);
-                    let needs_lane = if target > group.target {
-                        !group.in_ring()
-                    } else {
-                        group.in_ring() && target == 0 && group.active == 0 && group.waiting == 0
-                    };
-                    if needs_lane {
-                        return Err(NeedsLane(()));
-                    }
+                if lane.is_none() && target > self.groups.at(g).target && !self.is_listed() {
+                    return Err(NeedsLane(()));
                 }
                 g
             }
             None if target == 0 => return Ok(()),
-            None if lane.is_none() => return Err(NeedsLane(())),
+            None if lane.is_none() && !self.is_listed() => return Err(NeedsLane(())),
             None => {
                 let key = key.take().expect("checked above");
                 self.insert_group(key, hash)
@@ -251,7 +266,7 @@ impl<K> Shard<K> {
     /// Takes a lease from the key if it has room, as
     /// [`Pool::try_acquire_key`](crate::Pool::try_acquire_key) does. Needs
     /// the lane only while the pool has a limit: a key with room is linked,
-    /// so no any-key waiter could use the room.
+    /// so its shard is listed and no any-key waiter could use the room.
     ///
     /// # Errors
     ///
@@ -686,13 +701,11 @@ impl<K> Shard<K> {
             // room back from the waiters behind it: they are served now.
             // (With one unit per waiter, room and a queue never meet
             // without a limit, and a limit's room goes through the lane.)
+            // Leftover room may serve an any-key waiter unless the shard is
+            // listed.
             let frees = group.queue.head == index && group.has_room();
-            if lane.is_none() {
-                let forgets =
-                    group.in_ring() && group.target == 0 && group.active == 0 && group.waiting == 1;
-                if forgets || (frees && !group.in_ring()) {
-                    return Ok(Err(NeedsLane(())));
-                }
+            if lane.is_none() && frees && self.give_back_needs_lane() {
+                return Ok(Err(NeedsLane(())));
             }
             self.unlink_waiting(index, g);
             self.waiters.remove(index);
@@ -700,7 +713,7 @@ impl<K> Shard<K> {
             match lane.as_deref_mut() {
                 Some(lane) if lane.limit().is_some() => {
                     if frees {
-                        self.link(lane, g);
+                        self.link(Some(&mut *lane), g);
                     }
                     self.rebalance(lane, g);
                 }
@@ -710,7 +723,7 @@ impl<K> Shard<K> {
             }
             self.forget_if_idle(lane, g);
         } else if let State::Granted(grant) = w.state() {
-            if lane.is_none() && self.give_back_needs_lane(grant.group, grant.units()) {
+            if lane.is_none() && self.give_back_needs_lane() {
                 return Ok(Err(NeedsLane(())));
             }
             self.finish(index);
@@ -729,9 +742,9 @@ impl<K> Shard<K> {
     /// # Errors
     ///
     /// The outer `Err` ([`NeedsLane`] with the lease, nothing changed) when
-    /// called without the lane and the release needs it: the key's group is
-    /// not linked in the ring (an any-key waiter may be older than the key's
-    /// waiters), or the release forgets a linked group. The inner `Err` is
+    /// called without the lane and the release needs it: the shard is not
+    /// listed (an any-key waiter may be older than the key's waiters), or a
+    /// limit is set. The inner `Err` is
     /// [`Pool::release`](crate::Pool::release)'s.
     ///
     /// # Examples
@@ -774,7 +787,7 @@ impl<K> Shard<K> {
             }
             return Ok(Err(ReleaseError::Stale(lease)));
         }
-        if lane.is_none() && (self.limited || self.give_back_needs_lane(group, units)) {
+        if lane.is_none() && (self.limited || self.give_back_needs_lane()) {
             return Err(NeedsLane(lease));
         }
         self.give_back_group(lane, group, units, ids);
@@ -835,6 +848,7 @@ impl<K> Shard<K> {
         let Self {
             table,
             groups,
+            ring,
             waiters,
             wake,
             ..
@@ -859,7 +873,7 @@ impl<K> Shard<K> {
             // Forgotten, as `forget` does; `retain` unlinks it.
             let node = core::mem::replace(&mut group.node, NIL);
             if node != NIL {
-                lane.ring.remove(node);
+                ring.remove(node);
             }
             groups.retire(g);
             false
@@ -871,8 +885,8 @@ impl<K> Shard<K> {
     ///
     /// # Errors
     ///
-    /// [`NeedsLane`], changing nothing, when called without the lane and the
-    /// key's group is linked and would be forgotten.
+    /// [`NeedsLane`], changing nothing, when called without the lane while
+    /// a limit is set.
     ///
     /// # Examples
     ///
@@ -898,7 +912,7 @@ impl<K> Shard<K> {
             return Ok(());
         };
         let group = self.groups.at_mut(g);
-        if lane.is_none() && (self.limited || (group.in_ring() && group.active == 0)) {
+        if lane.is_none() && self.limited {
             return Err(NeedsLane(()));
         }
         group.target = 0;

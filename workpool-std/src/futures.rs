@@ -62,6 +62,13 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Future for Acquire<'_, K, S> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        // The first poll's common case builds the lease in place.
+        if let Wait::Idle = this.wait {
+            if let Some(lease) = this.shared.try_any_unlaned() {
+                this.wait = Wait::Done;
+                return Poll::Ready(Ok(Lease::new(this.shared, lease)));
+            }
+        }
         this.shared
             .poll_acquire(&mut this.wait, Want::<K>::Any, cx)
             .map_ok(|lease| Lease::new(this.shared, lease))
@@ -129,8 +136,21 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        // The first poll tries the key's word inline and builds the lease
+        // in place; the rest is a call away.
+        let mut located = None;
+        if let Wait::Idle = this.wait {
+            let (hash, shard) = this.shared.locate(this.key);
+            match this.shared.fast_take(hash, shard, this.key) {
+                Ok(lease) => {
+                    this.wait = Wait::Done;
+                    return Poll::Ready(Ok(Lease::new(this.shared, lease)));
+                }
+                Err(()) => located = Some((hash, shard)),
+            }
+        }
         this.shared
-            .poll_acquire(&mut this.wait, Want::Key(this.key), cx)
+            .poll_acquire_from(&mut this.wait, Want::Key(this.key), located, cx)
             .map_ok(|lease| Lease::new(this.shared, lease))
     }
 }
@@ -293,6 +313,13 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Future for AcquireOwned<K, S> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        // The first poll's common case builds the lease in place.
+        if let Wait::Idle = this.wait {
+            if let Some(lease) = this.shared.try_any_unlaned() {
+                this.wait = Wait::Done;
+                return Poll::Ready(Ok(Lease::new(&this.shared, lease)));
+            }
+        }
         this.shared
             .poll_acquire(&mut this.wait, Want::<K>::Any, cx)
             .map_ok(|lease| Lease::new(&this.shared, lease))
@@ -377,8 +404,20 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Future for AcquireKeyOwned<K, S> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        // As `AcquireKey`'s.
+        let mut located = None;
+        if let Wait::Idle = this.wait {
+            let (hash, shard) = this.shared.locate(&this.key);
+            match this.shared.fast_take(hash, shard, &this.key) {
+                Ok(lease) => {
+                    this.wait = Wait::Done;
+                    return Poll::Ready(Ok(Lease::new(&this.shared, lease)));
+                }
+                Err(()) => located = Some((hash, shard)),
+            }
+        }
         this.shared
-            .poll_acquire(&mut this.wait, Want::Key(&this.key), cx)
+            .poll_acquire_from(&mut this.wait, Want::Key(&this.key), located, cx)
             .map_ok(|lease| Lease::new(&this.shared, lease))
     }
 }

@@ -64,6 +64,7 @@ unsafe impl<K: Send + Sync, S: Send + Sync> Sync for Lease<K, S> {}
 impl<K, S> Lease<K, S> {
     /// A lease of the pool behind `shared`, made by a caller that holds
     /// `shared` (so its shard can take a count of it).
+    #[inline]
     pub(crate) fn new(shared: &Arc<Shared<K, S>>, inner: workpool_core::Lease<K>) -> Self {
         if inner.units() == 0 {
             // A lease of no units counts in no shard, so no shard's count
@@ -356,7 +357,27 @@ impl<K: std::hash::Hash + Eq + Clone, S: std::hash::BuildHasher> Lease<K, S> {
 }
 
 impl<K, S> Drop for Lease<K, S> {
+    #[inline]
     fn drop(&mut self) {
+        // The common case reads the lease where it is: moving it out first
+        // copied it with loads wider than the stores that wrote it, which
+        // stalled on store forwarding.
+        if let Some(inner) = &self.inner {
+            if self.shared().fast_release(inner) {
+                // Its unit is back in its key's word; the key (a clone)
+                // goes with the field, without touching the pool.
+                return;
+            }
+        }
+        self.release_slow();
+    }
+}
+
+impl<K, S> Lease<K, S> {
+    /// The rest of the drop, out of line so that the common case inlines
+    /// into the caller: under the shard's lock.
+    #[inline(never)]
+    fn release_slow(&mut self) {
         if let Some(inner) = self.inner.take() {
             let shared = self.shared.as_ptr().cast_const();
             if inner.units() == 0 {
@@ -367,7 +388,7 @@ impl<K, S> Drop for Lease<K, S> {
                 unsafe { unref(shared) };
                 return;
             }
-            if self.shared().release(inner) {
+            if self.shared().release_slow(inner) {
                 // SAFETY: the shard gave up its count for this release; no
                 // lock is held, and nothing of the pool is used after.
                 unsafe { unref(shared) };

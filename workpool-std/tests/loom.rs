@@ -389,6 +389,75 @@ fn a_key_newcomer_never_barges_past_a_queued_any_key_waiter() {
     });
 }
 
+/// Any-key grants without the lane (`shared/lane.rs`, `Offers`): an
+/// any-key newcomer looks at the shards whose bit says they offer room,
+/// with their locks alone, while a release in a full shard (listed, so its
+/// lock alone links the group again and sets the bit) races it, and an
+/// any-key grant in the other shard empties that one. Whatever the bits
+/// said when the newcomer looked (they are hints), it never takes more
+/// than the free units, and the room is never stranded: a later
+/// `try_acquire` finds it (through the lane if the bits are stale).
+#[test]
+fn a_lane_free_any_key_grant_racing_a_release_strands_no_room() {
+    loom::model(|| {
+        let pool = pool();
+        let (a, b) = keys_in_two_shards(&pool);
+        pool.set(a, 1);
+        pool.set(b, 1);
+        // `a` full: its shard's ring unlinks it when an any-key grant looks.
+        let held_a = pool.try_acquire_key(&a).unwrap();
+        let held_b = pool.try_acquire().unwrap();
+        assert_eq!(*held_b.key(), b);
+        let newcomer = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.try_acquire().ok().map(|l| *l.key()))
+        };
+        let releaser = thread::spawn(move || drop(held_a));
+        releaser.join().unwrap();
+        let got = newcomer.join().unwrap();
+        match got {
+            Some(key) => assert_eq!(key, a, "only a's unit was free"),
+            None => {
+                let lease = pool.try_acquire().expect("a's unit is stranded");
+                assert_eq!(*lease.key(), a);
+            }
+        }
+        assert_eq!(pool.counts(&a).active, 0);
+        drop(held_b);
+        assert_eq!(pool.counts(&b).active, 0);
+    });
+}
+
+/// A release in an unlisted shard (every shard was unlisted by an any-key
+/// waiter's scan) races that waiter and a lane-free any-key newcomer: the
+/// release takes the lane and serves the waiter, and the newcomer, whose
+/// shard-only path finds no listed shard, never barges past it.
+#[test]
+fn a_lane_free_any_key_newcomer_never_barges_past_an_any_key_waiter() {
+    loom::model(|| {
+        let pool = pool();
+        let (a, b) = keys_in_two_shards(&pool);
+        pool.set(a, 1);
+        pool.set(b, 1);
+        let held_a = pool.try_acquire_key(&a).unwrap();
+        let _held_b = pool.try_acquire_key(&b).unwrap();
+        let mut queued = Box::pin(pool.acquire());
+        assert!(poll_once(&mut queued).is_pending());
+        let newcomer = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.try_acquire().is_err())
+        };
+        let releaser = thread::spawn(move || drop(held_a));
+        releaser.join().unwrap();
+        assert!(
+            newcomer.join().unwrap(),
+            "an any-key newcomer took the waiter's unit"
+        );
+        let lease = block_on(queued).unwrap();
+        assert_eq!(*lease.key(), a);
+    });
+}
+
 /// Two keys in different shards, each cycled by its own thread with a
 /// waiter queued behind it: neither grant ever exceeds its key's target and
 /// both waiters are served.

@@ -28,7 +28,7 @@ fn anchored() -> P {
 /// waits while a group that could serve it has room.
 fn check<K: Hash + Eq + Clone, S: BuildHasher>(pool: &Pool<K, S>) {
     let (lane, shard) = (&pool.lane, &pool.shard);
-    let ring: Vec<u32> = lane
+    let ring: Vec<u32> = shard
         .ring
         .groups()
         .into_iter()
@@ -54,6 +54,19 @@ fn check<K: Hash + Eq + Clone, S: BuildHasher>(pool: &Pool<K, S>) {
             || !pool_room
             || (lane.limit().is_some() && !ring.iter().any(|&g| serves_any(g))),
         "a group is linked while an any-key waiter waits"
+    );
+    // The lane's rotation: the shard, exactly while it is listed; listed
+    // whenever a group is linked, and never while an any-key waiter waits
+    // (without a limit).
+    let listed = lane.shards.groups();
+    assert_eq!(listed.len(), usize::from(shard.is_listed()), "listing");
+    assert!(
+        ring.is_empty() || shard.is_listed(),
+        "linked in a shard not listed"
+    );
+    assert!(
+        any.is_empty() || !shard.is_listed() || lane.limit().is_some(),
+        "a shard is listed while an any-key waiter waits"
     );
     // The groups the limit holds back: exactly those with room and key
     // waiters while a limit is set, and none while the pool has room.

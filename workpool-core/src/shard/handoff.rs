@@ -105,7 +105,7 @@ impl<K> Shard<K> {
             .get_checked(g, lease.grant.generation)
             .is_some_and(|group| group.active > 0));
         let units = lease.grant.units();
-        if lane.is_none() && (self.limited || self.give_back_needs_lane(g, units)) {
+        if lane.is_none() && (self.limited || self.give_back_needs_lane()) {
             return Err(NeedsLane(lease));
         }
         // The grant reached nobody: it was counted at the hand-off.

@@ -3,6 +3,16 @@
 
 use super::*;
 
+/// Where an any-key grant stands in a shard's turn (see [`crate::ring`]).
+pub(crate) enum Turn {
+    /// This group, under the ring's cursor, has room.
+    Room(u32),
+    /// The shard's turn ended without a grant: its last group was full.
+    Over,
+    /// No group is linked.
+    Empty,
+}
+
 impl<K> Shard<K> {
     #[inline]
     pub(super) fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
@@ -43,14 +53,12 @@ impl<K> Shard<K> {
         g
     }
 
-    /// True when giving `units` back to group `g` needs the lane: the
-    /// group is not linked (an any-key waiter may be older than its
-    /// waiters, and leftover room must link it), or it is linked and would
-    /// be forgotten.
+    /// True when giving units back to a group of this shard needs the
+    /// lane: the shard is not listed (an any-key waiter may be older than
+    /// the group's waiters, and leftover room must list the shard).
     #[inline(always)]
-    pub(super) fn give_back_needs_lane(&self, g: u32, units: u64) -> bool {
-        let group = self.groups.at(g);
-        !group.in_ring() || (group.target == 0 && group.active == units && group.waiting == 0)
+    pub(super) fn give_back_needs_lane(&self) -> bool {
+        !self.is_listed()
     }
 
     /// Counts a grant of `units` (at most [`Lease::MAX_UNITS`]) from group
@@ -120,21 +128,86 @@ impl<K> Shard<K> {
         group.queue == List::EMPTY && group.fits(units)
     }
 
-    /// Links group `g` into the lane's ring, if it is not linked.
-    pub(super) fn link(&mut self, lane: &mut Lane, g: u32) {
+    /// Links group `g` into the shard's ring, if it is not linked, and
+    /// lists the shard in the lane's rotation if it is not listed (which
+    /// needs the lane: without it, the shard must be listed already).
+    pub(super) fn link(&mut self, lane: Option<&mut Lane>, g: u32) {
         let group = self.groups.at_mut(g);
         if group.node == NIL {
-            group.node = lane.ring.insert(self.index, g);
+            group.node = self.ring.insert(self.index, g);
+        }
+        match lane {
+            Some(lane) => self.list(lane),
+            None => debug_assert!(self.is_listed(), "linked in a shard not listed"),
         }
     }
 
-    /// Unlinks group `g` from the lane's ring, if it is linked.
-    pub(crate) fn unlink(&mut self, lane: &mut Lane, g: u32) {
+    /// Unlinks group `g` from the shard's ring, if it is linked.
+    pub(crate) fn unlink(&mut self, g: u32) {
         let group = self.groups.at_mut(g);
         let node = core::mem::replace(&mut group.node, NIL);
         if node != NIL {
-            lane.ring.remove(node);
+            self.ring.remove(node);
         }
+    }
+
+    /// Puts the shard in the lane's rotation, if it is not there.
+    pub(crate) fn list(&mut self, lane: &mut Lane) {
+        if self.listed == NIL {
+            self.listed = lane.shards.insert(self.index, 0);
+        }
+    }
+
+    /// Takes the shard out of the lane's rotation (its ring is empty).
+    pub(crate) fn unlist(&mut self, lane: &mut Lane) {
+        debug_assert!(self.ring.is_empty(), "a shard with linked groups unlisted");
+        let node = core::mem::replace(&mut self.listed, NIL);
+        if node != NIL {
+            lane.shards.remove(node);
+        }
+    }
+
+    /// True when group `g` has room that an any-key acquisition may take:
+    /// a newcomer (`any_order` `None`) only when no key waiter waits (a
+    /// head waiter that asks for more units than are free keeps the room
+    /// for itself, head-of-line); an any-key waiter of arrival order `a`
+    /// unless the key's head waiter is older.
+    #[inline]
+    fn any_room(&self, g: u32, any_order: Option<u64>) -> bool {
+        let group = self.groups.at(g);
+        if !group.has_room() {
+            return false;
+        }
+        let head = group.queue.head;
+        head == NIL || any_order.is_some_and(|a| self.waiters.slot(head).order() > a)
+    }
+
+    /// The group under the ring's cursor if it has room for an any-key
+    /// acquisition (see `any_room`), after unlinking the ones without
+    /// that the cursor meets on the way (each paid for by its linking):
+    /// [`Turn::Room`]. [`Turn::Over`] when the shard's running turn ends
+    /// on the way (its last group had no room), [`Turn::Empty`] once the
+    /// ring is empty.
+    pub(crate) fn room_in_turn(&mut self, any_order: Option<u64>) -> Turn {
+        while let Some((_, g)) = self.ring.cursor() {
+            if self.any_room(g, any_order) {
+                return Turn::Room(g);
+            }
+            let ends_turn = self.ring.cursor_ends_turn();
+            self.unlink(g);
+            if ends_turn {
+                return Turn::Over;
+            }
+        }
+        Turn::Empty
+    }
+
+    /// Moves the ring's cursor past the group under it, after an any-key
+    /// grant from it; true when the grant ended the shard's turn (the
+    /// rotation over shards moves on).
+    #[inline]
+    pub(crate) fn advance_turn(&mut self) -> bool {
+        self.ring.advance_in_turn()
     }
 
     /// Returns `units` of capacity to group `g` and passes them on: to as
@@ -156,7 +229,7 @@ impl<K> Shard<K> {
                 // lane hands the pool's room to the oldest waiter it can
                 // serve, whatever its key ([`Lane::distribute_next`]).
                 lane.count_return(units);
-                self.link(lane, g);
+                self.link(Some(&mut *lane), g);
                 self.rebalance(lane, g);
                 self.forget_if_idle(Some(lane), g);
                 return;
@@ -164,22 +237,22 @@ impl<K> Shard<K> {
         }
         let any_waiting = lane.as_ref().is_some_and(|l| l.any_queue != List::EMPTY);
         if group.queue == List::EMPTY && !any_waiting {
-            // Nobody to serve: the common, uncontended case.
-            if let Some(lane) = lane.as_deref_mut() {
-                self.link(lane, g);
-            }
+            // Nobody to serve: the common, uncontended case. Without the
+            // lane the shard is listed (so no any-key waiter waits).
+            self.link(lane.as_deref_mut(), g);
         } else {
             self.serve(lane.as_deref_mut(), g, ids);
         }
         self.forget_if_idle(lane, g);
     }
 
-    /// Hands group `g`'s room to waiters, oldest eligible first; then, with
-    /// the lane and no any-key waiter left, links the group in the ring.
+    /// Hands group `g`'s room to waiters, oldest eligible first; then, if
+    /// no any-key waiter is left (always so without the lane: the shard is
+    /// listed), links the group in the ring.
     pub(super) fn serve<I: LeaseIds>(&mut self, mut lane: Option<&mut Lane>, g: u32, ids: &mut I) {
         debug_assert!(
-            lane.is_some() || self.groups.at(g).in_ring(),
-            "served without the lane off the ring"
+            lane.is_some() || self.is_listed(),
+            "served without the lane in a shard not listed"
         );
         loop {
             let group = self.groups.at(g);
@@ -221,17 +294,20 @@ impl<K> Shard<K> {
                 lane.grant_head(grant);
             }
         }
-        if let Some(lane) = lane {
-            // Linked when no any-key waiter is left, and, under a limit,
-            // whenever it has room. (Without a limit, room left beside an
-            // any-key waiter is held for an older key waiter of more units:
-            // the group stays off the ring, which tells key operations that
-            // an any-key waiter exists.)
-            let has_room = self.groups.at(g).has_room();
-            if lane.any_queue == List::EMPTY || (has_room && lane.limit().is_some()) {
-                self.link(lane, g);
+        match lane {
+            Some(lane) => {
+                // Linked when no any-key waiter is left, and, under a limit,
+                // whenever it has room. (Without a limit, room left beside
+                // an any-key waiter is held for an older key waiter of more
+                // units: linking would list the shard while an any-key
+                // waiter waits.)
+                let has_room = self.groups.at(g).has_room();
+                if lane.any_queue == List::EMPTY || (has_room && lane.limit().is_some()) {
+                    self.link(Some(&mut *lane), g);
+                }
+                self.rebalance(lane, g);
             }
-            self.rebalance(lane, g);
+            None => self.link(None, g),
         }
     }
 
@@ -340,10 +416,8 @@ impl<K> Shard<K> {
     #[cold]
     pub(super) fn forget(&mut self, lane: Option<&mut Lane>, g: u32) {
         debug_assert_eq!(self.groups.at(g).blocked, NIL, "a held-back group is idle");
-        if self.groups.at(g).in_ring() {
-            let lane = lane.expect("a linked group is forgotten with the lane");
-            self.unlink(lane, g);
-        }
+        let _ = lane;
+        self.unlink(g);
         let group = self.groups.at(g);
         if let Ok(entry) = self.table.find_entry(table_hash(group.hash), |&i| i == g) {
             entry.remove();

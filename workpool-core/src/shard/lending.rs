@@ -99,18 +99,20 @@ pub struct Lent {
 
 impl<K> Shard<K> {
     /// Lends the room of the key in `slot` (at most `most` units) to the
-    /// caller, counting it as active; see [`Minter`]. Lends
-    /// nothing (`None`) unless the shard is open and without a pool-wide
-    /// limit, and the key is tracked, linked in the ring (so no any-key
-    /// waiter exists) and has no waiter. A key without room lends 0 units:
-    /// the [`Minter`] still serves for leases given back to the caller's
-    /// counter and handed out again.
+    /// caller, counting it as active; see [`Minter`]. Lends nothing
+    /// (`None`) unless the shard is open, without a pool-wide limit and
+    /// [listed](Self::is_listed) (so no any-key waiter waits), and the key
+    /// is tracked, linked in its ring and has no waiter. A key without room
+    /// lends 0 units: the [`Minter`] still serves for leases given back to
+    /// the caller's counter and handed out again.
     ///
     /// # Examples
     ///
     /// See [`Minter`].
     pub fn lend(&mut self, slot: usize, most: u64) -> Option<Lent> {
-        if self.closed || self.limited {
+        // A listed shard proves that no any-key waiter waits: room lent
+        // while one waited would be room it could not see.
+        if self.closed || self.limited || !self.is_listed() {
             return None;
         }
         let g = u32::try_from(slot).ok()?;
@@ -166,9 +168,7 @@ impl<K> Shard<K> {
         let g = u32::try_from(slot).expect("a slot of this shard");
         let group = self.groups.at(g);
         assert!(group.active >= units, "more units taken back than lent");
-        let needs_lane = self.limited
-            || !group.in_ring()
-            || (group.target == 0 && group.active == units && group.waiting == 0);
+        let needs_lane = self.limited || self.give_back_needs_lane();
         if lane.is_none() && needs_lane {
             self.stats.granted -= minted;
             return Err(NeedsLane(()));

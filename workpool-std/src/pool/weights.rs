@@ -99,7 +99,12 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     where
         Q: ?Sized + Hash + Equivalent<K> + ToOwned<Owned = K>,
     {
-        self.lease(self.shared.try_acquire(Want::KeyMany(key, n)))
+        if n == 1 {
+            // One unit is an ordinary key acquisition, word included.
+            return self.try_acquire_key(key);
+        }
+        let (hash, shard) = self.shared.locate(key);
+        self.lease(self.shared.try_key_many_locked(hash, shard, key, n))
     }
 
     /// Blocks this thread until a lease of `n` units of `key` is granted.

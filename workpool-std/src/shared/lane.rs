@@ -8,8 +8,8 @@ use std::hash::{BuildHasher, Hash};
 
 use workpool_core::{Counts, Stats};
 
-use super::{After, LaneGuard, ShardGuard, Shared};
-use crate::sync::{AtomicBool, AtomicU64, Ordering};
+use super::{After, LaneGuard, Part, ShardGuard, Shared};
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// What the lane publishes for key operations, which read it without the
 /// lane's lock. Written only under the lane's lock, and only by any-key
@@ -24,7 +24,90 @@ pub(super) struct LaneHints {
     pub(super) any_waiting: AtomicBool,
 }
 
+/// Where any-key grants look first, without the lane's lock: one bit per
+/// shard that offers any-key room, and the rotation's cursor. Any-key
+/// traffic writes this line (its one logical queue); key operations write
+/// it only when their shard's offer changes (a group of a listed shard
+/// linked again, or the shard unlisted by the lane).
+///
+/// The rotation visits shards by *rank*: the order in which they first
+/// offered room (a shard's rank is fixed then, for the pool's life). So
+/// keys set one after another in different shards get their any-key
+/// grants in that order, as they would with one shard, not in the order
+/// their hashes happened to give.
+///
+/// The bits are hints, nothing relies on them: the bit of rank `r` mirrors
+/// [`Shard::offers_any`](workpool_core::parts::Shard::offers_any) of the
+/// shard of that rank as the shard's lock last wrote it
+/// ([`Shared::sync_offer`]). An any-key grant takes the first set bit from
+/// the cursor on, locks that shard alone and asks it ([`Shard::try_take_any`], which grants only
+/// while the shard is listed, which proves that no any-key waiter waits);
+/// when no shard gives a lease it goes through the lane, which is exact
+/// (listing and unlisting need the lane) and syncs every shard it visits.
+///
+/// [`Shard::try_take_any`]: workpool_core::parts::Shard::try_take_any
+pub(super) struct Offers {
+    /// Bit `r` set while the shard of rank `r` offers any-key room (at
+    /// most 64 shards).
+    pub(super) mask: AtomicU64,
+    /// The rank the next any-key grant looks at first.
+    pub(super) next: AtomicUsize,
+    /// How many shards have a rank.
+    pub(super) ranked: AtomicUsize,
+    /// `by_rank[r]`: the shard of rank `r` (published before its bit).
+    pub(super) by_rank: [AtomicUsize; 64],
+}
+
+/// The first set bit of `mask` at or after `from` (wrapping), if any.
+#[inline]
+pub(super) fn next_offer(mask: u64, from: usize) -> Option<usize> {
+    if mask == 0 {
+        return None;
+    }
+    let from = from % 64;
+    let above = mask & (u64::MAX << from);
+    Some(if above != 0 {
+        above.trailing_zeros() as usize
+    } else {
+        mask.trailing_zeros() as usize
+    })
+}
+
 impl<K, S> Shared<K, S> {
+    /// Mirrors whether the shard of `part` offers any-key room in the
+    /// pool's [`Offers`] (under that shard's lock); writes the shared line
+    /// only when the offer changed.
+    #[inline]
+    pub(super) fn sync_offer(&self, part: &mut Part<workpool_core::parts::Shard<K>>) {
+        let now = part.core.offers_any();
+        if part.offered != now {
+            part.offered = now;
+            let rank = match part.rank {
+                Some(rank) => rank,
+                None => {
+                    // The shard's first offer: it takes the next rank.
+                    let rank = self.offers.ranked.fetch_add(1, Ordering::Relaxed);
+                    self.offers.by_rank[rank].store(part.core.index() as usize, Ordering::Relaxed);
+                    part.rank = Some(rank);
+                    rank
+                }
+            };
+            let bit = 1u64 << rank;
+            if now {
+                // Release: a grant that sees the bit sees the rank's shard.
+                let before = self.offers.mask.fetch_or(bit, Ordering::Release);
+                if before == 0 {
+                    // The first shard to offer room is where the rotation
+                    // starts: the first key given room gets the first
+                    // any-key grant, as with one shard.
+                    self.offers.next.store(rank, Ordering::Relaxed);
+                }
+            } else {
+                self.offers.mask.fetch_and(!bit, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Finishes an operation that held the lane (and maybe a shard): while
     /// a limit is set (or was just lifted) the pool's room may now serve
     /// waiters of other shards, so the lane's loop hands it out, locking
@@ -64,6 +147,7 @@ impl<K, S> Shared<K, S> {
             let mut part = self.lock_shard(shard);
             let (core, mut ids) = part.split_ids(&self.ids);
             lane.core.distribute_step(core, &mut ids);
+            self.sync_offer(&mut part);
             touched |= 1 << shard;
         }
         touched
@@ -85,13 +169,17 @@ impl<K, S> Shared<K, S> {
         lane.core.set_limit(limit);
         if limit.is_some() {
             for shard in 0..self.shards.len() {
-                self.lock_settled(shard).core.enter_limit(&mut lane.core);
+                let mut part = self.lock_settled(shard);
+                part.core.enter_limit(&mut lane.core);
+                self.sync_offer(&mut part);
             }
         }
         let touched = self.distribute(&mut lane);
         if limit.is_none() {
             for shard in 0..self.shards.len() {
-                self.lock_shard(shard).core.leave_limit(&lane.core);
+                let mut part = self.lock_shard(shard);
+                part.core.leave_limit(&lane.core);
+                self.sync_offer(&mut part);
             }
         }
         // A lowered limit makes every lease surplus at once.
@@ -145,7 +233,9 @@ impl<K, S> Shared<K, S> {
         let mut lane = self.lock_lane();
         lane.core.close();
         for shard in 0..self.shards.len() {
-            self.lock_settled(shard).core.close(&mut lane.core);
+            let mut part = self.lock_settled(shard);
+            part.core.close(&mut lane.core);
+            self.sync_offer(&mut part);
         }
         self.finish(Some(lane), None, After::new());
         for shard in 0..self.shards.len() {
@@ -275,6 +365,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         }
         let over_limit = lane.core.over_limit();
         for part in parts.iter_mut().flatten() {
+            self.sync_offer(part);
             if part.watches.is_waiting() {
                 part.check_watches(over_limit, &mut after);
             }

@@ -71,7 +71,7 @@ mod words;
 
 use handoff::Cells;
 pub(crate) use keepalive::unref;
-use lane::LaneHints;
+use lane::{LaneHints, Offers};
 pub(crate) use shard::Watching;
 pub(crate) use waiting::Wait;
 pub(crate) use wake::After;
@@ -136,6 +136,8 @@ pub(crate) struct Shared<K, S> {
     ids: Padded<AtomicU64>,
     /// What key operations read of the lane without its lock.
     hints: Padded<LaneHints>,
+    /// Where any-key grants look without the lane's lock (see [`Offers`]).
+    offers: Padded<Offers>,
     /// How many `Pool` handles exist (see [`handles`]).
     handles: AtomicUsize,
     /// The pool's own `Arc`, as a pointer, for the shards' holds (see
@@ -166,6 +168,10 @@ struct Part<P> {
     free_words: usize,
     /// Bit `w` set while word `w` is lent (not slow).
     lent_mask: u8,
+    /// A shard's bit in [`Offers`], as its lock last wrote it.
+    offered: bool,
+    /// The shard's rank in [`Offers`], from its first offer on.
+    rank: Option<usize>,
 }
 
 /// How many lease ids a shard reserves at once from the pool's counter.
@@ -272,6 +278,12 @@ impl<K, S> Shared<K, S> {
                 arrivals: AtomicU64::new(0),
                 any_waiting: AtomicBool::new(false),
             }),
+            offers: Padded(Offers {
+                mask: AtomicU64::new(0),
+                next: AtomicUsize::new(0),
+                ranked: AtomicUsize::new(0),
+                by_rank: std::array::from_fn(|_| AtomicUsize::new(0)),
+            }),
             handles: AtomicUsize::new(1),
             me: StdAtomicPtr::new(std::ptr::null_mut()),
         }
@@ -319,6 +331,8 @@ impl<P> Part<P> {
             aborted: 0,
             free_words: WORDS,
             lent_mask: 0,
+            offered: false,
+            rank: None,
         }
     }
 

@@ -27,36 +27,26 @@ pub(crate) struct Watching {
 }
 
 impl<K, S> Shared<K, S> {
-    /// Gives a lease back: in its shard alone while its key's group is
-    /// linked, otherwise with the lane. True if the shard gave up its count
-    /// of the pool (see [`keepalive`](super::keepalive)): the caller drops
-    /// it with [`unref`](super::keepalive::unref).
+    /// Gives a lease back under its shard's lock (and the lane's when the
+    /// shard is unlisted), after [`fast_release`](Self::fast_release) could
+    /// not put it back in its key's word. True if the shard gave up its
+    /// count of the pool (see [`keepalive`](super::keepalive)): the caller
+    /// drops it with [`unref`](super::keepalive::unref).
     #[inline]
-    #[must_use]
-    pub(crate) fn release(&self, lease: workpool_core::Lease<K>) -> bool {
-        if self.fast_release(&lease) {
-            // Its unit is back in its key's word; the key (a clone) goes
-            // without touching the pool.
-            drop(lease);
-            return false;
-        }
-        self.release_locked_path(lease)
-    }
-
-    /// [`release`](Self::release) under the shard's lock (and the lane's
-    /// when the key's group is unlinked).
-    #[inline]
-    fn release_locked_path(&self, lease: workpool_core::Lease<K>) -> bool {
+    pub(crate) fn release_slow(&self, lease: workpool_core::Lease<K>) -> bool {
         let shard = lease.shard();
         if self.hints.any_waiting.load(Ordering::Relaxed) {
-            // Any-key waiters are about: the key's group is most likely
-            // unlinked, so the shard alone would answer `NeedsLane`.
+            // Any-key waiters are about: the shard is most likely unlisted,
+            // so the shard alone would answer `NeedsLane`.
             return self.release_with_lane(shard, lease);
         }
         let mut part = self.lock_shard(shard);
         let (core, mut ids) = part.split_ids(&self.ids);
         match core.release(None, lease, &mut ids) {
             Ok(Ok(key)) => {
+                // The key's group may be linked again: its shard offers
+                // any-key room.
+                self.sync_offer(&mut part);
                 let unref = self.let_go(shard, &part);
                 if part.core.has_forgotten() || part.core.has_wakes() || part.watches.is_waiting() {
                     let mut after = After::new();
@@ -84,7 +74,7 @@ impl<K, S> Shared<K, S> {
     }
 
     /// Releases `lease` with the lane and its shard held, then finishes;
-    /// true if the shard gave up its count (see [`release`](Self::release)).
+    /// true if the shard gave up its count (see [`release_slow`](Self::release_slow)).
     fn release_locked(
         &self,
         mut lane: LaneGuard<'_>,
@@ -97,6 +87,7 @@ impl<K, S> Shared<K, S> {
         let Ok(Ok(key)) = released else {
             unreachable!("a std lease was rejected, or the lane was not enough");
         };
+        self.sync_offer(&mut part);
         let unref = self.let_go(shard, &part);
         let mut after = After::new();
         after.push_key(key);
@@ -117,7 +108,7 @@ impl<K, S> Shared<K, S> {
 impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     /// The full hash of `key` and the shard it lives in.
     #[inline]
-    pub(super) fn locate<Q: ?Sized + Hash>(&self, key: &Q) -> (u64, usize) {
+    pub(crate) fn locate<Q: ?Sized + Hash>(&self, key: &Q) -> (u64, usize) {
         let hash = self.hasher.hash_one(key);
         // The high half: the shard's table uses the hash folded and
         // spread again, so keys of one shard still spread over its table.
@@ -150,6 +141,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         let mut part = self.lock_settled(shard);
         let (core, mut ids) = part.split_ids(&self.ids);
         if core.set_in(None, hash, &mut key, target, &mut ids).is_ok() {
+            self.sync_offer(&mut part);
             self.finish(None, Some(part), after);
             return;
         }
@@ -159,6 +151,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         let (core, mut ids) = part.split_ids(&self.ids);
         let set = core.set_in(Some(&mut lane.core), hash, &mut key, target, &mut ids);
         debug_assert!(set.is_ok(), "a call with the lane needs no lane");
+        self.sync_offer(&mut part);
         if let Some(unused) = key.take() {
             after.push_key(unused);
         }
@@ -197,7 +190,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
 
     /// Releases `lease` if it is surplus, checking and releasing under the
     /// same locks; hands it back otherwise. `Ok` says, as
-    /// [`release`](Self::release) does, whether the shard gave up its count.
+    /// [`release_slow`](Self::release_slow) does, whether the shard gave up its count.
     pub(crate) fn release_if_surplus(
         &self,
         lease: workpool_core::Lease<K>,

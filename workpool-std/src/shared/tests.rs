@@ -15,6 +15,41 @@ use super::wake::MIN_WAKERS;
 use super::*;
 use crate::error::AcquireTimeoutError;
 
+impl<K, S> Shared<K, S> {
+    /// What a lease's drop does with its core lease: into its key's word,
+    /// or under the locks. True if the shard gave up its count.
+    fn release(&self, lease: workpool_core::Lease<K>) -> bool {
+        !self.fast_release(&lease) && self.release_slow(lease)
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone, S: std::hash::BuildHasher> Shared<K, S> {
+    /// What `Pool::try_acquire` and `Pool::try_acquire_key` do, without
+    /// the `Pool`.
+    fn try_acquire<Q: ?Sized + KeyQuery<K>>(
+        &self,
+        want: Want<'_, Q>,
+    ) -> Result<workpool_core::Lease<K>, crate::TryAcquireError> {
+        match want {
+            Want::Any => match self.try_any_unlaned() {
+                Some(lease) => Ok(lease),
+                None => self.try_any_laned(),
+            },
+            Want::Key(key) => {
+                let (hash, shard) = self.locate(key);
+                match self.fast_take(hash, shard, key) {
+                    Ok(lease) => Ok(lease),
+                    Err(()) => self.try_key_locked(hash, shard, key),
+                }
+            }
+            Want::KeyMany(key, units) => {
+                let (hash, shard) = self.locate(key);
+                self.try_key_many_locked(hash, shard, key, units)
+            }
+        }
+    }
+}
+
 /// A waker that counts how often it was woken.
 #[derive(Default)]
 struct Counter(AtomicUsize);

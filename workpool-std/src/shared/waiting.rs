@@ -91,6 +91,7 @@ impl<K, S> Shared<K, S> {
                     let mut part = self.lock_shard(shard);
                     let (core, mut ids) = part.split_ids(&self.ids);
                     core.give_back(&mut lane.core, returned, &mut ids);
+                    self.sync_offer(&mut part);
                     let unref = self.let_go(shard, &part);
                     (Some(part), unref)
                 }
@@ -129,6 +130,7 @@ impl<K, S> Shared<K, S> {
             matches!(cancelled, Ok(Ok(()))),
             "only a waiter's owner removes it"
         );
+        self.sync_offer(&mut part);
         part.timed_out += u64::from(timed_out);
         part.take_waker(waiter, &mut after);
         let unref = self.let_go(shard, &part);
@@ -140,7 +142,7 @@ impl<K, S> Shared<K, S> {
     /// [`handoff`](super::handoff)) and taken out of its cell under `part`
     /// (the lock of `shard`): a lease goes on or back as a release would
     /// pass it, counted as the core counts a granted waiter's cancel. True
-    /// if the shard gave up its count (see [`release`](Self::release)).
+    /// if the shard gave up its count (see [`release_slow`](Self::release_slow)).
     #[cold]
     fn cancel_published(
         &self,
@@ -172,34 +174,11 @@ impl<K, S> Shared<K, S> {
 }
 
 impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
-    /// A lease at once, or why not: from the key's word without a lock
-    /// when it has a unit (inlined, so the lease is built in place),
-    /// otherwise under the locks.
-    #[inline]
-    pub(crate) fn try_acquire<Q: ?Sized + KeyQuery<K>>(
-        &self,
-        want: Want<'_, Q>,
-    ) -> Result<workpool_core::Lease<K>, TryAcquireError> {
-        match want.normal() {
-            Want::Any => self.try_any(&mut self.lock_lane()),
-            Want::Key(key) => {
-                let (hash, shard) = self.locate(key);
-                match self.fast_take(hash, shard, key) {
-                    Ok(lease) => Ok(lease),
-                    Err(()) => self.try_key_locked(hash, shard, key),
-                }
-            }
-            Want::KeyMany(key, units) => {
-                let (hash, shard) = self.locate(key);
-                self.try_key_many_locked(hash, shard, key, units)
-            }
-        }
-    }
-
-    /// [`try_acquire`](Self::try_acquire) of `units` units of a key, always
-    /// under its shard's lock (and the lane's, while a limit is set): the
-    /// key's word is collected first, so the core sees all of its room.
-    fn try_key_many_locked<Q: ?Sized + KeyQuery<K>>(
+    /// [`Pool::try_acquire_key_many`](crate::Pool::try_acquire_key_many):
+    /// always under the key's shard's lock (and the lane's, while a limit
+    /// is set): the key's word is collected first, so the core sees all of
+    /// its room.
+    pub(crate) fn try_key_many_locked<Q: ?Sized + KeyQuery<K>>(
         &self,
         hash: u64,
         shard: usize,
@@ -293,10 +272,16 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         })
     }
 
-    /// [`try_acquire`](Self::try_acquire) of a key under its shard's lock
-    /// (and the lane's, while a limit is set).
+    /// An any-key lease under the lane, after
+    /// [`try_any_unlaned`](Self::try_any_unlaned) found none.
+    pub(crate) fn try_any_laned(&self) -> Result<workpool_core::Lease<K>, TryAcquireError> {
+        self.try_any(&mut self.lock_lane())
+    }
+
+    /// [`Pool::try_acquire_key`](crate::Pool::try_acquire_key) under the
+    /// key's shard's lock (and the lane's, while a limit is set).
     #[inline]
-    fn try_key_locked<Q: ?Sized + KeyQuery<K>>(
+    pub(crate) fn try_key_locked<Q: ?Sized + KeyQuery<K>>(
         &self,
         hash: u64,
         shard: usize,
@@ -329,8 +314,52 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         }
     }
 
-    /// An any-key lease, round-robin over the keys with room: looks at the
-    /// group under the lane's cursor in its shard, unlinking full ones.
+    /// An any-key lease without the lane's lock, when nobody waits for one
+    /// and no limit is set: from the first shard that offers room from the
+    /// rotation's cursor on (see [`Offers`](super::lane::Offers)), with that
+    /// shard's lock alone; the shard's own ring picks the group. `None`
+    /// when no shard gave one (then [`try_any`](Self::try_any) decides,
+    /// under the lane).
+    #[inline]
+    pub(crate) fn try_any_unlaned(&self) -> Option<workpool_core::Lease<K>> {
+        if self.hints.any_waiting.load(Ordering::Relaxed) || self.is_closed() {
+            return None;
+        }
+        let offers = &self.offers;
+        // Acquire: the shard of each set bit's rank is published.
+        let mut mask = offers.mask.load(Ordering::Acquire);
+        let mut from = offers.next.load(Ordering::Relaxed);
+        while let Some(rank) = super::lane::next_offer(mask, from) {
+            let shard = offers.by_rank[rank].load(Ordering::Relaxed);
+            // Lent room is room too: the shard's words give it back first.
+            let mut part = self.lock_settled(shard);
+            let (core, mut ids) = part.split_ids(&self.ids);
+            let taken = core.try_take_any(&mut ids);
+            // The rotation stays on a shard for its whole turn: once per
+            // key with room (see `Shard::turn_ended`).
+            let turn_ended = core.turn_ended();
+            self.sync_offer(&mut part);
+            let next = if turn_ended { rank + 1 } else { rank };
+            if let Some(lease) = taken {
+                drop(part);
+                offers.next.store(next, Ordering::Relaxed);
+                return Some(lease);
+            }
+            if turn_ended {
+                // Its last key was full; it may have room for a new turn,
+                // after the other shards'.
+                offers.next.store(next, Ordering::Relaxed);
+            } else {
+                mask &= !(1 << rank);
+            }
+            from = next;
+        }
+        None
+    }
+
+    /// An any-key lease, round-robin over the listed shards and within each
+    /// over its keys with room, under the lane: looks at the shard under
+    /// the lane's cursor, unlisting shards without room.
     fn try_any(
         &self,
         lane: &mut LaneGuard<'_>,
@@ -342,7 +371,9 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             // Lent room is room too: the shard's words give it back first.
             let mut part = self.lock_settled(shard);
             let (core, mut ids) = part.split_ids(&self.ids);
-            if let Some(lease) = lane.core.try_take(core, &mut ids) {
+            let taken = lane.core.try_take(core, &mut ids);
+            self.sync_offer(&mut part);
+            if let Some(lease) = taken {
                 return Ok(lease);
             }
         }
@@ -351,10 +382,19 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
 
     /// Takes a lease at once or registers a waiter, with the lane's lock
     /// held (any key) or the key's shard's.
-    fn start(&self, want: Want<'_, impl ?Sized + KeyQuery<K>>) -> Result<Started<'_, K>, Closed> {
+    /// `located`: the key's hash and shard, when the caller tried its word
+    /// already.
+    fn start(
+        &self,
+        want: Want<'_, impl ?Sized + KeyQuery<K>>,
+        located: Option<(u64, usize)>,
+    ) -> Result<Started<'_, K>, Closed> {
         Ok(match want.normal() {
             Want::KeyMany(key, units) => return self.start_key_many(key, units),
             Want::Any => {
+                if let Some(lease) = self.try_any_unlaned() {
+                    return Ok(Started::Leased(lease));
+                }
                 let mut lane = self.lock_lane();
                 match self.try_any(&mut lane) {
                     Ok(lease) => Started::Leased(lease),
@@ -371,10 +411,16 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 }
             }
             Want::Key(key) => {
-                let (hash, shard) = self.locate(key);
-                if let Ok(lease) = self.fast_take(hash, shard, key) {
-                    return Ok(Started::Leased(lease));
-                }
+                let (hash, shard) = match located {
+                    Some(located) => located,
+                    None => {
+                        let (hash, shard) = self.locate(key);
+                        if let Ok(lease) = self.fast_take(hash, shard, key) {
+                            return Ok(Started::Leased(lease));
+                        }
+                        (hash, shard)
+                    }
+                };
                 let mut part = self.lock_shard(shard);
                 self.collect_key(shard, &mut part, hash);
                 let arrivals = self.hints.arrivals.load(Ordering::Relaxed);
@@ -542,10 +588,24 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     /// # Panics
     ///
     /// If the acquisition already completed (`wait` is `Done`).
+    #[inline]
     pub(crate) fn poll_acquire<Q: ?Sized + KeyQuery<K>>(
         &self,
         wait: &mut Wait,
         want: Want<'_, Q>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<workpool_core::Lease<K>, Closed>> {
+        self.poll_acquire_from(wait, want, None, cx)
+    }
+
+    /// [`poll_acquire`](Self::poll_acquire) of a key whose word the caller
+    /// tried already (`located`: its hash and shard), before a first poll.
+    #[inline(never)]
+    pub(crate) fn poll_acquire_from<Q: ?Sized + KeyQuery<K>>(
+        &self,
+        wait: &mut Wait,
+        want: Want<'_, Q>,
+        located: Option<(u64, usize)>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<workpool_core::Lease<K>, Closed>> {
         assert!(
@@ -569,7 +629,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 }
                 Err(locked) => (locked, waiter),
             },
-            _ => match self.start(want) {
+            _ => match self.start(want, located) {
                 Ok(Started::Leased(lease)) => {
                     *wait = Wait::Done;
                     return Poll::Ready(Ok(lease));
@@ -596,7 +656,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         want: Want<'_, Q>,
         deadline: Option<Instant>,
     ) -> Result<workpool_core::Lease<K>, AcquireTimeoutError> {
-        let waiter = match self.start(want)? {
+        let waiter = match self.start(want, None)? {
             Started::Leased(lease) => return Ok(lease),
             Started::Lane(_, waiter) | Started::Shard(_, waiter) => waiter,
         };

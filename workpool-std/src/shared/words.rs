@@ -15,7 +15,7 @@
 //!   compare-exchange, as long as the word is not *slow*.
 //!
 //! Everything else takes the shard's lock and first *collects* the words
-//! it could disturb ([`Part::collect`]): it marks the word slow (from then
+//! it could disturb ([`Shared::collect`]): it marks the word slow (from then
 //! on grants and releases of that key take the lock) and gives the units
 //! that no lease holds back to the core, with the number of leases minted.
 //! So under the lock the core's counts are exact, every rule of the core
@@ -274,8 +274,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     /// A lease of `key` (hash `hash`, in `shard`) from its word, without
     /// the lock; `Err` when the key has no word (that this thread saw), or
     /// the word has nothing to give, is slow or holds another key.
-    #[inline]
-    pub(super) fn fast_take<Q: ?Sized + KeyQuery<K>>(
+    #[inline(always)]
+    pub(crate) fn fast_take<Q: ?Sized + KeyQuery<K>>(
         &self,
         hash: u64,
         shard: usize,
@@ -349,7 +349,7 @@ impl<K, S> Shared<K, S> {
     /// Gives `lease`'s unit back to its key's word, without the lock; false
     /// (the lease untouched) if the key has no word or it is slow.
     #[inline]
-    pub(super) fn fast_release(&self, lease: &workpool_core::Lease<K>) -> bool {
+    pub(crate) fn fast_release(&self, lease: &workpool_core::Lease<K>) -> bool {
         if lease.units() != 1 {
             // A word counts single units: weighted leases (and leases of
             // no units) go back under the lock.

@@ -1,0 +1,139 @@
+//! Any-key grants from one shard alone: for an adapter that rotates over
+//! the listed shards without the lane's lock.
+
+use super::*;
+
+impl<K> Shard<K> {
+    /// An any-key lease from this shard alone, without the lane: from the
+    /// first group with room from the shard's cursor on (full groups before
+    /// it leave the shard's ring), and the cursor moves past it, as
+    /// [`Lane::try_take`] would do in this shard.
+    ///
+    /// It grants only while the shard is *listed* in the lane's rotation:
+    /// a listed shard proves that no any-key waiter waits (the lane unlists
+    /// every shard before one queues, and lists a shard again only once no
+    /// any-key waiter is left), and a group with room has no key waiter, so
+    /// the grant takes room from nobody older. An adapter may therefore
+    /// rotate over the shards it believes listed (see
+    /// [`offers_any`](Self::offers_any)) with their locks alone, and fall
+    /// back to the lane ([`Lane::next_shard`]) when none gives a lease.
+    ///
+    /// `None` when the shard is not listed, is closed, has no group with
+    /// room (it stays listed then: unlisting needs the lane, which does it
+    /// when its cursor reaches the shard), or while the pool has a limit
+    /// ([`is_limited`](Self::is_limited): the lane counts the pool's
+    /// leases, so any-key grants go through it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// let mut lane = Lane::new();
+    /// let mut shard = Shard::new(0, &lane);
+    /// let mut ids = 1u64;
+    /// shard.set(Some(&mut lane), 1, "a", 1, &mut ids).unwrap();
+    /// shard.set(Some(&mut lane), 2, "b", 1, &mut ids).unwrap();
+    /// let a = shard.try_take_any(&mut ids).unwrap();
+    /// let b = shard.try_take_any(&mut ids).unwrap();
+    /// assert_eq!((*a.key(), *b.key()), ("a", "b"));
+    /// assert!(shard.try_take_any(&mut ids).is_none());
+    /// // No room: still listed until the lane looks, which unlists it.
+    /// assert!(shard.is_listed());
+    /// assert!(lane.try_take(&mut shard, &mut ids).is_none());
+    /// assert!(!shard.is_listed());
+    /// ```
+    #[inline]
+    pub fn try_take_any<I: LeaseIds>(&mut self, ids: &mut I) -> Option<Lease<K>>
+    where
+        K: Clone,
+    {
+        self.turn_ended = false;
+        if self.limited || self.closed || !self.is_listed() {
+            return None;
+        }
+        let g = match self.room_in_turn(None) {
+            Turn::Room(g) => g,
+            Turn::Over => {
+                self.turn_ended = true;
+                return None;
+            }
+            Turn::Empty => return None,
+        };
+        let lease = self.lease_from(g, ids);
+        self.turn_ended = self.advance_turn();
+        Some(lease)
+    }
+
+    /// True when the last [`try_take_any`](Self::try_take_any) ended the
+    /// shard's *turn* in the any-key rotation: an adapter rotating over
+    /// shards stays on a shard until its turn ends, then moves to the next
+    /// one. A turn grants once from each key that had room when it began,
+    /// in the shard's round-robin order, so the two levels make one
+    /// round-robin over all keys. A turn also ends without a grant when its
+    /// last key turns out full (then `try_take_any` returned `None`, and
+    /// the shard may still have room for the next turn).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// let mut lane = Lane::new();
+    /// let mut shard = Shard::new(0, &lane);
+    /// let mut ids = 1u64;
+    /// shard.set(Some(&mut lane), 1, "a", 2, &mut ids).unwrap();
+    /// shard.set(Some(&mut lane), 2, "b", 2, &mut ids).unwrap();
+    /// let a = shard.try_take_any(&mut ids).unwrap();
+    /// assert!(!shard.turn_ended()); // "b" is still to come in this turn
+    /// let b = shard.try_take_any(&mut ids).unwrap();
+    /// assert!(shard.turn_ended());
+    /// assert_eq!((*a.key(), *b.key()), ("a", "b"));
+    /// ```
+    #[inline]
+    pub fn turn_ended(&self) -> bool {
+        self.turn_ended
+    }
+
+    /// True while the shard is listed in the lane's rotation of shards that
+    /// any-key grants look at (see [`try_take_any`](Self::try_take_any)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// let mut lane = Lane::new();
+    /// let mut shard = Shard::new(0, &lane);
+    /// let mut ids = 1u64;
+    /// assert!(!shard.is_listed());
+    /// shard.set(Some(&mut lane), 1, "a", 1, &mut ids).unwrap();
+    /// assert!(shard.is_listed());
+    /// ```
+    #[inline]
+    pub fn is_listed(&self) -> bool {
+        self.listed != NIL
+    }
+
+    /// True when an any-key grant from this shard alone may succeed: it is
+    /// listed, open, without a limit, and a group is linked in its ring
+    /// (which may still turn out full: the ring unlinks full groups
+    /// lazily). An adapter can mirror it in an atomic, as a hint of where
+    /// to look first; nothing relies on the hint being right.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// let mut lane = Lane::new();
+    /// let mut shard = Shard::new(0, &lane);
+    /// let mut ids = 1u64;
+    /// shard.set(Some(&mut lane), 1, "a", 1, &mut ids).unwrap();
+    /// assert!(shard.offers_any());
+    /// let _lease = shard.try_take_any(&mut ids).unwrap();
+    /// assert!(shard.offers_any(), "full, but still linked");
+    /// assert!(shard.try_take_any(&mut ids).is_none());
+    /// assert!(!shard.offers_any());
+    /// ```
+    #[inline]
+    pub fn offers_any(&self) -> bool {
+        self.is_listed() && !self.closed && !self.limited && !self.ring.is_empty()
+    }
+}

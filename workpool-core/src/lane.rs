@@ -425,6 +425,7 @@ impl Lane {
     /// assert!(lane.try_take(&mut shard, &mut ids).is_none()); // full: unlinked
     /// assert_eq!(lane.next_shard(), None);
     /// ```
+    #[inline]
     pub fn try_take<K: Clone, I: LeaseIds>(
         &mut self,
         shard: &mut Shard<K>,
@@ -473,6 +474,7 @@ impl Lane {
     }
 
     /// The group under the cursor if it has room; otherwise unlinks it.
+    #[inline]
     fn room_under_cursor<K>(&mut self, shard: &mut Shard<K>) -> Option<u32> {
         if self.closed || !self.newcomer_room(1) {
             return None;

@@ -175,12 +175,12 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     /// A lease at once, or why not: from the key's word without a lock
     /// when it has a unit (inlined, so the lease is built in place),
     /// otherwise under the locks.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn try_acquire<Q: ?Sized + KeyQuery<K>>(
         &self,
         want: Want<'_, Q>,
     ) -> Result<workpool_core::Lease<K>, TryAcquireError> {
-        match want.normal() {
+        match want {
             Want::Any => self.try_any(&mut self.lock_lane()),
             Want::Key(key) => {
                 let (hash, shard) = self.locate(key);
@@ -189,16 +189,33 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                     Err(()) => self.try_key_locked(hash, shard, key),
                 }
             }
-            Want::KeyMany(key, units) => {
-                let (hash, shard) = self.locate(key);
-                self.try_key_many_locked(hash, shard, key, units)
-            }
+            Want::KeyMany(key, units) => self.try_many(key, units),
         }
+    }
+
+    /// [`try_acquire`](Self::try_acquire) of `units` units of a key: one
+    /// unit as any key acquisition (word included), more under the lock.
+    /// Out of line, so that the one-unit paths stay small enough to inline.
+    #[inline(never)]
+    fn try_many<Q: ?Sized + KeyQuery<K>>(
+        &self,
+        key: &Q,
+        units: u64,
+    ) -> Result<workpool_core::Lease<K>, TryAcquireError> {
+        let (hash, shard) = self.locate(key);
+        if units == 1 {
+            return match self.fast_take(hash, shard, key) {
+                Ok(lease) => Ok(lease),
+                Err(()) => self.try_key_locked(hash, shard, key),
+            };
+        }
+        self.try_key_many_locked(hash, shard, key, units)
     }
 
     /// [`try_acquire`](Self::try_acquire) of `units` units of a key, always
     /// under its shard's lock (and the lane's, while a limit is set): the
     /// key's word is collected first, so the core sees all of its room.
+    #[inline(never)]
     fn try_key_many_locked<Q: ?Sized + KeyQuery<K>>(
         &self,
         hash: u64,
@@ -225,6 +242,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     /// shard's lock, with the key's word collected first, so that no unit
     /// lent to the fast path is missed and a waiter queues only once the
     /// core holds every unit of the key.
+    #[inline(never)]
     fn start_key_many(
         &self,
         key: &(impl ?Sized + KeyQuery<K>),

@@ -423,3 +423,49 @@ impl<K: fmt::Debug, S> fmt::Debug for Lease<K, S> {
             .finish()
     }
 }
+
+/// The lease's hold on the pool's memory with weights, under Miri in CI: a
+/// lease of no units holds a count of its own, a merge gives it up, a
+/// split-off lease rides on its shard's count.
+#[cfg(test)]
+mod tests {
+    use crate::Pool;
+
+    #[test]
+    fn leases_of_no_units_outlive_their_pool() {
+        let pool: Pool<String> = Pool::new();
+        let a = pool.try_acquire_key_many("k", 0).unwrap();
+        let mut b = pool.try_acquire_key_many("k", 0).unwrap();
+        drop(pool);
+        b.merge(a).unwrap();
+        assert_eq!((b.units(), b.key().as_str()), (0, "k"));
+        assert!(!b.is_surplus());
+    }
+
+    #[test]
+    fn a_lease_of_no_units_takes_in_units_and_outlives_the_pool() {
+        let pool: Pool<String> = Pool::new();
+        pool.set("k".to_owned(), 3);
+        let mut empty = pool.try_acquire_key_many("k", 0).unwrap();
+        let mut full = pool.try_acquire_key_many("k", 3).unwrap();
+        let part = full.split(1).unwrap();
+        empty.merge(full).unwrap();
+        assert_eq!(empty.units(), 2);
+        pool.close();
+        drop(pool);
+        drop(part);
+        drop(empty);
+    }
+
+    #[test]
+    fn a_merge_of_a_lease_of_no_units_into_a_real_one() {
+        let pool: Pool<String> = Pool::new();
+        pool.set("k".to_owned(), 1);
+        let mut one = pool.try_acquire_key("k").unwrap();
+        one.merge(pool.try_acquire_key_many("k", 0).unwrap())
+            .unwrap();
+        assert_eq!(one.units(), 1);
+        drop(pool);
+        drop(one);
+    }
+}

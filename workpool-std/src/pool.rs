@@ -31,6 +31,11 @@ mod weights;
 /// several keys have room, any-key grants rotate round-robin over them, so
 /// with demand everywhere leases come out in proportion to the targets.
 ///
+/// A weighted acquisition ([`acquire_key_many`](Self::acquire_key_many))
+/// keeps its place the same way: a large request at the head of its key's
+/// queue holds back smaller ones behind it until its units are free (the
+/// price of never starving a large request), and `try_` never passes it.
+///
 /// # Shrinking a target
 ///
 /// Lowering a target revokes no lease: live leases stay valid and keep

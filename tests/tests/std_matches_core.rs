@@ -26,6 +26,10 @@
 //! must resolve when polled. `stats()` must equal the core's, and
 //! `granted - released == active` must hold after every step.
 //!
+//! Weighted leases too: `try_acquire_key_many` of 0..=5 units and
+//! `acquire_key_many` of 1..=5, `split` and `merge` of held leases (whose
+//! ids must keep the rule within a key, and whose units must agree).
+//!
 //! The case count is 256 by default; `WORKPOOL_PROPTEST_CASES` (or
 //! proptest's own `PROPTEST_CASES`) raises it.
 
@@ -70,10 +74,18 @@ enum Op {
     PollWatch(usize),
     /// Drop one `drained()` watcher.
     DropDrained(usize),
+    /// `try_acquire_key_many` (core: the same).
+    TryAcquireKeyMany(u8, u64),
+    /// Start `acquire_key_many` (core: `enqueue_key_many`).
+    AcquireKeyMany(u8, u64),
+    /// Split units off a held lease.
+    Split(usize, u64),
+    /// Merge one held lease into another.
+    Merge(usize, usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let target = prop_oneof![9 => 0..4u64, 1 => Just(u64::MAX)];
+    let target = prop_oneof![9 => 0..4u64, 3 => 4..9u64, 1 => Just(u64::MAX)];
     prop_oneof![
         12 => (0..KEYS, target).prop_map(|(k, t)| Op::Set(k, t)),
         6 => Just(Op::TryAcquire),
@@ -90,6 +102,10 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..KEYS).prop_map(Op::WatchDrained),
         4 => (0..32usize).prop_map(Op::PollWatch),
         1 => (0..32usize).prop_map(Op::DropDrained),
+        4 => (0..KEYS, 0..=5u64).prop_map(|(k, n)| Op::TryAcquireKeyMany(k, n)),
+        5 => (0..KEYS, 1..=5u64).prop_map(|(k, n)| Op::AcquireKeyMany(k, n)),
+        3 => (0..32usize, 0..=5u64).prop_map(|(i, n)| Op::Split(i, n)),
+        3 => (0..32usize, 0..32usize).prop_map(|(i, j)| Op::Merge(i, j)),
     ]
 }
 
@@ -232,7 +248,7 @@ struct Run<S> {
     held: Vec<(Held<S>, workpool_core::Lease<u8>)>,
     waiting: Vec<Waiting<S>>,
     drains: Vec<(u8, Watcher<()>)>,
-    /// Leases the callers released.
+    /// Leases the callers released, or merged into another (they end too).
     released: u64,
     /// Every std lease id granted, and every (std, core) id pair per key.
     ids: std::collections::HashSet<u64>,
@@ -381,7 +397,8 @@ impl<S: BuildHasher + Send + Sync + 'static> Run<S> {
                 if !self.held.is_empty() {
                     let h = i % self.held.len();
                     let key = *self.held[h].1.key();
-                    let surplus = self.surplus(key);
+                    // A lease of no units is never surplus.
+                    let surplus = self.surplus(key) && self.held[h].1.units() > 0;
                     let (held, core) = self.held.swap_remove(h);
                     let Held::Plain(lease) = held else {
                         self.held.push((held, core));
@@ -427,6 +444,60 @@ impl<S: BuildHasher + Send + Sync + 'static> Run<S> {
             Op::CloseKey(key) => {
                 self.pool.close_key(&key);
                 self.core.close_key(&key);
+            }
+            Op::TryAcquireKeyMany(key, n) => {
+                let got = self.pool.try_acquire_key_many(&key, n);
+                let want = self.core.try_acquire_key_many(&key, n);
+                self.compare_try(got, want);
+            }
+            Op::AcquireKeyMany(key, n) => {
+                let future: Acquiring<S> = Box::pin(self.pool.acquire_key_many_owned(key, n));
+                let waiter = self
+                    .core
+                    .enqueue_key_many(&key, n)
+                    .map_err(|_| workpool_core::Closed);
+                self.start(future, waiter);
+            }
+            Op::Split(i, n) => {
+                if self.held.is_empty() {
+                    return self.compare();
+                }
+                let h = i % self.held.len();
+                let (Held::Plain(lease), core) = &mut self.held[h] else {
+                    return self.compare();
+                };
+                let (got, want) = (lease.split(n), self.core.split(core, n));
+                assert_eq!(lease.units(), core.units(), "units after a split");
+                match (got, want) {
+                    (Some(part), Some(core_part)) => self.hold(part, core_part),
+                    (None, None) => {}
+                    (got, want) => panic!("split: std {got:?}, core {want:?}"),
+                }
+            }
+            Op::Merge(i, j) => {
+                let plain: Vec<usize> = (0..self.held.len())
+                    .filter(|&h| matches!(self.held[h].0, Held::Plain(_)))
+                    .collect();
+                if plain.len() < 2 || i % plain.len() == j % plain.len() {
+                    return self.compare();
+                }
+                let (a, b) = (plain[i % plain.len()], plain[j % plain.len()]);
+                let (other, other_core) = self.held.remove(b);
+                let a = if a > b { a - 1 } else { a };
+                let Held::Plain(other) = other else {
+                    unreachable!()
+                };
+                let (Held::Plain(lease), core) = &mut self.held[a] else {
+                    unreachable!()
+                };
+                let got = lease.merge(other);
+                let want = core.merge(other_core);
+                assert_eq!(lease.units(), core.units(), "units after a merge");
+                match (got, want) {
+                    (Ok(()), Ok(())) => self.released += 1,
+                    (Err(other), Err(back)) => self.held.push((Held::Plain(other), back)),
+                    (got, want) => panic!("merge: std {got:?}, core {want:?}"),
+                }
             }
             Op::SetLimit(limit) => {
                 // Key waiters that queued without a limit are ordered by the
@@ -523,16 +594,20 @@ impl<S: BuildHasher + Send + Sync + 'static> Run<S> {
         // reached callers (or wait, handed over, in a waiter's slot).
         let stats = self.pool.stats();
         assert_eq!(stats, self.core.stats());
-        assert_eq!(
-            stats.granted - self.released,
-            self.pool.active(),
+        // With weights `active` counts units; the leases held (and those
+        // handed to waiters not yet polled) are what was granted and not
+        // released or merged away.
+        let held_units: u64 = self.held.iter().map(|(_, core)| core.units()).sum();
+        assert!(held_units <= self.pool.active(), "{stats:?}");
+        assert!(
+            stats.granted - self.released >= self.held.len() as u64,
             "{stats:?}"
         );
         // Every watcher whose condition holds was woken.
-        for (held, _) in &self.held {
+        for (held, core) in &self.held {
             if let Held::Watched(key, watcher) = held {
                 assert!(
-                    watcher.woken() || !self.surplus(*key),
+                    watcher.woken() || !self.surplus(*key) || core.units() == 0,
                     "a surplus watcher of key {key} was not woken"
                 );
             }

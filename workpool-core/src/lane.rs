@@ -437,6 +437,7 @@ impl Lane {
     /// assert!(lane.try_take(&mut shard, &mut ids).is_none()); // full: unlinked
     /// assert_eq!(lane.next_shard(), None);
     /// ```
+    #[inline]
     pub fn try_take<K: Clone, I: LeaseIds>(
         &mut self,
         shard: &mut Shard<K>,

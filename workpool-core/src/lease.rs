@@ -5,8 +5,13 @@ use core::fmt;
 use crate::identity::PoolId;
 
 /// What a pool did since it was made, counted so that at every moment
-/// `granted - released == active` (releases are not counted here; the
-/// caller who drops leases can count them).
+/// `granted - released == active` while every lease holds one unit
+/// (releases are not counted here; the caller who drops leases can count
+/// them). `granted` counts leases, whatever their units, and a lease split
+/// off another ([`Pool::split`](crate::Pool::split)) as one more; `active`
+/// counts units. With weighted leases, `granted` minus the leases released
+/// or merged away is the number of live leases (those handed to waiters
+/// included).
 ///
 /// - `granted`: leases out, at once or handed to a waiter. A lease handed
 ///   to a waiter that then gave up (its future dropped before it took the

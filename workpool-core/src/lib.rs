@@ -24,7 +24,9 @@
 //!   [`Pool::replace_all`] for several), [`Pool::set_limit`] (the
 //!   pool-wide limit), [`Pool::try_acquire`] /
 //!   [`Pool::try_acquire_key`] (take a lease now or fail),
-//!   [`Pool::enqueue`] / [`Pool::enqueue_key`] (a waiter arrived),
+//!   [`Pool::enqueue`] / [`Pool::enqueue_key`] (a waiter arrived;
+//!   [`Pool::try_acquire_key_many`] / [`Pool::enqueue_key_many`] for `n`
+//!   units, [`Pool::split`] to split a lease),
 //!   [`Pool::cancel`] (a waiter gave up), [`Pool::release`] (a lease came
 //!   back), [`Pool::close`], [`Pool::close_key`] (a key went away: its
 //!   waiters fail).
@@ -46,6 +48,16 @@
 //!   until the key is set again; [`Pool::close_key`] fails the waiters a key
 //!   has when it goes away for good.
 //! - Lease ids are unique in a pool, strictly increasing, start at 1.
+//! - Weighted leases ([`Pool::try_acquire_key_many`],
+//!   [`Pool::enqueue_key_many`]) hold `n` units of a key: a grant needs
+//!   `active + n <= target` (and `n` units of room under a pool-wide
+//!   limit). A key's queue is strictly first come, first served: a waiter
+//!   for more units than are free at its head holds back the waiters
+//!   behind it (under a binding limit, of every key), so it is never
+//!   starved; cancelling it serves them at once. Targets, `active`, the
+//!   limit and surplus count units; a lease of 0 units is granted at once
+//!   and counts nowhere. [`Pool::split`] and [`Lease::merge`] move units
+//!   between leases of a key and free none.
 //! - Freed or added capacity goes to the oldest waiter it can serve; nothing
 //!   (not even `try_acquire*`) takes capacity an earlier waiter could use.
 //!   After every call no waiter waits while a key it could use has room.

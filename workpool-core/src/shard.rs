@@ -781,17 +781,31 @@ impl<K> Shard<K> {
             && matches!(self.groups.get_checked(group, generation),
                 Some(g) if g.active >= units && ids.issued(id));
         if !live {
-            // A lease of no units names no group and frees nothing.
-            if units == 0 && group == NIL && shard == self.index && ids.issued(id) {
-                return Ok(Ok(lease.key));
-            }
-            return Ok(Err(ReleaseError::Stale(lease)));
+            return Ok(self.release_dead(lease, ids));
         }
         if lane.is_none() && (self.limited || self.give_back_needs_lane()) {
             return Err(NeedsLane(lease));
         }
         self.give_back_group(lane, group, units, ids);
         Ok(Ok(lease.key))
+    }
+
+    /// [`release`](Self::release) of a lease that holds no live units of
+    /// this shard: a lease of no units (which names no group and frees
+    /// nothing) comes back as its key; anything else is stale. Out of line,
+    /// so that the release of a live lease stays small.
+    #[cold]
+    #[inline(never)]
+    fn release_dead<I: LeaseIds>(&self, lease: Lease<K>, ids: &I) -> Result<K, ReleaseError<K>> {
+        let grant = lease.grant;
+        if grant.units == 0
+            && grant.group == NIL
+            && grant.shard == self.index
+            && ids.issued(grant.id)
+        {
+            return Ok(lease.key);
+        }
+        Err(ReleaseError::Stale(lease))
     }
 
     /// Gives back the grant of a cancelled any-key waiter

@@ -154,6 +154,42 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> SharedPool<K, S> {
         self.with(|p| p.try_acquire_key(key))
     }
 
+    /// [`Pool::try_acquire_key_many`] under the lock: a lease of `n` units
+    /// of `key`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::try_acquire_key_many`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_core::SharedPool::new();
+    /// pool.set("a", 4);
+    /// assert_eq!(pool.try_acquire_key_many(&"a", 3).unwrap().units(), 3);
+    /// assert!(pool.try_acquire_key_many(&"a", 2).is_err());
+    /// ```
+    pub fn try_acquire_key_many(&self, key: &K, n: u64) -> Result<Lease<K>, TryAcquireError> {
+        self.with(|p| p.try_acquire_key_many(key, n))
+    }
+
+    /// [`Pool::split`] under the lock: `n` units of `lease` into a new
+    /// lease of its key (the key is cloned under the lock).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = workpool_core::SharedPool::new();
+    /// pool.set("a", 4);
+    /// let mut lease = pool.try_acquire_key_many(&"a", 4).unwrap();
+    /// let part = pool.split(&mut lease, 1).unwrap();
+    /// assert_eq!((lease.units(), part.units()), (3, 1));
+    /// ```
+    #[must_use]
+    pub fn split(&self, lease: &mut Lease<K>, n: u64) -> Option<Lease<K>> {
+        self.with(|p| p.split(lease, n))
+    }
+
     /// [`Pool::release`] under the lock. Waiters it serves are reported by
     /// [`Pool::poll_wake`] (reach it through [`with`](Self::with)). The
     /// lease's key, and any key the pool forgets, are dropped after the lock

@@ -66,14 +66,29 @@ impl<K, S> Lease<K, S> {
     /// `shared` (so its shard can take a count of it).
     #[inline]
     pub(crate) fn new(shared: &Arc<Shared<K, S>>, inner: workpool_core::Lease<K>) -> Self {
+        debug_assert_ne!(
+            inner.units(),
+            0,
+            "a lease of no units is made by `new_units`"
+        );
+        shared.hold(inner.shard());
+        Self::held(shared, inner)
+    }
+
+    /// [`new`](Self::new) for a weighted acquisition, whose lease may hold
+    /// no units (kept apart so that the one-unit paths stay small).
+    pub(crate) fn new_units(shared: &Arc<Shared<K, S>>, inner: workpool_core::Lease<K>) -> Self {
         if inner.units() == 0 {
-            // A lease of no units counts in no shard, so no shard's count
-            // keeps the pool alive for it: it holds a count of its own,
-            // dropped with it (or once a merge gives it units).
-            std::mem::forget(Arc::clone(shared));
+            hold_own(shared);
         } else {
             shared.hold(inner.shard());
         }
+        Self::held(shared, inner)
+    }
+
+    /// The lease, once the pool's memory is held for it.
+    #[inline]
+    fn held(shared: &Arc<Shared<K, S>>, inner: workpool_core::Lease<K>) -> Self {
         Self {
             shared: NonNull::new(Arc::as_ptr(shared).cast_mut()).expect("an Arc is never null"),
             inner: Some(inner),
@@ -381,11 +396,9 @@ impl<K, S> Lease<K, S> {
         if let Some(inner) = self.inner.take() {
             let shared = self.shared.as_ptr().cast_const();
             if inner.units() == 0 {
-                // Frees nothing: no lock, only its own count of the pool.
-                drop(inner);
-                // SAFETY: the count this lease of no units took in `new`;
-                // no lock is held, and nothing of the pool is used after.
-                unsafe { unref(shared) };
+                // SAFETY: `shared` is this lease's pool, of which it holds
+                // a count of its own (it has no units); no lock is held.
+                unsafe { drop_nothing(inner, shared) };
                 return;
             }
             if self.shared().release_slow(inner) {
@@ -397,6 +410,31 @@ impl<K, S> Lease<K, S> {
     }
 }
 
+/// A lease of no units counts in no shard, so no shard's count keeps the
+/// pool alive for it: it holds a count of its own, dropped with it (or once
+/// a merge gives it units). Out of line: the one-unit paths stay small.
+#[cold]
+#[inline(never)]
+fn hold_own<K, S>(shared: &Arc<Shared<K, S>>) {
+    std::mem::forget(Arc::clone(shared));
+}
+
+/// Drops a lease of no units: it frees nothing, so it takes no lock; only
+/// its own count of the pool goes.
+///
+/// # Safety
+///
+/// `shared` is the pool of `inner`, of which the caller (a lease of no
+/// units being dropped) holds a count taken by [`hold_own`]; no lock of
+/// the pool is held.
+#[cold]
+#[inline(never)]
+unsafe fn drop_nothing<K, S>(inner: workpool_core::Lease<K>, shared: *const Shared<K, S>) {
+    drop(inner);
+    // SAFETY: as the caller promises; nothing of the pool is used after.
+    unsafe { unref(shared) };
+}
+
 impl<K: fmt::Debug, S> fmt::Debug for Lease<K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lease")
@@ -404,5 +442,51 @@ impl<K: fmt::Debug, S> fmt::Debug for Lease<K, S> {
             .field("key", self.key())
             .field("units", &self.units())
             .finish()
+    }
+}
+
+/// The lease's hold on the pool's memory with weights, under Miri in CI: a
+/// lease of no units holds a count of its own, a merge gives it up, a
+/// split-off lease rides on its shard's count.
+#[cfg(test)]
+mod tests {
+    use crate::Pool;
+
+    #[test]
+    fn leases_of_no_units_outlive_their_pool() {
+        let pool: Pool<String> = Pool::new();
+        let a = pool.try_acquire_key_many("k", 0).unwrap();
+        let mut b = pool.try_acquire_key_many("k", 0).unwrap();
+        drop(pool);
+        b.merge(a).unwrap();
+        assert_eq!((b.units(), b.key().as_str()), (0, "k"));
+        assert!(!b.is_surplus());
+    }
+
+    #[test]
+    fn a_lease_of_no_units_takes_in_units_and_outlives_the_pool() {
+        let pool: Pool<String> = Pool::new();
+        pool.set("k".to_owned(), 3);
+        let mut empty = pool.try_acquire_key_many("k", 0).unwrap();
+        let mut full = pool.try_acquire_key_many("k", 3).unwrap();
+        let part = full.split(1).unwrap();
+        empty.merge(full).unwrap();
+        assert_eq!(empty.units(), 2);
+        pool.close();
+        drop(pool);
+        drop(part);
+        drop(empty);
+    }
+
+    #[test]
+    fn a_merge_of_a_lease_of_no_units_into_a_real_one() {
+        let pool: Pool<String> = Pool::new();
+        pool.set("k".to_owned(), 1);
+        let mut one = pool.try_acquire_key("k").unwrap();
+        one.merge(pool.try_acquire_key_many("k", 0).unwrap())
+            .unwrap();
+        assert_eq!(one.units(), 1);
+        drop(pool);
+        drop(one);
     }
 }

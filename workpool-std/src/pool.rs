@@ -34,6 +34,11 @@ mod weights;
 /// proportion to the targets (see [`acquire`](Pool::acquire) for the exact
 /// rotation).
 ///
+/// A weighted acquisition ([`acquire_key_many`](Self::acquire_key_many))
+/// keeps its place the same way: a large request at the head of its key's
+/// queue holds back smaller ones behind it until its units are free (the
+/// price of never starving a large request), and `try_` never passes it.
+///
 /// # Shrinking a target
 ///
 /// Lowering a target revokes no lease: live leases stay valid and keep

@@ -66,7 +66,7 @@ where
         let this = self.get_mut();
         this.shared
             .poll_acquire(&mut this.wait, Want::KeyMany(this.key, this.units), cx)
-            .map_ok(|lease| Lease::new(this.shared, lease))
+            .map_ok(|lease| Lease::new_units(this.shared, lease))
     }
 }
 
@@ -159,7 +159,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Future for AcquireKeyManyOwned<K, S> 
         let this = self.get_mut();
         this.shared
             .poll_acquire(&mut this.wait, Want::KeyMany(&this.key, this.units), cx)
-            .map_ok(|lease| Lease::new(&this.shared, lease))
+            .map_ok(|lease| Lease::new_units(&this.shared, lease))
     }
 }
 

@@ -23,7 +23,7 @@ use super::Pool;
 use crate::error::{AcquireTimeoutError, Closed, TryAcquireError};
 use crate::futures::{AcquireKeyMany, AcquireKeyManyOwned};
 use crate::lease::Lease;
-use crate::shared::Want;
+use crate::shared::{KeyQuery, Want};
 use crate::sync::Arc;
 use crate::Equivalent;
 
@@ -104,7 +104,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
             return self.try_acquire_key(key);
         }
         let (hash, shard) = self.shared.locate(key);
-        self.lease(self.shared.try_key_many_locked(hash, shard, key, n))
+        self.lease_units(self.shared.try_key_many_locked(hash, shard, key, n))
     }
 
     /// Blocks this thread until a lease of `n` units of `key` is granted.
@@ -138,7 +138,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     where
         Q: ?Sized + Hash + Equivalent<K> + ToOwned<Owned = K>,
     {
-        self.blocking(Want::KeyMany(key, n), None)
+        self.blocking_units(Want::KeyMany(key, n), None)
             .map_err(|_| Closed)
     }
 
@@ -177,7 +177,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     where
         Q: ?Sized + Hash + Equivalent<K> + ToOwned<Owned = K>,
     {
-        self.blocking(Want::KeyMany(key, n), Instant::now().checked_add(timeout))
+        self.blocking_units(Want::KeyMany(key, n), Instant::now().checked_add(timeout))
     }
 
     /// Blocks this thread until a lease of `n` units of `key` is granted or
@@ -212,7 +212,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     where
         Q: ?Sized + Hash + Equivalent<K> + ToOwned<Owned = K>,
     {
-        self.blocking(Want::KeyMany(key, n), Some(deadline))
+        self.blocking_units(Want::KeyMany(key, n), Some(deadline))
     }
 
     /// A `'static` future for a lease of `n` units of `key`, which it owns:
@@ -237,5 +237,21 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// See [`AcquireKeyManyOwned`].
     pub fn acquire_key_many_owned(&self, key: K, n: u64) -> AcquireKeyManyOwned<K, S> {
         AcquireKeyManyOwned::new(Arc::clone(&self.shared), key, n)
+    }
+
+    /// A weighted lease, which may hold no units (see `Lease::new_units`).
+    fn lease_units<E>(
+        &self,
+        granted: Result<workpool_core::Lease<K>, E>,
+    ) -> Result<Lease<K, S>, E> {
+        granted.map(|lease| Lease::new_units(&self.shared, lease))
+    }
+
+    fn blocking_units<Q: ?Sized + KeyQuery<K>>(
+        &self,
+        want: Want<'_, Q>,
+        deadline: Option<Instant>,
+    ) -> Result<Lease<K, S>, AcquireTimeoutError> {
+        self.lease_units(self.shared.acquire_blocking(want, deadline))
     }
 }

@@ -13,7 +13,7 @@ use crate::Config;
 
 /// Progress steps: S1 try and async, S2 try and async per key count, S3 per
 /// key count, S3 any key against one semaphore, S3 under two limits, S4.
-const STEPS: usize = 2 + 2 * KEY_COUNTS.len() + CONTENDED_KEYS.len() + 1 + 2 + 1;
+const STEPS: usize = 2 + 2 * KEY_COUNTS.len() + CONTENDED_KEYS.len() + 1 + 2 + 1 + 1;
 
 // ----------------------------------------------------------- the allocator
 

@@ -130,6 +130,7 @@ fn main() -> ExitCode {
     let contended = timing::contended(&mut bench);
     let pooled = timing::pooled(&mut bench);
     let limited = timing::limited(&mut bench);
+    let weighted = timing::weighted(&mut bench);
     bench.progress.finish();
     let results = Results {
         s1_try,
@@ -138,6 +139,7 @@ fn main() -> ExitCode {
         contended,
         pooled,
         limited,
+        weighted,
         memory,
     };
 

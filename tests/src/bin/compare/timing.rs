@@ -434,3 +434,48 @@ pub(crate) fn limited(bench: &mut Bench) -> Vec<Row> {
     }
     rows
 }
+
+// ------------------------------------------------------------ S3 weighted
+
+/// Units per weighted lease in [`weighted`].
+const WEIGHT: u64 = 4;
+
+/// S3 with one key whose leases hold [`WEIGHT`] units each (target
+/// `WEIGHT` x [`CONTENDED_TARGET`], so as many holders at once as in S3),
+/// against tokio's `acquire_many` on one semaphore of the same size: what
+/// the weighted path (always under the key's lock) costs.
+pub(crate) fn weighted(bench: &mut Bench) -> Row {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let target = WEIGHT * CONTENDED_TARGET;
+    let pool = keyed_pool(1, target);
+    let tokio_sem = Arc::new(tokio::sync::Semaphore::new(target as usize));
+    bench.measure(
+        &format!("S3 weighted, 1 key, `acquire_key_many({WEIGHT})` / `acquire_many({WEIGHT})`"),
+        TASKS,
+        vec![
+            tasks(&rt, WP_KEY, |_, n| {
+                let pool = pool.clone();
+                async move {
+                    for _ in 0..n {
+                        let lease = pool.acquire_key_many(&0, WEIGHT).await.unwrap();
+                        tokio::task::yield_now().await;
+                        drop(lease);
+                    }
+                }
+            }),
+            tasks(&rt, TOKIO, |_, n| {
+                let sem = Arc::clone(&tokio_sem);
+                async move {
+                    for _ in 0..n {
+                        let permit = sem.acquire_many(WEIGHT as u32).await.unwrap();
+                        tokio::task::yield_now().await;
+                        drop(permit);
+                    }
+                }
+            }),
+        ],
+    )
+}

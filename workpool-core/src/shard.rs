@@ -961,7 +961,7 @@ pub(crate) const MIN_BUCKETS: usize = 32;
 pub(crate) fn decide(waiters: &mut Waiters, wake: &mut List, index: u32, state: State) {
     let w = waiters.slot_mut(index);
     w.set_state(state);
-    w.in_wake = true;
+    w.set_in_wake(true);
     waiters.push_back(wake, index);
 }
 

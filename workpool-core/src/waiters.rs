@@ -43,15 +43,17 @@ pub(crate) enum State {
     Closed,
 }
 
-/// One waiter slot: 48 bytes (40 before weights: the units took the
-/// last padding and one more word). The [`State`] is stored flat (a kind byte
-/// beside the grant's fields) so that no enum tag pads the slot to 48.
+/// One waiter slot: 40 bytes. The [`State`] is stored flat (its kind in
+/// the top bits of the registration number, beside the grant's fields) so
+/// that no enum tag pads the slot: with the units of weighted waiters a
+/// kind byte and a wake flag of their own made it 48.
 pub(crate) struct Waiter {
-    /// Registration number, unique in the slab, so it is the slot's
-    /// generation: a handle names this waiter only while it matches (see
-    /// [`Waiters::lookup`]), however often the slot is reused or cut off and
-    /// grown again.
-    generation: u64,
+    /// Bits 0..61: the registration number, unique in the slab, so it is
+    /// the slot's generation: a handle names this waiter only while it
+    /// matches (see [`Waiters::lookup`]), however often the slot is reused
+    /// or cut off and grown again. Bits 61..63: the [`Kind`]. Bit 63: set
+    /// while the waiter is in its part's wake list.
+    tag: u64,
     /// While waiting: the arrival order (lower is older, comparable across
     /// the lane and every shard, see [`crate::lane::Lane::arrivals`]). Once
     /// granted: the lease id. One word serves both, since a granted waiter
@@ -69,24 +71,58 @@ pub(crate) struct Waiter {
     units: u32,
     prev: u32,
     next: u32,
-    kind: Kind,
-    pub(crate) in_wake: bool,
 }
+
+/// The registration numbers a slab hands out: 2^61 of them, more than a
+/// slab registers in centuries at a billion waiters a second.
+const GENERATION_MASK: u64 = (1 << 61) - 1;
+const KIND_SHIFT: u32 = 61;
+const IN_WAKE: u64 = 1 << 63;
 
 /// [`State`] without its grant.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    Vacant,
-    Waiting,
-    Granted,
-    Closed,
+    Vacant = 0,
+    Waiting = 1,
+    Granted = 2,
+    Closed = 3,
 }
 
 impl Waiter {
+    #[inline]
+    fn kind(&self) -> Kind {
+        match (self.tag >> KIND_SHIFT) & 3 {
+            0 => Kind::Vacant,
+            1 => Kind::Waiting,
+            2 => Kind::Granted,
+            _ => Kind::Closed,
+        }
+    }
+
+    #[inline]
+    fn set_kind(&mut self, kind: Kind) {
+        self.tag = (self.tag & !(3 << KIND_SHIFT)) | ((kind as u64) << KIND_SHIFT);
+    }
+
+    /// True while the waiter is in its part's wake list.
+    #[inline]
+    pub(crate) fn in_wake(&self) -> bool {
+        self.tag & IN_WAKE != 0
+    }
+
+    #[inline]
+    pub(crate) fn set_in_wake(&mut self, in_wake: bool) {
+        if in_wake {
+            self.tag |= IN_WAKE;
+        } else {
+            self.tag &= !IN_WAKE;
+        }
+    }
+
     /// Where the waiter stands.
     #[inline]
     pub(crate) fn state(&self) -> State {
-        match self.kind {
+        match self.kind() {
             Kind::Vacant => State::Vacant,
             Kind::Waiting => State::Waiting,
             Kind::Granted => State::Granted(Grant {
@@ -116,26 +152,26 @@ impl Waiter {
     /// The waiter's registration number in its slab.
     #[inline]
     pub(crate) fn generation(&self) -> u64 {
-        self.generation
+        self.tag & GENERATION_MASK
     }
 
     /// True once the waiter was told its pool or key closed.
     #[inline]
     pub(crate) fn is_closed(&self) -> bool {
-        self.kind == Kind::Closed
+        self.kind() == Kind::Closed
     }
 
     /// True while the waiter waits in a queue.
     #[inline]
     pub(crate) fn is_waiting(&self) -> bool {
-        self.kind == Kind::Waiting
+        self.kind() == Kind::Waiting
     }
 
     /// Records where the waiter stands. A grant's group replaces the group
     /// asked for, which is no longer needed once the waiter left its queue.
     #[inline]
     pub(crate) fn set_state(&mut self, state: State) {
-        self.kind = match state {
+        let kind = match state {
             State::Vacant => Kind::Vacant,
             State::Waiting => Kind::Waiting,
             State::Granted(grant) => {
@@ -148,6 +184,7 @@ impl Waiter {
             }
             State::Closed => Kind::Closed,
         };
+        self.set_kind(kind);
     }
 }
 
@@ -182,6 +219,12 @@ impl Waiters {
     /// `order`, asking for `units`, and returns its handle.
     pub(crate) fn insert(&mut self, group: u32, order: u64, units: u32, state: State) -> WaiterId {
         let generation = self.next_generation;
+        // Never reached in practice (see `GENERATION_MASK`); were it, a
+        // wrapped number could name a stale handle's slot.
+        assert!(
+            generation < GENERATION_MASK,
+            "waiter registrations exhausted"
+        );
         self.next_generation += 1;
         if matches!(state, State::Waiting) {
             self.waiting += 1;
@@ -201,7 +244,7 @@ impl Waiters {
                     self.slots.reserve_exact((self.slots.len() / 8).max(8));
                 }
                 self.slots.push(Waiter {
-                    generation,
+                    tag: 0,
                     word: order,
                     grant_generation: 0,
                     group,
@@ -209,8 +252,6 @@ impl Waiters {
                     units,
                     prev: NIL,
                     next: NIL,
-                    kind: Kind::Vacant,
-                    in_wake: false,
                 });
                 self.free.pushed(index);
                 index
@@ -220,9 +261,9 @@ impl Waiters {
         w.group = group;
         w.word = order;
         w.units = units;
+        // The new registration number, not in the wake list.
+        w.tag = generation & GENERATION_MASK;
         w.set_state(state);
-        w.generation = generation;
-        w.in_wake = false;
         w.prev = NIL;
         w.next = NIL;
         self.id(index)
@@ -241,7 +282,7 @@ impl Waiters {
             pool: self.pool,
             part: self.part,
             index,
-            generation: self.slots[index as usize].generation,
+            generation: self.slots[index as usize].generation(),
         }
     }
 
@@ -252,7 +293,7 @@ impl Waiters {
         }
         self.slots
             .get(id.index as usize)
-            .filter(|w| w.generation == id.generation && w.kind != Kind::Vacant)
+            .filter(|w| w.generation() == id.generation && w.kind() != Kind::Vacant)
     }
 
     pub(crate) fn slot(&self, index: u32) -> &Waiter {
@@ -270,9 +311,9 @@ impl Waiters {
     #[inline]
     pub(crate) fn remove(&mut self, index: u32) -> State {
         let w = &mut self.slots[index as usize];
-        debug_assert!(!w.in_wake);
+        debug_assert!(!w.in_wake());
         let state = w.state();
-        w.kind = Kind::Vacant;
+        w.set_kind(Kind::Vacant);
         match self.free.free(index, self.slots.len()) {
             Freed::Linked(next) => self.slots[index as usize].next = next,
             Freed::Cut(len) => self.cut(len),
@@ -284,7 +325,7 @@ impl Waiters {
     #[cold]
     fn cut(&mut self, len: usize) {
         for w in &self.slots[len..] {
-            debug_assert!(w.kind == Kind::Vacant, "a cut slot is in use");
+            debug_assert!(w.kind() == Kind::Vacant, "a cut slot is in use");
         }
         self.slots.truncate(len);
         // The same eighth of slack that growth leaves.
@@ -373,16 +414,16 @@ impl Waiters {
             return None;
         }
         let index = self.pop_front(wake)?;
-        self.slot_mut(index).in_wake = false;
+        self.slot_mut(index).set_in_wake(false);
         Some(self.id(index))
     }
 
     /// Removes a decided waiter, taking it off the part's `wake` list if
     /// it is still there, and returns its state.
     pub(crate) fn finish(&mut self, wake: &mut List, index: u32) -> State {
-        if self.slot(index).in_wake {
+        if self.slot(index).in_wake() {
             self.unlink(wake, index);
-            self.slot_mut(index).in_wake = false;
+            self.slot_mut(index).set_in_wake(false);
         }
         self.remove(index)
     }
@@ -393,9 +434,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_waiter_slot_is_48_bytes() {
-        // generation, order or lease id, grant generation, group, grant
-        // shard, units, links, kind, in_wake.
-        assert_eq!(core::mem::size_of::<Waiter>(), 48);
+    fn a_waiter_slot_is_40_bytes() {
+        // generation (with kind and in_wake), order or lease id, grant
+        // generation, group, grant shard, units, links.
+        assert_eq!(core::mem::size_of::<Waiter>(), 40);
     }
 }

@@ -164,7 +164,7 @@ fn check<K: Hash + Eq + Clone, S: BuildHasher>(pool: &Pool<K, S>) {
     ] {
         for index in waiters.list(wake) {
             let w = waiters.slot(index);
-            assert!(w.in_wake);
+            assert!(w.in_wake());
             assert!(matches!(w.state(), State::Granted(_) | State::Closed));
         }
     }
@@ -176,7 +176,7 @@ fn assert_queue(waiters: &Waiters, queue: &[u32], group: u32) {
     for &index in queue {
         let w = waiters.slot(index);
         assert!(matches!(w.state(), State::Waiting));
-        assert!(!w.in_wake);
+        assert!(!w.in_wake());
         assert_eq!(w.group, group);
         assert!(last <= Some(w.order()), "queue out of arrival order");
         last = Some(w.order());

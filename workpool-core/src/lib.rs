@@ -98,6 +98,7 @@
 //! - `spin`: [`SharedPool`], a spin-locked pool usable through `&self`.
 #![no_std]
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 extern crate alloc;

@@ -88,6 +88,7 @@
 // the pool's memory (`lease` and `shared::keepalive`), each block with its
 // `// SAFETY:` argument.
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod error;

@@ -368,6 +368,22 @@ impl<K> Shard<K> {
     /// Puts the shard under the lane's limit (while the lane has one):
     /// from now on its grants and give-backs need the lane, which counts
     /// them. Idempotent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// let mut lane = Lane::new();
+    /// let mut shard = Shard::new(0, &lane);
+    /// let mut ids = 1u64;
+    /// shard.set(Some(&mut lane), 1, "a", 2, &mut ids).unwrap();
+    /// lane.set_limit(Some(1));
+    /// shard.enter_limit(&mut lane);
+    /// assert!(shard.is_limited());
+    /// lane.set_limit(None);
+    /// shard.leave_limit(&lane);
+    /// assert!(!shard.is_limited());
+    /// ```
     pub fn enter_limit(&mut self, lane: &mut Lane) {
         if lane.limit().is_some() && !self.limited {
             self.limited = true;
@@ -377,6 +393,10 @@ impl<K> Shard<K> {
 
     /// Takes the shard from under the limit once the lane has none (after
     /// [`Lane::distribute_next`] found nothing left to serve). Idempotent.
+    ///
+    /// # Examples
+    ///
+    /// See [`enter_limit`](Self::enter_limit).
     pub fn leave_limit(&mut self, lane: &Lane) {
         if lane.limit().is_none() {
             self.limited = false;

@@ -61,6 +61,10 @@ impl Minter {
     /// [`LeaseIds`], so that the shard's `issued` check accepts it) and
     /// the key it was lent for. Mint exactly one lease per unit handed
     /// out: the shard counts the units, not the leases.
+    ///
+    /// # Examples
+    ///
+    /// See [`Minter`].
     #[inline]
     pub fn mint<K>(&self, key: K, id: u64) -> Lease<K> {
         Lease {

@@ -312,3 +312,31 @@ fn under_a_limit_a_heavy_head_goes_first_across_keys() {
     drop((big, small));
     assert_eq!(pool.active(), 0);
 }
+
+/// Room a key keeps for its heavier head waiter is no room for any-key
+/// acquisitions either (on the path that locks one shard): they take
+/// another key's, and an any-key waiter that queued behind the head gets
+/// what the head leaves once it is served.
+#[test]
+fn any_key_grants_pass_over_room_kept_for_a_heavier_head() {
+    let pool: Pool<&'static str> = Pool::new();
+    pool.set("db", 4);
+    pool.set("cache", 1);
+    let held = pool.try_acquire_key_many(&"db", 2).unwrap();
+    let mut head = Probe::new(pool.acquire_key_many(&"db", 3));
+    head.pending();
+    // "db" has two free units, kept for its head: the any-key grant comes
+    // from "cache", and then there is nothing left for any key.
+    let any = pool.try_acquire().unwrap();
+    assert_eq!(*any.key(), "cache");
+    assert_eq!(pool.try_acquire().unwrap_err(), TryAcquireError::NoCapacity);
+    let mut waiter = Probe::new(pool.acquire());
+    waiter.pending();
+    drop(held);
+    let served = head.ready().unwrap();
+    assert_eq!(served.units(), 3);
+    let last = waiter.ready().unwrap();
+    assert_eq!((*last.key(), last.units()), ("db", 1));
+    assert_eq!(pool.counts(&"db"), counts(4, 4));
+    drop(any);
+}

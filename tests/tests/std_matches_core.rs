@@ -140,6 +140,32 @@ proptest! {
         }
         run.wind_down();
     }
+
+    /// Both forms again, with the pool lending shards all of a limit's
+    /// free room at once (budgets), so that grants and releases under a
+    /// limit go without the lane and budgets are taken back whenever the
+    /// pool's room runs short or someone waits for it.
+    #[test]
+    fn std_decides_as_the_core_does_with_budgets(ops in prop::collection::vec(op(), 1..120)) {
+        let mut run = Run::new(OneShard::default(), true);
+        run.pool.set_budget_share(1);
+        for op in &ops {
+            run.step(op);
+        }
+        run.wind_down();
+    }
+
+    #[test]
+    fn std_decides_as_the_core_does_across_shards_with_budgets(
+        ops in prop::collection::vec(op(), 1..120),
+    ) {
+        let mut run = Run::new(DefaultHashBuilder::default(), false);
+        run.pool.set_budget_share(2);
+        for op in &ops {
+            run.step(op);
+        }
+        run.wind_down();
+    }
 }
 
 /// The default hasher with the bits std picks a shard by (32 and up, at

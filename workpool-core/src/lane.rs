@@ -54,8 +54,11 @@ pub struct Lane {
     closed: bool,
     /// The pool-wide limit on live leases, if any.
     limit: Option<u64>,
-    /// Live leases over all keys, counted while a limit is set.
+    /// Units of the limit taken, counted while a limit is set: live
+    /// leases over all keys, plus the budgets lent to shards.
     total: u64,
+    /// Shards that hold a budget (see [`Shard::lend_budget`]).
+    pub(crate) budgets: usize,
     /// The groups the limit holds back.
     pub(crate) blocked: Blocked,
     /// Any-key waiters that queued, and that gave up.
@@ -89,6 +92,7 @@ impl Lane {
             closed: false,
             limit: None,
             total: 0,
+            budgets: 0,
             blocked: Blocked::new(),
             waited: 0,
             cancelled: 0,
@@ -217,8 +221,9 @@ impl Lane {
         self.limit
     }
 
-    /// Live leases over all keys, while a limit is set (the lane counts
-    /// them only then: without a limit, sum [`Shard::active`]).
+    /// Live leases over all keys, while a limit is set and no shard holds
+    /// a budget (the lane counts them only then: otherwise, sum
+    /// [`Shard::active`]).
     ///
     /// # Examples
     ///
@@ -226,10 +231,56 @@ impl Lane {
     /// assert_eq!(workpool_core::parts::Lane::new().active(), None);
     /// ```
     pub fn active(&self) -> Option<u64> {
-        self.limit.map(|_| self.total)
+        self.limit.filter(|_| self.budgets == 0).map(|_| self.total)
     }
 
-    /// Sets or removes the pool-wide limit. Then the adapter, holding the
+    /// The units of the limit that neither a lease nor a shard's budget
+    /// holds; `None` without a limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut lane = workpool_core::parts::Lane::new();
+    /// assert_eq!(lane.unclaimed(), None);
+    /// lane.set_limit(Some(3));
+    /// assert_eq!(lane.unclaimed(), Some(3));
+    /// ```
+    pub fn unclaimed(&self) -> Option<u64> {
+        self.limit.map(|l| l.saturating_sub(self.total))
+    }
+
+    /// True while some shard holds a budget of the limit (see
+    /// [`Shard::lend_budget`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!workpool_core::parts::Lane::new().has_budgets());
+    /// ```
+    #[inline]
+    pub fn has_budgets(&self) -> bool {
+        self.budgets > 0
+    }
+
+    /// True when a shard holds a budget while a waiter waits for the
+    /// pool's room (an any-key waiter, or a key waiter the limit holds
+    /// back): then the adapter returns every budget
+    /// ([`Shard::return_budget`]) and runs the
+    /// [`distribute_next`](Self::distribute_next) loop, before it lets the
+    /// lane go.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!workpool_core::parts::Lane::new().needs_budgets_back());
+    /// ```
+    #[inline]
+    pub fn needs_budgets_back(&self) -> bool {
+        self.budgets > 0 && (!self.blocked.is_empty() || self.any_queue != List::EMPTY)
+    }
+
+    /// Sets or removes the pool-wide limit. First the adapter returns every
+    /// shard's budget ([`Shard::return_budget`]). Then, holding the
     /// lane throughout: if a limit is set, calls [`Shard::enter_limit`] on
     /// every shard (which adds its leases to the lane's count); runs the
     /// [`distribute_next`](Self::distribute_next) loop (a raised or removed
@@ -247,6 +298,7 @@ impl Lane {
     /// assert_eq!((lane.limit(), lane.active()), (Some(3), Some(0)));
     /// ```
     pub fn set_limit(&mut self, limit: Option<u64>) {
+        debug_assert_eq!(self.budgets, 0, "the limit changed while budgets are lent");
         if self.limit.is_none() && limit.is_some() {
             // Counted again as the shards enter the limit.
             self.total = 0;

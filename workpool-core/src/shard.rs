@@ -16,6 +16,7 @@ use crate::ring::Ring;
 use crate::waiters::{List, State, Waiters, NIL};
 
 mod any;
+mod budget;
 mod handoff;
 mod helpers;
 mod leaving;
@@ -84,8 +85,14 @@ pub struct Shard<K> {
     /// Live leases over the shard's keys.
     total: u64,
     /// True while the pool has a limit: then every operation that grants or
-    /// gives back needs the lane, which counts the pool's leases.
+    /// gives back needs the lane, which counts the pool's leases, unless
+    /// the shard holds a `budget`.
     limited: bool,
+    /// Room of the pool-wide limit the lane lent this shard (see
+    /// [`lend_budget`](Self::lend_budget)): counted by the lane as taken,
+    /// so that the shard's key grants and releases that nobody waits for
+    /// move units between it and the shard's leases without the lane.
+    budget: Option<u64>,
     /// Totals: grants from this shard's keys, and its key waiters'.
     stats: Stats,
 }
@@ -124,6 +131,7 @@ impl<K> Shard<K> {
             wake: List::EMPTY,
             closed: false,
             total: 0,
+            budget: None,
             limited: false,
             stats: Stats {
                 granted: 0,
@@ -369,7 +377,7 @@ impl<K> Shard<K> {
         Q: ?Sized + Equivalent<K>,
     {
         if lane.is_none() && self.limited {
-            return Err(NeedsLane(()));
+            return self.try_from_budget(hash, key, units, ids);
         }
         if self.closed {
             return Ok(Err(TryAcquireError::Closed));

@@ -460,6 +460,15 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         self.shared.active()
     }
 
+    /// For tests: makes the pool lend each shard `1 / divisor` of its
+    /// limit's free room at once, however little, so that budgets (see
+    /// `docs/ARCHITECTURE.md`) come and go under small limits. Not a
+    /// stable API.
+    #[doc(hidden)]
+    pub fn set_budget_share(&self, divisor: u64) {
+        self.shared.set_budget_share(divisor);
+    }
+
     /// The shard `key` lives in: keys in different shards share no lock.
     /// For tests that want such keys; not a stable API.
     #[doc(hidden)]

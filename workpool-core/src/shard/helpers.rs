@@ -398,6 +398,10 @@ impl<K> Shard<K> {
     ///
     /// See [`enter_limit`](Self::enter_limit).
     pub fn leave_limit(&mut self, lane: &Lane) {
+        debug_assert!(
+            self.budget.is_none(),
+            "a shard left the limit with a budget"
+        );
         if lane.limit().is_none() {
             self.limited = false;
         }

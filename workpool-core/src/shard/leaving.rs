@@ -126,7 +126,7 @@ impl<K> Shard<K> {
             return Ok(self.release_dead(lease, ids));
         }
         if lane.is_none() && (self.limited || self.give_back_needs_lane()) {
-            return Err(NeedsLane(lease));
+            return self.release_to_budget(lease);
         }
         self.give_back_group(lane, group, units, ids);
         Ok(Ok(lease.key))

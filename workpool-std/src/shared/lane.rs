@@ -119,7 +119,7 @@ impl<K, S> Shared<K, S> {
         part: Option<ShardGuard<'a, K>>,
         after: After<K>,
     ) {
-        if lane.core.distribute_next().is_none() {
+        if lane.core.distribute_next().is_none() && !lane.core.needs_budgets_back() {
             return self.finish(Some(lane), part, after);
         }
         let mut after = after;
@@ -133,6 +133,10 @@ impl<K, S> Shared<K, S> {
             }
             touched |= 1 << part.core.index();
             drop(part);
+        }
+        if lane.core.needs_budgets_back() {
+            // Someone waits for the pool's room: no shard may hold any.
+            self.reclaim_budgets(&mut lane);
         }
         touched |= self.distribute(&mut lane);
         self.finish(Some(lane), None, after);
@@ -166,6 +170,7 @@ impl<K, S> Shared<K, S> {
     /// the steps), then wakes whoever a raised or lifted limit served.
     pub(crate) fn set_limit(&self, limit: Option<u64>) {
         let mut lane = self.lock_lane();
+        self.reclaim_budgets(&mut lane);
         lane.core.set_limit(limit);
         if limit.is_some() {
             for shard in 0..self.shards.len() {
@@ -219,7 +224,10 @@ impl<K, S> Shared<K, S> {
         if self.hints.arrivals.load(Ordering::Relaxed) != arrivals {
             self.hints.arrivals.store(arrivals, Ordering::Relaxed);
         }
-        let any = lane.core.waiters() > 0 || lane.core.limit().is_some();
+        // Under a limit a release needs the lane, unless its shard holds a
+        // budget (see `budgets`).
+        let any =
+            lane.core.waiters() > 0 || (lane.core.limit().is_some() && !lane.core.has_budgets());
         if self.hints.any_waiting.load(Ordering::Relaxed) != any {
             self.hints.any_waiting.store(any, Ordering::Relaxed);
         }

@@ -55,6 +55,7 @@ use crate::sync::{
 use crate::watch::Watches;
 use words::{Meta, Words, WORDS};
 
+mod budgets;
 mod handles;
 #[allow(unsafe_code)]
 mod handoff;
@@ -172,6 +173,10 @@ struct Part<P> {
     offered: bool,
     /// The shard's rank in [`Offers`], from its first offer on.
     rank: Option<usize>,
+    /// The lane's share of the limit's free room it lends a shard at once,
+    /// as a divisor, if not the default (unused by the shards; see
+    /// [`budgets`]).
+    budget_share: Option<u64>,
 }
 
 /// How many lease ids a shard reserves at once from the pool's counter.
@@ -333,6 +338,7 @@ impl<P> Part<P> {
             lent_mask: 0,
             offered: false,
             rank: None,
+            budget_share: None,
         }
     }
 

@@ -87,6 +87,7 @@ impl<K, S> Shared<K, S> {
         let Ok(Ok(key)) = released else {
             unreachable!("a std lease was rejected, or the lane was not enough");
         };
+        self.lend_budget(&mut lane, &mut part);
         self.sync_offer(&mut part);
         let unref = self.let_go(shard, &part);
         let mut after = After::new();

@@ -194,10 +194,16 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         // A limit is set: the lane counts the pool's leases.
         drop(part);
         let mut lane = self.lock_lane();
+        self.reclaim_if_short(&mut lane, units);
         let mut part = self.lock_shard(shard);
         let (core, mut ids) = part.split_ids(&self.ids);
-        core.try_acquire_key_many(Some(&mut lane.core), hash, key, units, &mut ids)
-            .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"))
+        let taken = core
+            .try_acquire_key_many(Some(&mut lane.core), hash, key, units, &mut ids)
+            .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"));
+        if taken.is_ok() {
+            self.lend_budget(&mut lane, &mut part);
+        }
+        taken
     }
 
     /// [`start`](Self::start) of `units` units of a key: always under its
@@ -215,30 +221,39 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         self.collect_key(shard, &mut part, hash);
         let arrivals = self.hints.arrivals.load(Ordering::Relaxed);
         let (core, mut ids) = part.split_ids(&self.ids);
-        let started = match core.try_acquire_key_many(None, hash, key, units, &mut ids) {
-            Ok(Ok(lease)) => Ok(lease),
+        let alone = match core.try_acquire_key_many(None, hash, key, units, &mut ids) {
+            Ok(Ok(lease)) => Ok(Ok(lease)),
             Ok(Err(TryAcquireError::Closed)) => return Err(Closed),
+            // Under a limit, only a waiter needs the lane then.
             Ok(Err(TryAcquireError::NoCapacity)) => {
                 match core.enqueue_key_many(None, hash, key, arrivals, units, &mut ids) {
-                    Ok(Ok(waiter)) => Err(waiter),
+                    Ok(Ok(waiter)) => Ok(Err(waiter)),
                     // Closed, or more units than a lease can hold (which
                     // no wait could ever serve): `Closed` (documented).
                     Ok(Err(_)) => return Err(Closed),
-                    Err(NeedsLane(())) => unreachable!("the shard needed no lane"),
+                    Err(NeedsLane(())) => Err(NeedsLane(())),
                 }
             }
+            Err(NeedsLane(())) => Err(NeedsLane(())),
+        };
+        let started = match alone {
+            Ok(started) => started,
             Err(NeedsLane(())) => {
                 // A limit is set: take the lane, then the shard.
                 drop(part);
-                let mut lane = self.lock_lane();
+                let mut guard = self.lock_lane();
+                self.reclaim_if_short(&mut guard, units);
                 part = self.lock_shard(shard);
-                let lane = &mut lane.core;
+                let lane = &mut guard.core;
                 let (core, mut ids) = part.split_ids(&self.ids);
                 let taken = core
                     .try_acquire_key_many(Some(&mut *lane), hash, key, units, &mut ids)
                     .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"));
                 match taken {
-                    Ok(lease) => Ok(lease),
+                    Ok(lease) => {
+                        self.lend_budget(&mut guard, &mut part);
+                        Ok(lease)
+                    }
                     Err(TryAcquireError::Closed) => return Err(Closed),
                     Err(TryAcquireError::NoCapacity) => {
                         let arrivals = lane.arrivals();
@@ -307,10 +322,16 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 // A limit is set: the lane counts the pool's leases.
                 drop(part);
                 let mut lane = self.lock_lane();
+                self.reclaim_if_short(&mut lane, 1);
                 let mut part = self.lock_shard(shard);
                 let (core, mut ids) = part.split_ids(&self.ids);
-                core.try_acquire_key(Some(&mut lane.core), hash, key, &mut ids)
-                    .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"))
+                let taken = core
+                    .try_acquire_key(Some(&mut lane.core), hash, key, &mut ids)
+                    .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"));
+                if taken.is_ok() {
+                    self.lend_budget(&mut lane, &mut part);
+                }
+                taken
             }
         }
     }
@@ -368,6 +389,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         if lane.core.is_closed() {
             return Err(TryAcquireError::Closed);
         }
+        self.reclaim_if_short(lane, 1);
         while let Some(shard) = lane.core.next_shard() {
             // Lent room is room too: the shard's words give it back first.
             let mut part = self.lock_settled(shard);
@@ -397,7 +419,14 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                     return Ok(Started::Leased(lease));
                 }
                 let mut lane = self.lock_lane();
-                match self.try_any(&mut lane) {
+                let mut taken = self.try_any(&mut lane);
+                if matches!(taken, Err(TryAcquireError::NoCapacity)) && lane.core.has_budgets() {
+                    // Nobody waits for the pool's room while shards hold
+                    // budgets: take them back, and look again.
+                    self.reclaim_budgets(&mut lane);
+                    taken = self.try_any(&mut lane);
+                }
+                match taken {
                     Ok(lease) => Started::Leased(lease),
                     Err(TryAcquireError::Closed) => return Err(Closed),
                     Err(TryAcquireError::NoCapacity) => {
@@ -426,17 +455,25 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 self.collect_key(shard, &mut part, hash);
                 let arrivals = self.hints.arrivals.load(Ordering::Relaxed);
                 let (core, mut ids) = part.split_ids(&self.ids);
-                let started = match core.try_acquire_key(None, hash, key, &mut ids) {
-                    Ok(Ok(lease)) => Ok(lease),
+                let alone = match core.try_acquire_key(None, hash, key, &mut ids) {
+                    Ok(Ok(lease)) => Ok(Ok(lease)),
                     Ok(Err(TryAcquireError::Closed)) => return Err(Closed),
-                    Ok(Err(TryAcquireError::NoCapacity)) => core
-                        .enqueue_key(None, hash, key, arrivals, &mut ids)
-                        .unwrap_or_else(|_| unreachable!("the shard needed no lane"))
-                        .map(Err)?,
+                    // Under a limit, only a waiter needs the lane then.
+                    Ok(Err(TryAcquireError::NoCapacity)) => {
+                        match core.enqueue_key(None, hash, key, arrivals, &mut ids) {
+                            Ok(queued) => Ok(Err(queued?)),
+                            Err(NeedsLane(())) => Err(NeedsLane(())),
+                        }
+                    }
+                    Err(NeedsLane(())) => Err(NeedsLane(())),
+                };
+                let started = match alone {
+                    Ok(started) => started,
                     Err(NeedsLane(())) => {
                         // A limit is set: take the lane, then the shard.
                         drop(part);
                         let mut lane = self.lock_lane();
+                        self.reclaim_if_short(&mut lane, 1);
                         part = self.lock_shard(shard);
                         self.start_key_with_lane(&mut lane, &mut part, hash, key)?
                     }
@@ -465,18 +502,21 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     #[allow(clippy::type_complexity)]
     fn start_key_with_lane(
         &self,
-        lane: &mut LaneGuard<'_>,
+        guard: &mut LaneGuard<'_>,
         part: &mut ShardGuard<'_, K>,
         hash: u64,
         key: &(impl ?Sized + KeyQuery<K>),
     ) -> Result<Result<workpool_core::Lease<K>, WaiterId>, Closed> {
-        let lane = &mut lane.core;
+        let lane = &mut guard.core;
         let (core, mut ids) = part.split_ids(&self.ids);
         let taken = core
             .try_acquire_key(Some(&mut *lane), hash, key, &mut ids)
             .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"));
         match taken {
-            Ok(lease) => Ok(Ok(lease)),
+            Ok(lease) => {
+                self.lend_budget(guard, part);
+                Ok(Ok(lease))
+            }
             Err(TryAcquireError::Closed) => Err(Closed),
             Err(TryAcquireError::NoCapacity) => {
                 let arrivals = lane.arrivals();

@@ -1,0 +1,176 @@
+//! Budgets: room of the pool-wide limit lent to a shard, so that keys
+//! under a limit that does not bind grant and release without the lane.
+//!
+//! While a limit is set, the lane counts every unit the pool grants
+//! against it, so every grant and release needs the lane: keys of
+//! different shards would contend on it even when the limit is far away.
+//! The lane may instead lend a shard part of the limit's free room
+//! ([`Shard::lend_budget`]), counted by the lane as taken. Then:
+//!
+//! - a key grant without the lane takes its units from the budget, when
+//!   the key has room for a newcomer and the budget has the units (the
+//!   key's room is decided exactly as with the lane);
+//! - a release without the lane puts its units back in the budget, when
+//!   nobody waits for the key (waiters are served with the lane);
+//! - the lane takes the budget back ([`Shard::return_budget`]) before it
+//!   decides that the pool has no room.
+//!
+//! So the lane's count is the units of the limit taken (leases and
+//! budgets), and a shard's leases plus its budget only change with the
+//! lane. The lane lends only while no waiter waits for the pool's room
+//! (no any-key waiter, no key waiter the limit holds back): a budget never
+//! holds room that an older waiter is owed. Should one come to wait while
+//! budgets are out, [`Lane::needs_budgets_back`] says so, and the adapter
+//! takes them all back before it lets the lane go.
+
+use super::*;
+
+impl<K> Shard<K> {
+    /// Lends this shard `units` of the limit's free room (see
+    /// [`Lane::unclaimed`]), on top of any budget it holds; returns false,
+    /// lending nothing, unless a limit is set, the shard is under it
+    /// ([`enter_limit`](Self::enter_limit)) and open, the lane has that
+    /// much free room and no waiter waits for the pool's room (any-key
+    /// waiters, key waiters the limit holds back).
+    ///
+    /// From then on, and until [`return_budget`](Self::return_budget), the
+    /// shard's key grants and releases that nobody waits for need no lane:
+    /// [`try_acquire_key`](Self::try_acquire_key) and
+    /// [`release`](Self::release) take and return units of the budget.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// let mut lane = Lane::new();
+    /// let mut shard = Shard::new(0, &lane);
+    /// let mut ids = 1u64;
+    /// shard.set(Some(&mut lane), 1, "a", 5, &mut ids).unwrap();
+    /// lane.set_limit(Some(10));
+    /// shard.enter_limit(&mut lane);
+    /// assert!(shard.try_acquire_key(None, 1, &"a", &mut ids).is_err()); // needs the lane
+    /// assert!(shard.lend_budget(&mut lane, 2));
+    /// assert_eq!(lane.unclaimed(), Some(8));
+    /// let lease = shard.try_acquire_key(None, 1, &"a", &mut ids).unwrap().unwrap();
+    /// assert_eq!(shard.budget(), Some(1));
+    /// shard.release(None, lease, &mut ids).ok().unwrap().unwrap();
+    /// assert_eq!(shard.budget(), Some(2));
+    /// shard.return_budget(&mut lane);
+    /// assert_eq!((shard.budget(), lane.unclaimed()), (None, Some(10)));
+    /// ```
+    pub fn lend_budget(&mut self, lane: &mut Lane, units: u64) -> bool {
+        debug_assert_eq!(
+            self.pool,
+            lane.pool_id(),
+            "a budget from another pool's lane"
+        );
+        let fits = lane.unclaimed().is_some_and(|free| free >= units);
+        if !fits
+            || units == 0
+            || !self.limited
+            || self.closed
+            || !lane.blocked.is_empty()
+            || lane.any_queue != List::EMPTY
+        {
+            return false;
+        }
+        lane.count_grant(units);
+        if self.budget.is_none() {
+            lane.budgets += 1;
+        }
+        self.budget = Some(self.budget.unwrap_or(0) + units);
+        true
+    }
+
+    /// Gives the shard's budget back to the lane, if it holds one: the
+    /// room counts as free again, and grants and releases need the lane
+    /// again (until the next [`lend_budget`](Self::lend_budget)).
+    ///
+    /// # Examples
+    ///
+    /// See [`lend_budget`](Self::lend_budget).
+    pub fn return_budget(&mut self, lane: &mut Lane) {
+        debug_assert_eq!(self.pool, lane.pool_id(), "a budget to another pool's lane");
+        if let Some(units) = self.budget.take() {
+            lane.count_return(units);
+            lane.budgets -= 1;
+        }
+    }
+
+    /// The units of the limit this shard holds as a budget, if it holds
+    /// one (see [`lend_budget`](Self::lend_budget)).
+    ///
+    /// # Examples
+    ///
+    /// See [`lend_budget`](Self::lend_budget).
+    pub fn budget(&self) -> Option<u64> {
+        self.budget
+    }
+
+    /// [`try_acquire_key`](Self::try_acquire_key) without the lane while a
+    /// limit is set: from the budget, if the shard holds one with the
+    /// units and the key has room for a newcomer; the lane if the budget
+    /// falls short. A key without room answers as with the lane (the
+    /// pool's room does not matter then).
+    #[allow(clippy::type_complexity)]
+    #[cold]
+    pub(super) fn try_from_budget<Q, I: LeaseIds>(
+        &mut self,
+        hash: u64,
+        key: &Q,
+        units: u64,
+        ids: &mut I,
+    ) -> Result<Result<Lease<K>, TryAcquireError>, NeedsLane<()>>
+    where
+        K: Clone,
+        Q: ?Sized + Equivalent<K>,
+    {
+        let Some(budget) = self.budget else {
+            return Err(NeedsLane(()));
+        };
+        if self.closed {
+            return Ok(Err(TryAcquireError::Closed));
+        }
+        if units > Lease::<K>::MAX_UNITS {
+            return Ok(Err(TryAcquireError::NoCapacity));
+        }
+        match self.find(hash, key) {
+            Some(g) if self.has_room_for_newcomer(g, units) => {
+                if budget < units {
+                    return Err(NeedsLane(()));
+                }
+                // `K::clone` may panic here: the budget is taken after.
+                let lease = self.lease_from_units(g, units, ids);
+                self.budget = Some(budget - units);
+                Ok(Ok(lease))
+            }
+            _ => Ok(Err(TryAcquireError::NoCapacity)),
+        }
+    }
+
+    /// [`release`](Self::release) of a live lease without the lane, when
+    /// the shard is under a limit or unlisted: into the budget if the
+    /// shard holds one, is listed and nobody waits for the key; otherwise
+    /// the lane is needed.
+    #[allow(clippy::type_complexity)]
+    #[cold]
+    pub(super) fn release_to_budget(
+        &mut self,
+        lease: Lease<K>,
+    ) -> Result<Result<K, ReleaseError<K>>, NeedsLane<Lease<K>>> {
+        let g = lease.grant.group;
+        let units = u64::from(lease.grant.units);
+        let served_alone =
+            self.limited && self.is_listed() && self.groups.at(g).queue == List::EMPTY;
+        let Some(budget) = self.budget.filter(|_| served_alone) else {
+            return Err(NeedsLane(lease));
+        };
+        let group = self.groups.at_mut(g);
+        group.active -= units;
+        self.total -= units;
+        self.budget = Some(budget + units);
+        self.link(None, g);
+        self.forget_if_idle(None, g);
+        Ok(Ok(lease.key))
+    }
+}

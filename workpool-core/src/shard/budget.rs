@@ -84,7 +84,9 @@ impl<K> Shard<K> {
 
     /// Gives the shard's budget back to the lane, if it holds one: the
     /// room counts as free again, and grants and releases need the lane
-    /// again (until the next [`lend_budget`](Self::lend_budget)).
+    /// again (until the next [`lend_budget`](Self::lend_budget)). Take
+    /// back what the shard lent out of it first ([`unlend`](Self::unlend)):
+    /// units lent then stay counted as the key's.
     ///
     /// # Examples
     ///
@@ -159,18 +161,35 @@ impl<K> Shard<K> {
         lease: Lease<K>,
     ) -> Result<Result<K, ReleaseError<K>>, NeedsLane<Lease<K>>> {
         let g = lease.grant.group;
-        let units = u64::from(lease.grant.units);
-        let served_alone =
-            self.limited && self.is_listed() && self.groups.at(g).queue == List::EMPTY;
-        let Some(budget) = self.budget.filter(|_| served_alone) else {
+        if !self.budget_takes_back(g) {
             return Err(NeedsLane(lease));
-        };
+        }
+        self.give_back_to_budget(g, u64::from(lease.grant.units));
+        Ok(Ok(lease.key))
+    }
+
+    /// True when units of group `g` may go back to the shard's budget
+    /// without the lane: the shard is under a limit, holds a budget and is
+    /// listed, and nobody waits for the key (waiters are served with the
+    /// lane).
+    #[inline]
+    pub(super) fn budget_takes_back(&self, g: u32) -> bool {
+        self.limited
+            && self.budget.is_some()
+            && self.is_listed()
+            && self.groups.at(g).queue == List::EMPTY
+    }
+
+    /// Gives `units` of group `g` back to the shard's budget (see
+    /// [`budget_takes_back`](Self::budget_takes_back)).
+    pub(super) fn give_back_to_budget(&mut self, g: u32, units: u64) {
         let group = self.groups.at_mut(g);
         group.active -= units;
         self.total -= units;
-        self.budget = Some(budget + units);
+        if let Some(budget) = self.budget.as_mut() {
+            *budget += units;
+        }
         self.link(None, g);
         self.forget_if_idle(None, g);
-        Ok(Ok(lease.key))
     }
 }

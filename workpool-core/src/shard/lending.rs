@@ -104,8 +104,10 @@ pub struct Lent {
 impl<K> Shard<K> {
     /// Lends the room of the key in `slot` (at most `most` units) to the
     /// caller, counting it as active; see [`Minter`]. Lends nothing
-    /// (`None`) unless the shard is open, without a pool-wide limit and
-    /// [listed](Self::is_listed) (so no any-key waiter waits), and the key
+    /// (`None`) unless the shard is open, without a pool-wide limit (or
+    /// holding a [budget](Self::lend_budget), which the units then come
+    /// out of) and [listed](Self::is_listed) (so no any-key waiter
+    /// waits), and the key
     /// is tracked, linked in its ring and has no waiter. A key without room
     /// lends 0 units: the [`Minter`] still serves for leases given back to
     /// the caller's counter and handed out again.
@@ -115,8 +117,9 @@ impl<K> Shard<K> {
     /// See [`Minter`].
     pub fn lend(&mut self, slot: usize, most: u64) -> Option<Lent> {
         // A listed shard proves that no any-key waiter waits: room lent
-        // while one waited would be room it could not see.
-        if self.closed || self.limited || !self.is_listed() {
+        // while one waited would be room it could not see. Under a limit,
+        // the room comes out of the shard's budget (none: nothing lent).
+        if self.closed || !self.is_listed() || (self.limited && self.budget.is_none()) {
             return None;
         }
         let g = u32::try_from(slot).ok()?;
@@ -126,7 +129,11 @@ impl<K> Shard<K> {
         if !group.in_ring() || group.waiting != 0 || group.is_idle() {
             return None;
         }
-        let units = group.target.saturating_sub(group.active).min(most);
+        let mut units = group.target.saturating_sub(group.active).min(most);
+        if let Some(budget) = self.budget.as_mut() {
+            units = units.min(*budget);
+            *budget -= units;
+        }
         group.active += units;
         self.total += units;
         Some(Lent {
@@ -174,6 +181,11 @@ impl<K> Shard<K> {
         assert!(group.active >= units, "more units taken back than lent");
         let needs_lane = self.limited || self.give_back_needs_lane();
         if lane.is_none() && needs_lane {
+            // Under a limit, units lent from the budget go back to it.
+            if self.budget_takes_back(g) {
+                self.give_back_to_budget(g, units);
+                return Ok(());
+            }
             self.stats.granted -= minted;
             return Err(NeedsLane(()));
         }
@@ -185,7 +197,8 @@ impl<K> Shard<K> {
     }
 
     /// True while the pool has a limit (see
-    /// [`enter_limit`](Self::enter_limit)): nothing is lent then.
+    /// [`enter_limit`](Self::enter_limit)): then only a shard that holds a
+    /// budget lends, out of it (see [`lend_budget`](Self::lend_budget)).
     ///
     /// # Examples
     ///

@@ -41,7 +41,8 @@ impl<K, S> Shared<K, S> {
             if !lane.core.has_budgets() {
                 break;
             }
-            let mut part = self.lock_shard(shard);
+            // Settled: what its words hold goes back to the budget first.
+            let mut part = self.lock_settled(shard);
             part.core.return_budget(&mut lane.core);
         }
         self.publish(lane);

@@ -366,7 +366,10 @@ impl<K, S> Shared<K, S> {
 
     /// Whether a shard's locked grant or release may lend its key's room.
     pub(super) fn may_lend(&self, part: &Part<Shard<K>>) -> bool {
-        !self.is_closed() && !part.watches.is_waiting() && !part.core.is_limited()
+        // Under a limit, a shard lends out of its budget (see `budgets`).
+        !self.is_closed()
+            && !part.watches.is_waiting()
+            && (!part.core.is_limited() || part.core.budget().is_some())
     }
 
     /// Collects the word of the key with hash `hash` (under its shard's

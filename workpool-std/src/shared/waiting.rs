@@ -196,6 +196,9 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         let mut lane = self.lock_lane();
         self.reclaim_if_short(&mut lane, units);
         let mut part = self.lock_shard(shard);
+        // A grant made while the shard was let go may have lent the
+        // key's room to its word again.
+        self.collect_key(shard, &mut part, hash);
         let (core, mut ids) = part.split_ids(&self.ids);
         let taken = core
             .try_acquire_key_many(Some(&mut lane.core), hash, key, units, &mut ids)
@@ -244,6 +247,9 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 let mut guard = self.lock_lane();
                 self.reclaim_if_short(&mut guard, units);
                 part = self.lock_shard(shard);
+                // A grant made while the shard was let go may have lent the
+                // key's room to its word again.
+                self.collect_key(shard, &mut part, hash);
                 let lane = &mut guard.core;
                 let (core, mut ids) = part.split_ids(&self.ids);
                 let taken = core
@@ -324,6 +330,9 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 let mut lane = self.lock_lane();
                 self.reclaim_if_short(&mut lane, 1);
                 let mut part = self.lock_shard(shard);
+                // A grant made while the shard was let go may have lent the
+                // key's room to its word again.
+                self.collect_key(shard, &mut part, hash);
                 let (core, mut ids) = part.split_ids(&self.ids);
                 let taken = core
                     .try_acquire_key(Some(&mut lane.core), hash, key, &mut ids)
@@ -475,6 +484,9 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                         let mut lane = self.lock_lane();
                         self.reclaim_if_short(&mut lane, 1);
                         part = self.lock_shard(shard);
+                        // A grant made while the shard was let go may have lent the
+                        // key's room to its word again.
+                        self.collect_key(shard, &mut part, hash);
                         self.start_key_with_lane(&mut lane, &mut part, hash, key)?
                     }
                 };

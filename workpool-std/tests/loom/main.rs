@@ -1056,3 +1056,5 @@ fn a_heavy_head_cancelled_during_a_release_serves_the_waiters_behind_it() {
         assert_eq!(stats.cancelled, 1, "{stats:?}");
     });
 }
+
+mod budgets;

@@ -193,3 +193,165 @@ impl<K> Shard<K> {
         self.forget_if_idle(None, g);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::parts::{Lane, Shard};
+    use crate::{Claim, TryAcquireError};
+
+    /// A lane with limit `limit` and one shard under it with key "a" of
+    /// target `target` (hash 1).
+    fn limited(limit: u64, target: u64) -> (Lane, Shard<&'static str>, u64) {
+        let mut lane = Lane::new();
+        let mut shard = Shard::new(0, &lane);
+        let mut ids = 1u64;
+        shard
+            .set(Some(&mut lane), 1, "a", target, &mut ids)
+            .unwrap();
+        lane.set_limit(Some(limit));
+        shard.enter_limit(&mut lane);
+        (lane, shard, ids)
+    }
+
+    #[test]
+    fn a_budget_grants_until_it_runs_out_then_asks_for_the_lane() {
+        let (mut lane, mut shard, mut ids) = limited(10, 5);
+        assert!(shard.lend_budget(&mut lane, 2));
+        assert_eq!((lane.unclaimed(), lane.active()), (Some(8), None));
+        let one = shard
+            .try_acquire_key(None, 1, &"a", &mut ids)
+            .unwrap()
+            .unwrap();
+        let two = shard
+            .try_acquire_key_many(None, 1, &"a", 1, &mut ids)
+            .unwrap()
+            .unwrap();
+        assert_eq!(shard.budget(), Some(0));
+        assert!(
+            shard.try_acquire_key(None, 1, &"a", &mut ids).is_err(),
+            "no lane"
+        );
+        // With the lane, the lane's free room serves.
+        let three = shard
+            .try_acquire_key(Some(&mut lane), 1, &"a", &mut ids)
+            .unwrap()
+            .unwrap();
+        assert_eq!((shard.active(), lane.unclaimed()), (3, Some(7)));
+        for lease in [one, two, three] {
+            shard.release(None, lease, &mut ids).ok().unwrap().unwrap();
+        }
+        // All three came back to the budget, the lane's count unchanged.
+        assert_eq!((shard.budget(), lane.unclaimed()), (Some(3), Some(7)));
+        shard.return_budget(&mut lane);
+        assert_eq!((lane.unclaimed(), lane.active()), (Some(10), Some(0)));
+    }
+
+    #[test]
+    fn a_full_key_answers_without_the_lane() {
+        let (mut lane, mut shard, mut ids) = limited(10, 1);
+        assert!(shard.lend_budget(&mut lane, 3));
+        let _one = shard
+            .try_acquire_key(None, 1, &"a", &mut ids)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            shard
+                .try_acquire_key(None, 1, &"a", &mut ids)
+                .unwrap()
+                .unwrap_err(),
+            TryAcquireError::NoCapacity
+        );
+        assert_eq!(
+            shard
+                .try_acquire_key(None, 2, &"b", &mut ids)
+                .unwrap()
+                .unwrap_err(),
+            TryAcquireError::NoCapacity,
+            "an untracked key has no room"
+        );
+    }
+
+    #[test]
+    fn a_release_with_waiters_needs_the_lane() {
+        let (mut lane, mut shard, mut ids) = limited(10, 1);
+        assert!(shard.lend_budget(&mut lane, 3));
+        let one = shard
+            .try_acquire_key(None, 1, &"a", &mut ids)
+            .unwrap()
+            .unwrap();
+        let arrivals = lane.arrivals();
+        assert!(
+            shard
+                .enqueue_key(None, 1, &"a", arrivals, &mut ids)
+                .is_err(),
+            "no lane"
+        );
+        let w = shard
+            .enqueue_key(Some(&mut lane), 1, &"a", arrivals, &mut ids)
+            .unwrap()
+            .unwrap();
+        let Err(crate::parts::NeedsLane(one)) = shard.release(None, one, &mut ids) else {
+            panic!("a release that serves a waiter went without the lane");
+        };
+        shard
+            .release(Some(&mut lane), one, &mut ids)
+            .ok()
+            .unwrap()
+            .unwrap();
+        // The freed unit is the pool's, for the waiter it now holds back:
+        // the adapter takes the budget back and runs the lane's loop.
+        assert!(lane.needs_budgets_back());
+        assert_eq!(shard.budget(), Some(2));
+        shard.return_budget(&mut lane);
+        while lane.distribute_next().is_some() {
+            lane.distribute_step(&mut shard, &mut ids);
+        }
+        assert!(matches!(shard.claim(w), Ok(Claim::Granted(_))));
+        assert_eq!((lane.unclaimed(), lane.active()), (Some(9), Some(1)));
+    }
+
+    #[test]
+    fn nothing_is_lent_while_someone_waits_for_the_pool() {
+        let (mut lane, mut shard, mut ids) = limited(1, 1);
+        let _one = shard
+            .try_acquire_key(Some(&mut lane), 1, &"a", &mut ids)
+            .unwrap()
+            .unwrap();
+        let any = lane.enqueue().unwrap();
+        lane.set_limit(Some(5));
+        assert!(
+            !shard.lend_budget(&mut lane, 1),
+            "lent beside an any-key waiter"
+        );
+        assert!(lane.cancel(any).unwrap().is_none());
+        assert!(!shard.lend_budget(&mut lane, 5), "more than the free room");
+        assert!(shard.lend_budget(&mut lane, 4));
+        // A waiter the limit holds back while a budget is out: the adapter
+        // takes the budgets back.
+        assert!(!lane.needs_budgets_back());
+        let _any = lane.enqueue().unwrap();
+        assert!(lane.needs_budgets_back());
+        shard.return_budget(&mut lane);
+        assert!(!lane.needs_budgets_back() && !lane.has_budgets());
+    }
+
+    #[test]
+    fn lent_units_go_back_to_the_budget() {
+        let (mut lane, mut shard, mut ids) = limited(10, 4);
+        assert!(shard.lend_budget(&mut lane, 3));
+        let lent = shard.lend(0, u64::MAX).expect("a budget lends");
+        assert_eq!((lent.units, shard.budget()), (3, Some(0)));
+        let lease = lent.minter.mint("a", ids);
+        ids += 1;
+        shard.unlend(None, 0, 2, 1, &mut ids).unwrap();
+        assert_eq!(shard.budget(), Some(2));
+        shard.release(None, lease, &mut ids).ok().unwrap().unwrap();
+        assert_eq!((shard.budget(), shard.active()), (Some(3), 0));
+        shard.return_budget(&mut lane);
+        assert_eq!(lane.unclaimed(), Some(10));
+        assert!(
+            shard.lend(0, u64::MAX).is_none(),
+            "lent under a limit without a budget"
+        );
+    }
+}

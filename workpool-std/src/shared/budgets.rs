@@ -21,11 +21,14 @@
 //!   then made on the pool's exact room, as without budgets.
 //! - **Take back before anyone waits for the pool.** An operation that
 //!   leaves a waiter for the pool's room (an any-key waiter, a key waiter
-//!   the limit holds back) while budgets are out takes them back, and
-//!   hands out what they held, before it lets the lane go
+//!   the limit holds back) once the lane's loop has handed out the free
+//!   room, while budgets are out, takes them back and hands out what they
+//!   held before it lets the lane go
 //!   ([`Lane::needs_budgets_back`](workpool_core::parts::Lane::needs_budgets_back)).
 //!   Grants from a budget that run meanwhile in other shards are ordered
-//!   before that operation, which has not returned yet.
+//!   before that operation, which has not returned yet. (A key waiter that
+//!   a release gives key room is held back only until the loop serves it
+//!   from the free room: that takes no budget back.)
 //! - Changing the limit takes every budget back first.
 
 use super::{LaneGuard, ShardGuard, Shared};

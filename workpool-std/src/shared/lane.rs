@@ -134,11 +134,13 @@ impl<K, S> Shared<K, S> {
             touched |= 1 << part.core.index();
             drop(part);
         }
-        if lane.core.needs_budgets_back() {
-            // Someone waits for the pool's room: no shard may hold any.
-            self.reclaim_budgets(&mut lane);
-        }
         touched |= self.distribute(&mut lane);
+        if lane.core.needs_budgets_back() {
+            // Someone still waits for the pool's room once the free room
+            // is handed out: no shard may hold any.
+            self.reclaim_budgets(&mut lane);
+            touched |= self.distribute(&mut lane);
+        }
         self.finish(Some(lane), None, after);
         self.wake_shards(touched);
     }

@@ -622,8 +622,18 @@ fn long_run_under_retargeting_cancellation_and_panics() {
                     stress.targets.set(&stress.pool, key, target);
                     stress.figures.retargets.fetch_add(1, Ordering::Relaxed);
                     if rng.one_in(32) {
-                        // The pool-wide limit too: tight enough to bind.
-                        let limit = (!rng.one_in(4)).then(|| 1 + rng.below(12));
+                        // The pool-wide limit too: mostly tight enough to
+                        // bind, sometimes loose (shards then hold budgets of
+                        // it), and budgets lent eagerly or by the default
+                        // share, so that they are taken back under load.
+                        let limit = match rng.below(8) {
+                            0 | 1 => None,
+                            2 => Some(40 + rng.below(200)),
+                            _ => Some(1 + rng.below(12)),
+                        };
+                        stress
+                            .pool
+                            .set_budget_share(if rng.one_in(2) { 1 } else { 18 });
                         stress.limits.set(&stress.pool, limit);
                     }
                     if rng.one_in(8) {

@@ -207,15 +207,22 @@ impl<K, S> Shared<K, S> {
         self.lock_lane().core.limit()
     }
 
-    /// Live leases over all keys: the lane's count while a limit is set,
-    /// otherwise the shards' counts summed one by one.
+    /// Live leases over all keys: the lane's count while a limit is set
+    /// and no shard holds a budget, otherwise the shards' counts summed one
+    /// by one. Under a limit the lane stays held meanwhile: a shard's
+    /// leases plus its budget change only with the lane, so the sum never
+    /// exceeds the limit, though leases move between shards as it runs.
     pub(crate) fn active(&self) -> u64 {
-        if let Some(active) = self.lock_lane().core.active() {
+        let lane = self.lock_lane();
+        if let Some(active) = lane.core.active() {
             return active;
         }
-        (0..self.shards.len())
+        let held = lane.core.limit().is_some().then_some(lane);
+        let active = (0..self.shards.len())
             .map(|s| self.lock_settled(s).core.active())
-            .sum()
+            .sum();
+        drop(held);
+        active
     }
 
     /// Publishes whether any-key waiters are queued or a limit is set (then

@@ -136,8 +136,16 @@ impl<K> Shard<K> {
         if units > Lease::<K>::MAX_UNITS {
             return Ok(Err(TryAcquireError::NoCapacity));
         }
+        // Not `has_room_for_newcomer`, whose checks assume the lane: while
+        // an operation with the lane runs elsewhere, a group of this shard
+        // may have room beside a waiter that the lane's loop is about to
+        // serve (held back by the limit); a newcomer may not pass it.
+        let room = |g: u32| {
+            let group = self.groups.at(g);
+            group.queue == List::EMPTY && group.fits(units)
+        };
         match self.find(hash, key) {
-            Some(g) if self.has_room_for_newcomer(g, units) => {
+            Some(g) if room(g) => {
                 if budget < units {
                     return Err(NeedsLane(()));
                 }
@@ -308,6 +316,40 @@ mod tests {
         }
         assert!(matches!(shard.claim(w), Ok(Claim::Granted(_))));
         assert_eq!((lane.unclaimed(), lane.active()), (Some(9), Some(1)));
+    }
+
+    #[test]
+    fn a_newcomer_from_the_budget_never_passes_a_waiter_the_loop_is_about_to_serve() {
+        let (mut lane, mut shard, mut ids) = limited(10, 1);
+        assert!(shard.lend_budget(&mut lane, 3));
+        let one = shard
+            .try_acquire_key(None, 1, &"a", &mut ids)
+            .unwrap()
+            .unwrap();
+        let arrivals = lane.arrivals();
+        let w = shard
+            .enqueue_key(Some(&mut lane), 1, &"a", arrivals, &mut ids)
+            .unwrap()
+            .unwrap();
+        // The release gives the key room; the waiter is held back until the
+        // lane's loop runs. Meanwhile a newcomer from the budget finds the
+        // room taken by the waiter (the long stress run hit this window).
+        shard
+            .release(Some(&mut lane), one, &mut ids)
+            .ok()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            shard
+                .try_acquire_key(None, 1, &"a", &mut ids)
+                .unwrap()
+                .unwrap_err(),
+            TryAcquireError::NoCapacity
+        );
+        while lane.distribute_next().is_some() {
+            lane.distribute_step(&mut shard, &mut ids);
+        }
+        assert!(matches!(shard.claim(w), Ok(Claim::Granted(_))));
     }
 
     #[test]

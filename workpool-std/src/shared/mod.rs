@@ -56,6 +56,7 @@ use crate::watch::Watches;
 use words::{Meta, Words, WORDS};
 
 mod budgets;
+mod cancelling;
 mod handles;
 #[allow(unsafe_code)]
 mod handoff;

@@ -104,24 +104,24 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         self.collect_key(shard, &mut part, hash);
         let arrivals = self.hints.arrivals.load(Ordering::Relaxed);
         let (core, mut ids) = part.split_ids(&self.ids);
-        let alone = match core.try_acquire_key_many(None, hash, key, units, &mut ids) {
-            Ok(Ok(lease)) => Ok(Ok(lease)),
+        let queued = match core.try_acquire_key_many(None, hash, key, units, &mut ids) {
+            Ok(Ok(lease)) => return Ok(Started::Leased(lease)),
             Ok(Err(TryAcquireError::Closed)) => return Err(Closed),
             // Under a limit, only a waiter needs the lane then.
             Ok(Err(TryAcquireError::NoCapacity)) => {
                 match core.enqueue_key_many(None, hash, key, arrivals, units, &mut ids) {
-                    Ok(Ok(waiter)) => Ok(Err(waiter)),
+                    Ok(Ok(waiter)) => Some(waiter),
                     // Closed, or more units than a lease can hold (which
                     // no wait could ever serve): `Closed` (documented).
                     Ok(Err(_)) => return Err(Closed),
-                    Err(NeedsLane(())) => Err(NeedsLane(())),
+                    Err(NeedsLane(())) => None,
                 }
             }
-            Err(NeedsLane(())) => Err(NeedsLane(())),
+            Err(NeedsLane(())) => None,
         };
-        let started = match alone {
-            Ok(started) => started,
-            Err(NeedsLane(())) => {
+        let started = match queued {
+            Some(waiter) => Err(waiter),
+            None => {
                 // A limit is set: take the lane, then the shard.
                 drop(part);
                 let mut guard = self.lock_lane();
@@ -344,21 +344,29 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 self.collect_key(shard, &mut part, hash);
                 let arrivals = self.hints.arrivals.load(Ordering::Relaxed);
                 let (core, mut ids) = part.split_ids(&self.ids);
-                let alone = match core.try_acquire_key(None, hash, key, &mut ids) {
-                    Ok(Ok(lease)) => Ok(Ok(lease)),
+                let queued = match core.try_acquire_key(None, hash, key, &mut ids) {
+                    Ok(Ok(lease)) => {
+                        self.lend_slot(
+                            shard,
+                            &mut part,
+                            lease.slot(),
+                            Some((hash, lease.key(), K::clone)),
+                        );
+                        return Ok(Started::Leased(lease));
+                    }
                     Ok(Err(TryAcquireError::Closed)) => return Err(Closed),
                     // Under a limit, only a waiter needs the lane then.
                     Ok(Err(TryAcquireError::NoCapacity)) => {
                         match core.enqueue_key(None, hash, key, arrivals, &mut ids) {
-                            Ok(queued) => Ok(Err(queued?)),
-                            Err(NeedsLane(())) => Err(NeedsLane(())),
+                            Ok(queued) => Some(queued?),
+                            Err(NeedsLane(())) => None,
                         }
                     }
-                    Err(NeedsLane(())) => Err(NeedsLane(())),
+                    Err(NeedsLane(())) => None,
                 };
-                let started = match alone {
-                    Ok(started) => started,
-                    Err(NeedsLane(())) => {
+                let started = match queued {
+                    Some(waiter) => Err(waiter),
+                    None => {
                         // A limit is set: take the lane, then the shard.
                         drop(part);
                         let mut lane = self.lock_lane();

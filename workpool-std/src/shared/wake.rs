@@ -254,10 +254,13 @@ impl<K, S> Shared<K, S> {
         loop {
             let mut more_shard = false;
             if let Some(part) = shard.as_mut() {
-                while let Some(key) = part.core.poll_forgotten() {
-                    after.push_key(key);
+                if part.core.has_forgotten() {
+                    while let Some(key) = part.core.poll_forgotten() {
+                        after.push_key(key);
+                    }
+                    // A word dies only with its key.
+                    self.free_dead_words(part, &mut after);
                 }
-                self.free_dead_words(part, &mut after);
                 // Key waiters: their outcomes are claimed and published
                 // here, under the lock that decided them (see `handoff`).
                 let cells = &self.shards[part.core.index() as usize].cells;

@@ -560,34 +560,40 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 return Poll::Ready(outcome);
             }
         }
-        let mut after = After::new();
-        let (locked, waiter) = match *wait {
-            Wait::Waiting(waiter) => match self.claim(waiter, want, &mut after) {
+        if let Wait::Waiting(waiter) = *wait {
+            let mut after = After::new();
+            return match self.claim(waiter, want, &mut after) {
                 Ok(outcome) => {
                     *wait = Wait::Done;
                     drop(after);
-                    return Poll::Ready(outcome.expect("a claim decided"));
+                    Poll::Ready(outcome.expect("a claim decided"))
                 }
-                Err(locked) => (locked, waiter),
-            },
-            _ => match self.start(want, located) {
-                Ok(Started::Leased(lease)) => {
-                    *wait = Wait::Done;
-                    return Poll::Ready(Ok(lease));
+                Err(locked) => {
+                    // Still waiting: the waker is stored again (a replaced
+                    // one is dropped after unlocking, with `after`).
+                    locked.register(waiter, cx.waker(), &mut after);
+                    drop(after);
+                    Poll::Pending
                 }
-                Err(Closed) => {
-                    *wait = Wait::Done;
-                    return Poll::Ready(Err(Closed));
-                }
-                Ok(Started::Lane(lane, waiter)) => (Locked::Lane(lane), waiter),
-                Ok(Started::Shard(part, waiter)) => (Locked::Shard(part), waiter),
-            },
+            };
+        }
+        let (locked, waiter) = match self.start(want, located) {
+            Ok(Started::Leased(lease)) => {
+                *wait = Wait::Done;
+                return Poll::Ready(Ok(lease));
+            }
+            Err(Closed) => {
+                *wait = Wait::Done;
+                return Poll::Ready(Err(Closed));
+            }
+            Ok(Started::Lane(lane, waiter)) => (Locked::Lane(lane), waiter),
+            Ok(Started::Shard(part, waiter)) => (Locked::Shard(part), waiter),
         };
         // A waiter that just registered waits: the request found no room
-        // under the same lock.
+        // under the same lock. Its slot held no waker (a waiter's waker
+        // leaves with it); whatever it held is dropped after unlocking.
         *wait = Wait::Waiting(waiter);
-        locked.register(waiter, cx.waker(), &mut after);
-        drop(after);
+        drop(locked.register_first(waiter, cx.waker()));
         Poll::Pending
     }
 
@@ -660,6 +666,15 @@ enum Locked<'a, K> {
 }
 
 impl<K> Locked<'_, K> {
+    /// Stores a new waiter's first waker, then unlocks; returns what the
+    /// slot held (nothing, as a rule), to be dropped after unlocking.
+    fn register_first(self, waiter: WaiterId, waker: &Waker) -> Option<Waker> {
+        match self {
+            Self::Lane(mut lane) => lane.register_first(waiter, waker),
+            Self::Shard(mut part) => part.register_first(waiter, waker),
+        }
+    }
+
     /// Stores `waker` in the waiter's slot, then unlocks.
     fn register(self, waiter: WaiterId, waker: &Waker, after: &mut After<K>) {
         match self {

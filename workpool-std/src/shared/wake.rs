@@ -307,6 +307,15 @@ impl<P: WaiterSlab> Part<P> {
         }
     }
 
+    /// Stores the first waker of a waiter that just registered; returns
+    /// what its slot held (nothing, as a rule: a waiter's waker leaves with
+    /// it), for the caller to drop after unlocking.
+    pub(super) fn register_first(&mut self, waiter: WaiterId, waker: &Waker) -> Option<Waker> {
+        let stale = self.wakers[waiter.index()].replace(waker.clone());
+        debug_assert!(stale.is_none(), "a waker outlived its waiter");
+        stale
+    }
+
     /// Takes the waker of a waiter that left (claimed or cancelled), to be
     /// dropped after unlocking, and trims the slots.
     pub(super) fn take_waker<K>(&mut self, waiter: WaiterId, after: &mut After<K>) {

@@ -231,6 +231,14 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     /// shard's lock alone; the shard's own ring picks the group. `None`
     /// when no shard gave one (then [`try_any`](Self::try_any) decides,
     /// under the lane).
+    ///
+    /// A shard whose lock another thread holds is passed over while other
+    /// shards offer room (it is most likely granting to a concurrent
+    /// any-key acquisition: two threads that follow one cursor would
+    /// otherwise queue on one lock); the last one offering is waited for.
+    /// Between concurrent grants no order is observable, so the rotation
+    /// keeps its order for grants that do not overlap; and whatever this
+    /// pass misses, the lane's pass finds.
     #[inline]
     pub(crate) fn try_any_unlaned(&self) -> Option<workpool_core::Lease<K>> {
         if self.hints.any_waiting.load(Ordering::Relaxed) || self.is_closed() {
@@ -242,8 +250,16 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         let mut from = offers.next.load(Ordering::Relaxed);
         while let Some(rank) = super::lane::next_offer(mask, from) {
             let shard = offers.by_rank[rank].load(Ordering::Relaxed);
+            let mut part = match super::try_lock(&self.shards[shard].lock) {
+                Some(part) => part,
+                None if mask & !(1 << rank) != 0 => {
+                    mask &= !(1 << rank);
+                    continue;
+                }
+                None => self.lock_shard(shard),
+            };
             // Lent room is room too: the shard's words give it back first.
-            let mut part = self.lock_settled(shard);
+            self.collect_all(shard, &mut part);
             let (core, mut ids) = part.split_ids(&self.ids);
             let taken = core.try_take_any(&mut ids);
             // The rotation stays on a shard for its whole turn: once per

@@ -48,10 +48,12 @@ impl<K, S> Shared<K, S> {
                 // any-key room.
                 self.sync_offer(&mut part);
                 let unref = self.let_go(shard, &part);
-                if part.core.has_forgotten() || part.core.has_wakes() || part.watches.is_waiting() {
+                if part.core.has_forgotten() || part.watches.is_waiting() {
                     let mut after = After::new();
                     after.push_key(key);
                     self.finish_slow(None, Some(part), after);
+                } else if part.core.has_wakes() {
+                    self.hand_off_after_release(part, key);
                 } else {
                     drop(part);
                     drop(key);
@@ -64,6 +66,33 @@ impl<K, S> Shared<K, S> {
                 self.release_with_lane(shard, lease)
             }
         }
+    }
+
+    /// The end of a release in its shard alone that decided waiters: the
+    /// common one, a single key waiter, is handed its lease and woken
+    /// without [`finish_slow`](Self::finish_slow)'s batch (the release's
+    /// key, the waker and the wake all after unlocking); more go through
+    /// it.
+    fn hand_off_after_release(&self, mut part: ShardGuard<'_, K>, key: K) {
+        let cells = &self.shards[part.core.index() as usize].cells;
+        let Some(waiter) = part.core.poll_wake() else {
+            unreachable!("called with a decided waiter");
+        };
+        cells.hand_off(&mut part.core, waiter);
+        // Woken when dropped, so that a panicking wake of the others below
+        // still wakes this one.
+        let waker = WakeOnDrop(part.take_decided_waker(waiter));
+        if part.core.has_wakes() {
+            // Several served (a release of several units): the rest as
+            // usual, then this one.
+            let mut after = After::new();
+            after.push_key(key);
+            self.finish_slow(None, Some(part), after);
+        } else {
+            drop(part);
+            drop(key);
+        }
+        drop(waker);
     }
 
     #[cold]
@@ -383,5 +412,16 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         self.collect_key(shard, &mut part, hash);
         let (core, mut ids) = part.split_ids(&self.ids);
         core.split(lease, units, &mut ids)
+    }
+}
+
+/// A waker woken when dropped (if any), once no lock is held.
+struct WakeOnDrop(Option<Waker>);
+
+impl Drop for WakeOnDrop {
+    fn drop(&mut self) {
+        if let Some(waker) = self.0.take() {
+            waker.wake();
+        }
     }
 }

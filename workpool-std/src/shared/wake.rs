@@ -338,6 +338,17 @@ impl<P: WaiterSlab> Part<P> {
         }
     }
 
+    /// The waker of a decided waiter, to be woken once no lock is held
+    /// (as [`fill`](Self::fill) takes it), and the slots trimmed.
+    pub(super) fn take_decided_waker(&mut self, waiter: WaiterId) -> Option<Waker> {
+        let waker = self.wakers[waiter.index()].take();
+        let slots = self.core.waiter_slots();
+        if self.wakers.len() > slots {
+            self.cut_wakers(slots);
+        }
+        waker
+    }
+
     /// Moves the wakers of decided waiters into `batch`, after `decided`
     /// saw each (a key waiter's hand-off); true if some are left because
     /// the batch is full.

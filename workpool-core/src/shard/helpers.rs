@@ -254,6 +254,9 @@ impl<K> Shard<K> {
             lane.is_some() || self.is_listed(),
             "served without the lane in a shard not listed"
         );
+        if lane.is_none() {
+            return self.serve_alone(g, ids);
+        }
         loop {
             let group = self.groups.at(g);
             if !group.has_room() || lane.as_ref().is_some_and(|l| !l.pool_room()) {
@@ -309,6 +312,27 @@ impl<K> Shard<K> {
             }
             None => self.link(None, g),
         }
+    }
+
+    /// [`serve`](Self::serve) without the lane (the shard listed, so no
+    /// any-key waiter waits, and no limit): the key's waiters in order, as
+    /// long as the head's units fit; then the group is linked.
+    fn serve_alone<I: LeaseIds>(&mut self, g: u32, ids: &mut I) {
+        loop {
+            let group = self.groups.at(g);
+            let head = group.queue.head;
+            if head == NIL {
+                break;
+            }
+            // Head-of-line: nobody behind a head that does not fit.
+            let units = self.waiters.slot(head).units();
+            if !group.fits(units) {
+                break;
+            }
+            let grant = self.grant(g, units, ids);
+            self.grant_to_key_waiter(head, g, grant);
+        }
+        self.link(None, g);
     }
 
     /// Keeps group `g`'s place among the groups the pool-wide limit holds

@@ -376,14 +376,17 @@ impl<K> Shard<K> {
         K: Clone,
         Q: ?Sized + Equivalent<K>,
     {
-        if lane.is_none() && self.limited {
-            return self.try_from_budget(hash, key, units, ids);
+        if lane.is_none() && self.limited && self.budget.is_none() {
+            return Err(NeedsLane(()));
         }
         if self.closed {
             return Ok(Err(TryAcquireError::Closed));
         }
         if units > Lease::<K>::MAX_UNITS {
             return Ok(Err(TryAcquireError::NoCapacity));
+        }
+        if lane.is_none() && self.limited {
+            return self.try_from_budget(hash, key, units, ids);
         }
         let pool_room = lane.as_ref().is_none_or(|l| l.newcomer_room(units));
         Ok(match self.find(hash, key) {

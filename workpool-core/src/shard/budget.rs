@@ -110,10 +110,11 @@ impl<K> Shard<K> {
     }
 
     /// [`try_acquire_key`](Self::try_acquire_key) without the lane while a
-    /// limit is set: from the budget, if the shard holds one with the
-    /// units and the key has room for a newcomer; the lane if the budget
-    /// falls short. A key without room answers as with the lane (the
-    /// pool's room does not matter then).
+    /// limit is set and the shard holds a budget (open, at most
+    /// [`Lease::MAX_UNITS`] units: checked by the caller): from the budget
+    /// if it has the units and the key has room for a newcomer; the lane
+    /// if the budget falls short. A key without room answers as with the
+    /// lane (the pool's room does not matter then).
     #[allow(clippy::type_complexity)]
     #[cold]
     pub(super) fn try_from_budget<Q, I: LeaseIds>(
@@ -130,12 +131,6 @@ impl<K> Shard<K> {
         let Some(budget) = self.budget else {
             return Err(NeedsLane(()));
         };
-        if self.closed {
-            return Ok(Err(TryAcquireError::Closed));
-        }
-        if units > Lease::<K>::MAX_UNITS {
-            return Ok(Err(TryAcquireError::NoCapacity));
-        }
         // Not `has_room_for_newcomer`, whose checks assume the lane: while
         // an operation with the lane runs elsewhere, a group of this shard
         // may have room beside a waiter that the lane's loop is about to
@@ -204,15 +199,17 @@ impl<K> Shard<K> {
 
 #[cfg(test)]
 mod tests {
-    use crate::parts::{Lane, Shard};
-    use crate::{Claim, TryAcquireError};
+    use crate::parts::{Lane, NeedsLane, Shard};
+    use crate::{Claim, Lease, TryAcquireError, WaiterId};
+
+    type Ids = u64;
 
     /// A lane with limit `limit` and one shard under it with key "a" of
     /// target `target` (hash 1).
-    fn limited(limit: u64, target: u64) -> (Lane, Shard<&'static str>, u64) {
+    fn limited(limit: u64, target: u64) -> (Lane, Shard<&'static str>, Ids) {
         let mut lane = Lane::new();
         let mut shard = Shard::new(0, &lane);
-        let mut ids = 1u64;
+        let mut ids = 1;
         shard
             .set(Some(&mut lane), 1, "a", target, &mut ids)
             .unwrap();
@@ -221,15 +218,58 @@ mod tests {
         (lane, shard, ids)
     }
 
+    /// A lease of "a" without the lane (out of the budget).
+    fn take(shard: &mut Shard<&'static str>, ids: &mut Ids) -> Lease<&'static str> {
+        shard.try_acquire_key(None, 1, &"a", ids).unwrap().unwrap()
+    }
+
+    /// What a try of "a" without the lane answers, if not `NeedsLane`.
+    fn refusal(shard: &mut Shard<&'static str>, ids: &mut Ids) -> TryAcquireError {
+        shard
+            .try_acquire_key(None, 1, &"a", ids)
+            .unwrap()
+            .unwrap_err()
+    }
+
+    /// Key "a" full (one lease out, target 1) and one waiter queued for it
+    /// with the lane, in a shard that holds a budget of 3.
+    fn full_with_a_waiter() -> (
+        Lane,
+        Shard<&'static str>,
+        Ids,
+        Lease<&'static str>,
+        WaiterId,
+    ) {
+        let (mut lane, mut shard, mut ids) = limited(10, 1);
+        assert!(shard.lend_budget(&mut lane, 3));
+        let one = take(&mut shard, &mut ids);
+        let arrivals = lane.arrivals();
+        assert!(
+            shard
+                .enqueue_key(None, 1, &"a", arrivals, &mut ids)
+                .is_err(),
+            "no lane"
+        );
+        let w = shard
+            .enqueue_key(Some(&mut lane), 1, &"a", arrivals, &mut ids)
+            .unwrap()
+            .unwrap();
+        (lane, shard, ids, one, w)
+    }
+
+    /// The lane's loop, as an adapter runs it after an operation.
+    fn run_loop(lane: &mut Lane, shard: &mut Shard<&'static str>, ids: &mut Ids) {
+        while lane.distribute_next().is_some() {
+            lane.distribute_step(shard, ids);
+        }
+    }
+
     #[test]
     fn a_budget_grants_until_it_runs_out_then_asks_for_the_lane() {
         let (mut lane, mut shard, mut ids) = limited(10, 5);
         assert!(shard.lend_budget(&mut lane, 2));
         assert_eq!((lane.unclaimed(), lane.active()), (Some(8), None));
-        let one = shard
-            .try_acquire_key(None, 1, &"a", &mut ids)
-            .unwrap()
-            .unwrap();
+        let one = take(&mut shard, &mut ids);
         let two = shard
             .try_acquire_key_many(None, 1, &"a", 1, &mut ids)
             .unwrap()
@@ -258,17 +298,8 @@ mod tests {
     fn a_full_key_answers_without_the_lane() {
         let (mut lane, mut shard, mut ids) = limited(10, 1);
         assert!(shard.lend_budget(&mut lane, 3));
-        let _one = shard
-            .try_acquire_key(None, 1, &"a", &mut ids)
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            shard
-                .try_acquire_key(None, 1, &"a", &mut ids)
-                .unwrap()
-                .unwrap_err(),
-            TryAcquireError::NoCapacity
-        );
+        let _one = take(&mut shard, &mut ids);
+        assert_eq!(refusal(&mut shard, &mut ids), TryAcquireError::NoCapacity);
         assert_eq!(
             shard
                 .try_acquire_key(None, 2, &"b", &mut ids)
@@ -281,24 +312,8 @@ mod tests {
 
     #[test]
     fn a_release_with_waiters_needs_the_lane() {
-        let (mut lane, mut shard, mut ids) = limited(10, 1);
-        assert!(shard.lend_budget(&mut lane, 3));
-        let one = shard
-            .try_acquire_key(None, 1, &"a", &mut ids)
-            .unwrap()
-            .unwrap();
-        let arrivals = lane.arrivals();
-        assert!(
-            shard
-                .enqueue_key(None, 1, &"a", arrivals, &mut ids)
-                .is_err(),
-            "no lane"
-        );
-        let w = shard
-            .enqueue_key(Some(&mut lane), 1, &"a", arrivals, &mut ids)
-            .unwrap()
-            .unwrap();
-        let Err(crate::parts::NeedsLane(one)) = shard.release(None, one, &mut ids) else {
+        let (mut lane, mut shard, mut ids, one, w) = full_with_a_waiter();
+        let Err(NeedsLane(one)) = shard.release(None, one, &mut ids) else {
             panic!("a release that serves a waiter went without the lane");
         };
         shard
@@ -311,26 +326,14 @@ mod tests {
         assert!(lane.needs_budgets_back());
         assert_eq!(shard.budget(), Some(2));
         shard.return_budget(&mut lane);
-        while lane.distribute_next().is_some() {
-            lane.distribute_step(&mut shard, &mut ids);
-        }
+        run_loop(&mut lane, &mut shard, &mut ids);
         assert!(matches!(shard.claim(w), Ok(Claim::Granted(_))));
         assert_eq!((lane.unclaimed(), lane.active()), (Some(9), Some(1)));
     }
 
     #[test]
     fn a_newcomer_from_the_budget_never_passes_a_waiter_the_loop_is_about_to_serve() {
-        let (mut lane, mut shard, mut ids) = limited(10, 1);
-        assert!(shard.lend_budget(&mut lane, 3));
-        let one = shard
-            .try_acquire_key(None, 1, &"a", &mut ids)
-            .unwrap()
-            .unwrap();
-        let arrivals = lane.arrivals();
-        let w = shard
-            .enqueue_key(Some(&mut lane), 1, &"a", arrivals, &mut ids)
-            .unwrap()
-            .unwrap();
+        let (mut lane, mut shard, mut ids, one, w) = full_with_a_waiter();
         // The release gives the key room; the waiter is held back until the
         // lane's loop runs. Meanwhile a newcomer from the budget finds the
         // room taken by the waiter (the long stress run hit this window).
@@ -339,16 +342,8 @@ mod tests {
             .ok()
             .unwrap()
             .unwrap();
-        assert_eq!(
-            shard
-                .try_acquire_key(None, 1, &"a", &mut ids)
-                .unwrap()
-                .unwrap_err(),
-            TryAcquireError::NoCapacity
-        );
-        while lane.distribute_next().is_some() {
-            lane.distribute_step(&mut shard, &mut ids);
-        }
+        assert_eq!(refusal(&mut shard, &mut ids), TryAcquireError::NoCapacity);
+        run_loop(&mut lane, &mut shard, &mut ids);
         assert!(matches!(shard.claim(w), Ok(Claim::Granted(_))));
     }
 

@@ -1,7 +1,7 @@
 //! Cooperative shrinking (`surplus`, `release_if_surplus`), `drained`,
 //! `set_all` / `replace_all`, `stats` and `snapshot`'s waiting counts. That
 //! `set_all` is never seen half-applied is a loom model
-//! (`workpool-std/tests/loom.rs`): threads cannot hit the window reliably.
+//! (`workpool-std/tests/loom/`): threads cannot hit the window reliably.
 
 use std::future::Future;
 use std::pin::pin;

@@ -53,7 +53,7 @@
 //! reads a vacant cell) and by one releaser at a time (the lock), and read
 //! only by its one waiter after the `Release`/`Acquire` pair of step 1; the
 //! next write into the cell comes after that read by the `Release`/`Acquire`
-//! pair of step 2. loom models it (`workpool-std/tests/loom.rs`: a take
+//! pair of step 2. loom models it (`workpool-std/tests/loom/handoff.rs`: a take
 //! racing the publication, a cell reused after its waiter took it, a
 //! waiter dropped during its hand-off), and Miri runs the unit tests that
 //! reach every `unsafe` block here (`shared/tests.rs`).

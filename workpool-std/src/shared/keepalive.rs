@@ -39,7 +39,7 @@
 //!   by a cancelled acquisition or by `close`, whose callers still hold a
 //!   count of their own, so that drop is never the last.
 //!
-//! Loom models it (`workpool-std/tests/loom.rs`, "keepalive"), and Miri runs
+//! Loom models it (`workpool-std/tests/loom/`, "keepalive"), and Miri runs
 //! the unit tests that drop the last handle before the last lease.
 
 use std::sync::atomic::Ordering as StdOrdering;

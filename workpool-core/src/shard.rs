@@ -376,17 +376,19 @@ impl<K> Shard<K> {
         K: Clone,
         Q: ?Sized + Equivalent<K>,
     {
-        if lane.is_none() && self.limited && self.budget.is_none() {
-            return Err(NeedsLane(()));
-        }
+        // Without the lane under a limit, only a budget may grant.
+        let budget = match (&lane, self.limited) {
+            (None, true) => Some(self.budget.ok_or(NeedsLane(()))?),
+            _ => None,
+        };
         if self.closed {
             return Ok(Err(TryAcquireError::Closed));
         }
         if units > Lease::<K>::MAX_UNITS {
             return Ok(Err(TryAcquireError::NoCapacity));
         }
-        if lane.is_none() && self.limited {
-            return self.try_from_budget(hash, key, units, ids);
+        if let Some(budget) = budget {
+            return self.try_from_budget(hash, key, units, budget, ids);
         }
         let pool_room = lane.as_ref().is_none_or(|l| l.newcomer_room(units));
         Ok(match self.find(hash, key) {
@@ -520,13 +522,9 @@ impl<K> Shard<K> {
     where
         Q: ?Sized + Equivalent<K> + ToOwned<Owned = K>,
     {
-        if lane.is_none() && self.limited {
-            return Err(NeedsLane(()));
-        }
-        if self.closed {
-            return Ok(Err(Closed));
-        }
-        Ok(Ok(self.enqueue_units(lane, hash, key, arrivals, 1, ids)))
+        // One unit: `Closed` is the only way it fails.
+        self.enqueue_key_many(lane, hash, key, arrivals, 1, ids)
+            .map(|queued| queued.map_err(|_| Closed))
     }
 
     /// Registers a waiter for `units` units of the key, as

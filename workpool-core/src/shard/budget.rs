@@ -110,7 +110,7 @@ impl<K> Shard<K> {
     }
 
     /// [`try_acquire_key`](Self::try_acquire_key) without the lane while a
-    /// limit is set and the shard holds a budget (open, at most
+    /// limit is set and the shard holds `budget` (open, at most
     /// [`Lease::MAX_UNITS`] units: checked by the caller): from the budget
     /// if it has the units and the key has room for a newcomer; the lane
     /// if the budget falls short. A key without room answers as with the
@@ -122,25 +122,18 @@ impl<K> Shard<K> {
         hash: u64,
         key: &Q,
         units: u64,
+        budget: u64,
         ids: &mut I,
     ) -> Result<Result<Lease<K>, TryAcquireError>, NeedsLane<()>>
     where
         K: Clone,
         Q: ?Sized + Equivalent<K>,
     {
-        let Some(budget) = self.budget else {
-            return Err(NeedsLane(()));
-        };
-        // Not `has_room_for_newcomer`, whose checks assume the lane: while
-        // an operation with the lane runs elsewhere, a group of this shard
-        // may have room beside a waiter that the lane's loop is about to
-        // serve (held back by the limit); a newcomer may not pass it.
-        let room = |g: u32| {
-            let group = self.groups.at(g);
-            group.queue == List::EMPTY && group.fits(units)
-        };
+        // While an operation with the lane runs elsewhere, a group of this
+        // shard may have room beside a waiter the lane's loop is about to
+        // serve (held back by the limit): a newcomer may not pass it.
         match self.find(hash, key) {
-            Some(g) if room(g) => {
+            Some(g) if self.has_room_for_newcomer(g, units) => {
                 if budget < units {
                     return Err(NeedsLane(()));
                 }

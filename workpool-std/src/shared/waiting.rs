@@ -71,14 +71,22 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         if let Ok(taken) = core.try_acquire_key_many(None, hash, key, units, &mut ids) {
             return taken;
         }
-        // A limit is set: the lane counts the pool's leases.
-        drop(part);
-        let mut lane = self.lock_lane();
-        self.reclaim_if_short(&mut lane, units);
-        let mut part = self.lock_shard(shard);
-        // A grant made while the shard was let go may have lent the
-        // key's room to its word again.
-        self.collect_key(shard, &mut part, hash);
+        self.try_key_with_lane(part, shard, hash, key, units)
+    }
+
+    /// A key's `try` once its shard alone answered `NeedsLane` (a limit is
+    /// set and the shard's budget falls short): the lane counts the pool's
+    /// leases. A grant lends the shard a budget.
+    #[cold]
+    fn try_key_with_lane(
+        &self,
+        part: ShardGuard<'_, K>,
+        shard: usize,
+        hash: u64,
+        key: &(impl ?Sized + KeyQuery<K>),
+        units: u64,
+    ) -> Result<workpool_core::Lease<K>, TryAcquireError> {
+        let (mut lane, mut part) = self.relock_with_lane(part, shard, hash, units);
         let (core, mut ids) = part.split_ids(&self.ids);
         let taken = core
             .try_acquire_key_many(Some(&mut lane.core), hash, key, units, &mut ids)
@@ -87,6 +95,26 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             self.lend_budget(&mut lane, &mut part);
         }
         taken
+    }
+
+    /// Lets the key's shard go and takes the lane, then the shard again
+    /// (the lock order), for a key operation its shard alone could not
+    /// finish under a limit. Budgets come back first if the limit's free
+    /// room is short of `units`; the key's word is collected again (a
+    /// grant made meanwhile may have lent it the key's room).
+    fn relock_with_lane<'a>(
+        &'a self,
+        part: ShardGuard<'a, K>,
+        shard: usize,
+        hash: u64,
+        units: u64,
+    ) -> (LaneGuard<'a>, ShardGuard<'a, K>) {
+        drop(part);
+        let mut lane = self.lock_lane();
+        self.reclaim_if_short(&mut lane, units);
+        let mut part = self.lock_shard(shard);
+        self.collect_key(shard, &mut part, hash);
+        (lane, part)
     }
 
     /// [`start`](Self::start) of `units` units of a key: always under its
@@ -123,46 +151,9 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             Some(waiter) => Err(waiter),
             None => {
                 // A limit is set: take the lane, then the shard.
-                drop(part);
-                let mut guard = self.lock_lane();
-                self.reclaim_if_short(&mut guard, units);
-                part = self.lock_shard(shard);
-                // A grant made while the shard was let go may have lent the
-                // key's room to its word again.
-                self.collect_key(shard, &mut part, hash);
-                let lane = &mut guard.core;
-                let (core, mut ids) = part.split_ids(&self.ids);
-                let taken = core
-                    .try_acquire_key_many(Some(&mut *lane), hash, key, units, &mut ids)
-                    .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"));
-                match taken {
-                    Ok(lease) => {
-                        self.lend_budget(&mut guard, &mut part);
-                        Ok(lease)
-                    }
-                    Err(TryAcquireError::Closed) => return Err(Closed),
-                    Err(TryAcquireError::NoCapacity) => {
-                        let arrivals = lane.arrivals();
-                        let queued = core
-                            .enqueue_key_many(
-                                Some(&mut *lane),
-                                hash,
-                                key,
-                                arrivals,
-                                units,
-                                &mut ids,
-                            )
-                            .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"));
-                        // With a limit, a key waiter took a count of its own.
-                        self.hints
-                            .arrivals
-                            .store(lane.arrivals(), Ordering::Relaxed);
-                        match queued {
-                            Ok(waiter) => Err(waiter),
-                            Err(_) => return Err(Closed),
-                        }
-                    }
-                }
+                let (mut lane, relocked) = self.relock_with_lane(part, shard, hash, units);
+                part = relocked;
+                self.start_key_with_lane(&mut lane, &mut part, hash, key, units)?
             }
         };
         Ok(match started {
@@ -189,39 +180,21 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         shard: usize,
         key: &Q,
     ) -> Result<workpool_core::Lease<K>, TryAcquireError> {
-        {
-            {
-                let mut part = self.lock_shard(shard);
-                self.collect_key(shard, &mut part, hash);
-                let (core, mut ids) = part.split_ids(&self.ids);
-                if let Ok(taken) = core.try_acquire_key(None, hash, key, &mut ids) {
-                    if let Ok(lease) = &taken {
-                        self.lend_slot(
-                            shard,
-                            &mut part,
-                            lease.slot(),
-                            Some((hash, lease.key(), K::clone)),
-                        );
-                    }
-                    return taken;
-                }
-                // A limit is set: the lane counts the pool's leases.
-                drop(part);
-                let mut lane = self.lock_lane();
-                self.reclaim_if_short(&mut lane, 1);
-                let mut part = self.lock_shard(shard);
-                // A grant made while the shard was let go may have lent the
-                // key's room to its word again.
-                self.collect_key(shard, &mut part, hash);
-                let (core, mut ids) = part.split_ids(&self.ids);
-                let taken = core
-                    .try_acquire_key(Some(&mut lane.core), hash, key, &mut ids)
-                    .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"));
-                if taken.is_ok() {
-                    self.lend_budget(&mut lane, &mut part);
-                }
-                taken
+        let mut part = self.lock_shard(shard);
+        self.collect_key(shard, &mut part, hash);
+        let (core, mut ids) = part.split_ids(&self.ids);
+        match core.try_acquire_key(None, hash, key, &mut ids) {
+            Ok(Ok(lease)) => {
+                self.lend_slot(
+                    shard,
+                    &mut part,
+                    lease.slot(),
+                    Some((hash, lease.key(), K::clone)),
+                );
+                Ok(lease)
             }
+            Ok(Err(err)) => Err(err),
+            Err(NeedsLane(())) => self.try_key_with_lane(part, shard, hash, key, 1),
         }
     }
 
@@ -384,14 +357,9 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                     Some(waiter) => Err(waiter),
                     None => {
                         // A limit is set: take the lane, then the shard.
-                        drop(part);
-                        let mut lane = self.lock_lane();
-                        self.reclaim_if_short(&mut lane, 1);
-                        part = self.lock_shard(shard);
-                        // A grant made while the shard was let go may have lent the
-                        // key's room to its word again.
-                        self.collect_key(shard, &mut part, hash);
-                        self.start_key_with_lane(&mut lane, &mut part, hash, key)?
+                        let (mut lane, relocked) = self.relock_with_lane(part, shard, hash, 1);
+                        part = relocked;
+                        self.start_key_with_lane(&mut lane, &mut part, hash, key, 1)?
                     }
                 };
                 match started {
@@ -413,8 +381,9 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         })
     }
 
-    /// A key acquisition's start while a limit is set, with the lane's and
-    /// the shard's locks held: a lease, or a registered waiter.
+    /// A key acquisition's start of `units` units while a limit is set,
+    /// with the lane's and the shard's locks held: a lease (and the shard
+    /// lent a budget), or a registered waiter.
     #[allow(clippy::type_complexity)]
     fn start_key_with_lane(
         &self,
@@ -422,11 +391,12 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         part: &mut ShardGuard<'_, K>,
         hash: u64,
         key: &(impl ?Sized + KeyQuery<K>),
+        units: u64,
     ) -> Result<Result<workpool_core::Lease<K>, WaiterId>, Closed> {
         let lane = &mut guard.core;
         let (core, mut ids) = part.split_ids(&self.ids);
         let taken = core
-            .try_acquire_key(Some(&mut *lane), hash, key, &mut ids)
+            .try_acquire_key_many(Some(&mut *lane), hash, key, units, &mut ids)
             .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"));
         match taken {
             Ok(lease) => {
@@ -437,14 +407,15 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             Err(TryAcquireError::NoCapacity) => {
                 let arrivals = lane.arrivals();
                 let queued = core
-                    .enqueue_key(Some(&mut *lane), hash, key, arrivals, &mut ids)
-                    .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"))
-                    .map(Err);
+                    .enqueue_key_many(Some(&mut *lane), hash, key, arrivals, units, &mut ids)
+                    .unwrap_or_else(|_| unreachable!("a call with the lane needs no lane"));
                 // With a limit, a key waiter took a count of its own.
                 self.hints
                     .arrivals
                     .store(lane.arrivals(), Ordering::Relaxed);
-                queued
+                // Closed, or more units than a lease can hold (which no
+                // wait could ever serve): `Closed` (documented).
+                Ok(Err(queued.map_err(|_| Closed)?))
             }
         }
     }

@@ -98,6 +98,35 @@ fn a_lane_free_any_key_grant_racing_a_release_strands_no_room() {
     });
 }
 
+/// Two lane-free any-key grants at once: a grant that finds the other's
+/// shard locked passes over it to the next shard that offers room, and
+/// waits for it if it is the last one offering (with room in both shards,
+/// and with room in one). Both always get a lease, never more than the
+/// free units, and each key's count comes back.
+#[test]
+fn two_lane_free_any_key_grants_pass_over_a_busy_shard() {
+    for (target_a, target_b) in [(1, 1), (2, 0)] {
+        loom::model(move || {
+            let pool = pool();
+            let (a, b) = keys_in_two_shards(&pool);
+            pool.set(a, target_a);
+            pool.set(b, target_b);
+            let other = {
+                let pool = pool.clone();
+                thread::spawn(move || pool.try_acquire().map(|l| *l.key()))
+            };
+            let mine = pool.try_acquire().map(|l| *l.key());
+            let theirs = other.join().unwrap();
+            // Each took a unit (dropped at once), so both found one.
+            assert!(mine.is_ok() && theirs.is_ok(), "{mine:?} {theirs:?}");
+            let both = [pool.try_acquire().unwrap(), pool.try_acquire().unwrap()];
+            assert!(pool.try_acquire().is_err(), "more than the free units");
+            drop(both);
+            assert_eq!(pool.counts(&a).active + pool.counts(&b).active, 0);
+        });
+    }
+}
+
 /// A release in an unlisted shard (every shard was unlisted by an any-key
 /// waiter's scan) races that waiter and a lane-free any-key newcomer: the
 /// release takes the lane and serves the waiter, and the newcomer, whose

@@ -377,17 +377,16 @@ impl<K> Shard<K> {
         Q: ?Sized + Equivalent<K>,
     {
         // Without the lane under a limit, only a budget may grant.
-        let budget = match (&lane, self.limited) {
-            (None, true) => Some(self.budget.ok_or(NeedsLane(()))?),
-            _ => None,
-        };
+        if lane.is_none() && self.limited && self.budget.is_none() {
+            return Err(NeedsLane(()));
+        }
         if self.closed {
             return Ok(Err(TryAcquireError::Closed));
         }
         if units > Lease::<K>::MAX_UNITS {
             return Ok(Err(TryAcquireError::NoCapacity));
         }
-        if let Some(budget) = budget {
+        if let (None, true, Some(budget)) = (&lane, self.limited, self.budget) {
             return self.try_from_budget(hash, key, units, budget, ids);
         }
         let pool_room = lane.as_ref().is_none_or(|l| l.newcomer_room(units));

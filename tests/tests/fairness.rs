@@ -348,3 +348,39 @@ fn any_key_rounds_follow_the_order_keys_were_set() {
     let order: Vec<u32> = (0..8).map(|_| *pool.try_acquire().unwrap().key()).collect();
     assert_eq!(order, [0, 1, 2, 3, 0, 1, 2, 3]);
 }
+
+/// The rounds hold when keys' room is lent to their words (a keyed grant
+/// lends the rest of its key's room): a key alone in its shard serves its
+/// shard's turn from its word, without the lock, and keys that share a
+/// shard still take turns there.
+#[test]
+fn any_key_rounds_hold_beside_keyed_grants() {
+    let pool: Pool<u32, Placed> = Pool::with_hasher(Placed(vec![0, 0, 1, 2]));
+    for key in 0..4 {
+        pool.set(key, 4);
+    }
+    // Each key's first lease under the lock; the rest of its room is lent.
+    let held: Vec<_> = (0..4)
+        .map(|key| pool.try_acquire_key(&key).unwrap())
+        .collect();
+    let order: Vec<u32> = (0..12)
+        .map(|_| *pool.try_acquire().unwrap().key())
+        .collect();
+    for round in order.chunks(4) {
+        let mut round = round.to_vec();
+        round.sort_unstable();
+        assert_eq!(
+            round,
+            [0, 1, 2, 3],
+            "each round visits every key once: {order:?}"
+        );
+    }
+    // Leases dropped at once went back (to the words); the rounds go on.
+    let again: Vec<u32> = (0..4).map(|_| *pool.try_acquire().unwrap().key()).collect();
+    let mut sorted = again.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [0, 1, 2, 3], "{again:?}");
+    assert_eq!(pool.counts(&2).active, 1, "the leases taken were dropped");
+    drop(held);
+    assert!((0..4).all(|key| pool.counts(&key).active == 0));
+}

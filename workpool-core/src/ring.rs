@@ -182,6 +182,13 @@ impl Ring {
         }
     }
 
+    /// The group of the only node, while no turn is running.
+    #[inline]
+    pub(crate) fn solo(&self) -> Option<u32> {
+        let node = self.nodes.get(self.cursor as usize)?;
+        (node.next == self.cursor && self.end == NIL).then_some(node.group)
+    }
+
     /// How many groups are linked.
     pub(crate) fn len(&self) -> usize {
         self.len

@@ -136,4 +136,86 @@ impl<K> Shard<K> {
     pub fn offers_any(&self) -> bool {
         self.is_listed() && !self.closed && !self.limited && !self.ring.is_empty()
     }
+
+    /// The slot of the key an any-key grant from this shard alone takes,
+    /// when that grant changes nothing but the key's count: the shard
+    /// [`offers_any`](Self::offers_any), its ring links that key alone and
+    /// no turn is running. Such a grant begins and ends the shard's turn
+    /// and leaves the cursor where it was, so an adapter may make it from
+    /// room it lent the key ([`lend`](Self::lend)) as long as nothing
+    /// links another key, starts a turn or unlists the shard meanwhile
+    /// (each of which needs the lent room collected first). `None`
+    /// otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// let mut lane = Lane::new();
+    /// let mut shard = Shard::new(0, &lane);
+    /// let mut ids = 1u64;
+    /// shard.set(Some(&mut lane), 1, "a", 2, &mut ids).unwrap();
+    /// let a = shard.slot(1, &"a").unwrap();
+    /// assert_eq!(shard.solo_slot(), Some(a));
+    /// shard.set(Some(&mut lane), 2, "b", 1, &mut ids).unwrap();
+    /// assert_eq!(shard.solo_slot(), None, "two keys take turns");
+    /// ```
+    #[inline]
+    pub fn solo_slot(&self) -> Option<usize> {
+        if !self.offers_any() {
+            return None;
+        }
+        self.ring.solo().map(|g| g as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::parts::{Lane, Shard};
+
+    /// `solo_slot` names a key only while an any-key grant from the shard
+    /// alone would take it and change nothing else: one key linked, no
+    /// turn running, listed, open, without a limit.
+    #[test]
+    fn solo_slot_only_while_a_grant_changes_nothing_else() {
+        let mut lane = Lane::new();
+        let mut shard = Shard::new(0, &lane);
+        let mut ids = 1u64;
+        assert_eq!(shard.solo_slot(), None, "nothing linked");
+        shard.set(Some(&mut lane), 1, "a", 2, &mut ids).unwrap();
+        let a = shard.slot(1, &"a").unwrap();
+        assert_eq!(shard.solo_slot(), Some(a));
+        // A grant from a solo key ends the turn and leaves it solo.
+        let first = shard.try_take_any(&mut ids).unwrap();
+        assert!(shard.turn_ended());
+        assert_eq!(shard.solo_slot(), Some(a));
+        // Two keys: a grant from `a` starts a turn that `b` ends.
+        shard.set(Some(&mut lane), 2, "b", 1, &mut ids).unwrap();
+        let b = shard.slot(2, &"b").unwrap();
+        assert_eq!(shard.solo_slot(), None);
+        let second = shard.try_take_any(&mut ids).unwrap();
+        assert_eq!(*second.key(), "a");
+        assert!(!shard.turn_ended(), "b is still to come");
+        // `a` forgotten: `b` is linked alone, but the turn runs on.
+        shard
+            .release(Some(&mut lane), first, &mut ids)
+            .unwrap()
+            .unwrap();
+        shard
+            .release(Some(&mut lane), second, &mut ids)
+            .unwrap()
+            .unwrap();
+        shard.set(Some(&mut lane), 1, "a", 0, &mut ids).unwrap();
+        assert_eq!(shard.len(), 1);
+        assert_eq!(shard.solo_slot(), None, "the turn runs on");
+        let third = shard.try_take_any(&mut ids).unwrap();
+        assert_eq!(*third.key(), "b");
+        assert!(shard.turn_ended());
+        assert_eq!(shard.solo_slot(), Some(b), "b alone, between turns");
+        // A limit sends any-key grants through the lane.
+        lane.set_limit(Some(10));
+        shard.enter_limit(&mut lane);
+        assert_eq!(shard.solo_slot(), None);
+        drop(third);
+    }
 }

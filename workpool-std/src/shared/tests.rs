@@ -389,6 +389,40 @@ fn words_lend_grant_collect_give_back_and_free() {
     );
 }
 
+/// Solo words, small enough for Miri: a locked any-key grant from a key
+/// its shard links alone lends the key's room to a word (assigned then)
+/// and marks it; the next any-key grants take from it without the lock,
+/// clone the key out of it, and stop when it runs dry; a second key in the
+/// shard collects it.
+#[test]
+fn solo_words_serve_any_key_grants_without_the_lock() {
+    let shared = new_shared();
+    shared.set(Touchy(1), 3);
+    let (_, shard) = shared.locate(&Touchy(1));
+    let first = shared.try_acquire(Want::<Touchy>::Any).unwrap(); // locked, lends
+    assert_ne!(shared.shards[shard].words.solo_mark(), 0, "marked solo");
+    let second = shared.fast_take_any(shard).expect("from the word");
+    let third = shared.try_acquire(Want::<Touchy>::Any).unwrap(); // the word's last
+    assert!(shared.fast_take_any(shard).is_err(), "the word is dry");
+    assert_eq!(
+        (second.id(), third.id()),
+        (first.id() + 1, first.id() + 2),
+        "the word's ids follow the lock's"
+    );
+    assert_eq!(*second.key(), Touchy(1));
+    assert!(!shared.release(second)); // back into the word
+                                      // Another key of the shard: `set` collects the word.
+    let other = (2..)
+        .map(Touchy)
+        .find(|k| shared.locate(k).1 == shard)
+        .unwrap();
+    shared.set(other, 1);
+    assert!(shared.fast_take_any(shard).is_err(), "collected");
+    assert_eq!(shared.counts(&Touchy(1)).active, 2);
+    assert!(!shared.release(first));
+    assert!(!shared.release(third));
+}
+
 /// The hand-off cells (`handoff.rs`): a woken key waiter takes its lease
 /// without its shard's lock (here held by the test while it polls).
 #[test]

@@ -235,9 +235,17 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         let offers = &self.offers;
         // Acquire: the shard of each set bit's rank is published.
         let mut mask = offers.mask.load(Ordering::Acquire);
-        let mut from = offers.next.load(Ordering::Relaxed);
+        let start = offers.next.load(Ordering::Relaxed);
+        let mut from = start;
         while let Some(rank) = super::lane::next_offer(mask, from) {
             let shard = offers.by_rank[rank].load(Ordering::Relaxed);
+            if let Ok(lease) = self.fast_take_any(shard) {
+                // A solo key's grant ends the shard's turn.
+                if start != rank + 1 {
+                    offers.next.store(rank + 1, Ordering::Relaxed);
+                }
+                return Some(lease);
+            }
             let mut part = match super::try_lock(&self.shards[shard].lock) {
                 Some(part) => part,
                 None if mask & !(1 << rank) != 0 => {
@@ -256,6 +264,9 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             self.sync_offer(&mut part);
             let next = if turn_ended { rank + 1 } else { rank };
             if let Some(lease) = taken {
+                if part.core.solo_slot() == Some(lease.slot()) {
+                    self.lend_solo(shard, &mut part, &lease);
+                }
                 drop(part);
                 offers.next.store(next, Ordering::Relaxed);
                 return Some(lease);
@@ -270,6 +281,27 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             from = next;
         }
         None
+    }
+
+    /// After a locked any-key grant from the key its shard's ring links
+    /// alone: lends the key's room to its word (assigning one if need be,
+    /// which hashes the key), so that the next any-key grants from the
+    /// shard take it without the lock ([`fast_take_any`](Self::fast_take_any)).
+    #[cold]
+    #[inline(never)]
+    fn lend_solo(
+        &self,
+        shard: usize,
+        part: &mut super::Part<workpool_core::parts::Shard<K>>,
+        lease: &workpool_core::Lease<K>,
+    ) {
+        let hash = self.hasher.hash_one(lease.key());
+        self.lend_slot(
+            shard,
+            part,
+            lease.slot(),
+            Some((hash, lease.key(), K::clone)),
+        );
     }
 
     /// An any-key lease, round-robin over the listed shards and within each

@@ -124,6 +124,9 @@ struct Dir {
     tags: [AtomicU64; WORDS],
     /// `slots[w]`: 1 + the core slot of that key, or 0.
     slots: [AtomicU64; WORDS],
+    /// 1 + the word whose key an any-key grant from this shard may take
+    /// without the lock ([`Shared::fast_take_any`]), or 0.
+    solo: AtomicU64,
 }
 
 struct Word<K> {
@@ -164,6 +167,7 @@ impl<K> Words<K> {
                 assigned: AtomicU64::new(0),
                 tags: std::array::from_fn(|_| AtomicU64::new(0)),
                 slots: std::array::from_fn(|_| AtomicU64::new(0)),
+                solo: AtomicU64::new(0),
             }),
             words: std::array::from_fn(|_| {
                 Padded(Word {
@@ -182,6 +186,12 @@ impl<K> Words<K> {
     #[inline]
     pub(super) fn find(&self, hash: u64) -> Option<usize> {
         self.scan(&self.dir.tags, tag(hash))
+    }
+
+    /// The shard's solo mark (1 + a word, or 0), for tests.
+    #[cfg(test)]
+    pub(super) fn solo_mark(&self) -> u64 {
+        self.dir.solo.load(Ordering::Relaxed)
     }
 
     /// The word assigned to the key in core slot `slot`, if any.
@@ -281,8 +291,40 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         shard: usize,
         key: &Q,
     ) -> Result<workpool_core::Lease<K>, ()> {
+        let w = self.shards[shard].words.find(hash).ok_or(())?;
+        self.take_unit(shard, w, None, |stored| key.equivalent(stored))
+    }
+
+    /// An any-key lease from `shard`'s *solo* word without the lock: the
+    /// shard's ring links that word's key alone, so the grant the shard's
+    /// lock would make is this one, and it leaves the ring as it was (see
+    /// [`Shard::solo_slot`]). `Err` when the shard has no solo word, or it
+    /// has nothing to give or is slow.
+    ///
+    /// The solo mark is read again after each read of the word: a word
+    /// reassigned to a key that is not alone in its shard loses the mark
+    /// before the lend that publishes it, so a grant that saw that lend
+    /// sees the mark gone.
+    #[inline(always)]
+    pub(crate) fn fast_take_any(&self, shard: usize) -> Result<workpool_core::Lease<K>, ()> {
+        let solo = self.shards[shard].words.dir.solo.load(Ordering::Relaxed);
+        if solo == 0 {
+            return Err(());
+        }
+        self.take_unit(shard, (solo - 1) as usize, Some(solo), |_| true)
+    }
+
+    /// A lease from word `w` of `shard`, if `fits` accepts its key; with
+    /// `solo`, only while the shard's solo mark stays that.
+    #[inline(always)]
+    fn take_unit(
+        &self,
+        shard: usize,
+        w: usize,
+        solo: Option<u64>,
+        fits: impl FnOnce(&K) -> bool,
+    ) -> Result<workpool_core::Lease<K>, ()> {
         let words = &self.shards[shard].words;
-        let w = words.find(hash).ok_or(())?;
         let word = &words.words[w];
         let mut state = word.state.load(Ordering::Acquire);
         let mut spins = 0;
@@ -298,6 +340,11 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 std::hint::spin_loop();
                 state = word.state.load(Ordering::Acquire);
                 continue;
+            }
+            // After the acquire read of the word: a lend that cleared the
+            // mark did so before publishing the value read.
+            if solo.is_some_and(|solo| words.dir.solo.load(Ordering::Relaxed) != solo) {
+                return Err(());
             }
             // Acquire: the offset and limit of a later lend are read only
             // with the slow mark that came before them, which fails the
@@ -335,7 +382,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         let (Some(stored), Some(minter)) = (stored, minter) else {
             return Err(()); // `untake` gives the unit back
         };
-        if !key.equivalent(stored) {
+        if !fits(stored) {
             return Err(());
         }
         let lease = minter.mint(stored.clone(), id);
@@ -502,6 +549,7 @@ impl<K, S> Shared<K, S> {
         let state = word.state.load(Ordering::Relaxed);
         if state & SLOW == 0 {
             // Lent already: lend what room came back to it too.
+            self.mark_solo(part, w, slot);
             self.top_up(part, w, slot, state);
             return;
         }
@@ -535,7 +583,29 @@ impl<K, S> Shared<K, S> {
             dir.tags[w].store(tag(hash), Ordering::Relaxed);
             dir.assigned.fetch_or(1 << w, Ordering::Relaxed);
         }
+        self.mark_solo(part, w, slot);
         self.give_chunk(part, w, seq, lent.units);
+    }
+
+    /// Marks word `w`, lent to the key in `slot`, as the shard's *solo*
+    /// word when that key is the one an any-key grant from the shard alone
+    /// would take with nothing else changing ([`Shard::solo_slot`]), and
+    /// clears its mark otherwise. Called before the lend is published
+    /// (release), so a fast grant that sees the lend sees the mark. The
+    /// mark stays right while the word stays lent: linking another key,
+    /// starting a turn, unlisting the shard, setting a limit and closing
+    /// all collect every word of the shard first.
+    fn mark_solo(&self, part: &Part<Shard<K>>, w: usize, slot: usize) {
+        let solo = &self.shards[part.core.index() as usize].words.dir.solo;
+        let mine = w as u64 + 1;
+        let now = solo.load(Ordering::Relaxed);
+        if part.core.solo_slot() == Some(slot) {
+            if now != mine {
+                solo.store(mine, Ordering::Relaxed);
+            }
+        } else if now == mine {
+            solo.store(0, Ordering::Relaxed);
+        }
     }
 
     /// Lends `units` more to word `w`, lent already.
@@ -614,6 +684,9 @@ impl<K, S> Shared<K, S> {
             );
             words.dir.tags[w].store(0, Ordering::Relaxed);
             words.dir.slots[w].store(0, Ordering::Relaxed);
+            if words.dir.solo.load(Ordering::Relaxed) == w as u64 + 1 {
+                words.dir.solo.store(0, Ordering::Relaxed);
+            }
             words.dir.assigned.fetch_and(!(1 << w), Ordering::Relaxed);
             part.lent[w].minter = None;
             if !part.lent[w].retired {

@@ -111,3 +111,53 @@ fn a_fast_grant_racing_a_set_keeps_ids_and_counts() {
         assert_eq!(pool.counts(&"k").active, 0);
     });
 }
+
+/// Three keys of one shard, for the solo-word models.
+fn keys_in_one_shard(pool: &Pool<&'static str, Fixed>) -> [&'static str; 3] {
+    let candidates = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
+    let shard = pool.shard_of(&candidates[0]);
+    let mut same = candidates
+        .iter()
+        .copied()
+        .filter(|k| pool.shard_of(k) == shard);
+    let mut next = || same.next().expect("ten keys over two shards");
+    [next(), next(), next()]
+}
+
+/// Solo words (`Shared::fast_take_any`): an any-key grant from the word of
+/// a key its shard's ring links alone races the key being forgotten and
+/// its word given to a key `b` that shares the ring with `c`, linked
+/// before it. A locked any-key grant after that takes `c`, under the
+/// cursor; one from the word (the stale solo mark) would take `b`.
+#[test]
+fn a_stale_solo_mark_gives_no_any_key_grant() {
+    loom::model(|| {
+        let pool = pool();
+        let [a, b, c] = keys_in_one_shard(&pool);
+        pool.set(a, 1);
+        // A locked grant, then a release into the word: `a` is solo.
+        drop(pool.try_acquire_key(&a).unwrap());
+        let any = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.try_acquire().ok())
+        };
+        let setter = {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                pool.set(a, 0); // forgotten if idle: its word is freed
+                pool.set(c, 1);
+                pool.set(b, 3);
+                // A locked grant of `b`: the word goes to `b`, not solo.
+                pool.try_acquire_key(&b).ok()
+            })
+        };
+        let got = any.join().unwrap();
+        let held = setter.join().unwrap();
+        if let Some(lease) = &got {
+            assert_ne!(*lease.key(), b, "the cursor was on a or c");
+        }
+        drop((got, held));
+        assert_eq!(pool.counts(&b).active, 0);
+        assert_eq!(pool.counts(&c).active, 0);
+    });
+}

@@ -64,7 +64,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Future for Acquire<'_, K, S> {
         let this = self.get_mut();
         // The first poll's common case builds the lease in place.
         if let Wait::Idle = this.wait {
-            if let Some(lease) = this.shared.try_any_unlaned() {
+            if let Ok(lease) = this.shared.fast_any() {
                 this.wait = Wait::Done;
                 return Poll::Ready(Ok(Lease::new(this.shared, lease)));
             }
@@ -315,7 +315,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Future for AcquireOwned<K, S> {
         let this = self.get_mut();
         // The first poll's common case builds the lease in place.
         if let Wait::Idle = this.wait {
-            if let Some(lease) = this.shared.try_any_unlaned() {
+            if let Ok(lease) = this.shared.fast_any() {
                 this.wait = Wait::Done;
                 return Poll::Ready(Ok(Lease::new(&this.shared, lease)));
             }

@@ -34,20 +34,24 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// assert_eq!(pool.try_acquire().unwrap_err(), TryAcquireError::NoCapacity);
     /// # drop(lease);
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn try_acquire(&self) -> Result<Lease<K, S>, TryAcquireError> {
         // As `try_acquire_key`: the common case builds the lease in place,
-        // the lane is a call away.
-        match self.shared.try_any_unlaned() {
-            Some(lease) => Ok(Lease::new(&self.shared, lease)),
-            None => self.try_acquire_laned(),
+        // the locks are a call away.
+        match self.shared.fast_any() {
+            Ok(lease) => Ok(Lease::new(&self.shared, lease)),
+            Err(()) => self.try_acquire_locked(),
         }
     }
 
-    /// [`try_acquire`](Self::try_acquire) under the lane.
+    /// [`try_acquire`](Self::try_acquire) under the locks: shards' alone,
+    /// then the lane's.
     #[inline(never)]
-    fn try_acquire_laned(&self) -> Result<Lease<K, S>, TryAcquireError> {
-        self.lease(self.shared.try_any_laned())
+    fn try_acquire_locked(&self) -> Result<Lease<K, S>, TryAcquireError> {
+        match self.shared.try_any_unlaned() {
+            Some(lease) => Ok(Lease::new(&self.shared, lease)),
+            None => self.lease(self.shared.try_any_laned()),
+        }
     }
 
     /// Takes a lease from `key` if it has room, without waiting.

@@ -62,11 +62,21 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Future for Acquire<'_, K, S> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        // The first poll's common case builds the lease in place.
+        // The first poll's common cases build the lease in place: from a
+        // solo word, or from a shard's lock alone.
         if let Wait::Idle = this.wait {
-            if let Ok(lease) = this.shared.fast_any() {
-                this.wait = Wait::Done;
-                return Poll::Ready(Ok(Lease::new(this.shared, lease)));
+            match this.shared.fast_any() {
+                Ok(lease) => {
+                    this.wait = Wait::Done;
+                    return Poll::Ready(Ok(Lease::new(this.shared, lease)));
+                }
+                Err(Some(look)) => {
+                    if let Some(lease) = this.shared.try_any_locked(look) {
+                        this.wait = Wait::Done;
+                        return Poll::Ready(Ok(Lease::new(this.shared, lease)));
+                    }
+                }
+                Err(None) => {}
             }
         }
         this.shared
@@ -313,11 +323,21 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Future for AcquireOwned<K, S> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        // The first poll's common case builds the lease in place.
+        // The first poll's common cases build the lease in place: from a
+        // solo word, or from a shard's lock alone.
         if let Wait::Idle = this.wait {
-            if let Ok(lease) = this.shared.fast_any() {
-                this.wait = Wait::Done;
-                return Poll::Ready(Ok(Lease::new(&this.shared, lease)));
+            match this.shared.fast_any() {
+                Ok(lease) => {
+                    this.wait = Wait::Done;
+                    return Poll::Ready(Ok(Lease::new(&this.shared, lease)));
+                }
+                Err(Some(look)) => {
+                    if let Some(lease) = this.shared.try_any_locked(look) {
+                        this.wait = Wait::Done;
+                        return Poll::Ready(Ok(Lease::new(&this.shared, lease)));
+                    }
+                }
+                Err(None) => {}
             }
         }
         this.shared

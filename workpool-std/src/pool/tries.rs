@@ -9,6 +9,7 @@ use workpool_core::Equivalent;
 use super::Pool;
 use crate::error::TryAcquireError;
 use crate::lease::Lease;
+use crate::shared::Look;
 
 impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// Takes a lease from any key with room, without waiting. The key is
@@ -40,15 +41,15 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         // the locks are a call away.
         match self.shared.fast_any() {
             Ok(lease) => Ok(Lease::new(&self.shared, lease)),
-            Err(()) => self.try_acquire_locked(),
+            Err(look) => self.try_acquire_locked(look),
         }
     }
 
     /// [`try_acquire`](Self::try_acquire) under the locks: shards' alone,
     /// then the lane's.
     #[inline(never)]
-    fn try_acquire_locked(&self) -> Result<Lease<K, S>, TryAcquireError> {
-        match self.shared.try_any_unlaned() {
+    fn try_acquire_locked(&self, look: Option<Look>) -> Result<Lease<K, S>, TryAcquireError> {
+        match look.and_then(|look| self.shared.try_any_locked(look)) {
             Some(lease) => Ok(Lease::new(&self.shared, lease)),
             None => self.lease(self.shared.try_any_laned()),
         }

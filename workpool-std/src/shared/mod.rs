@@ -75,7 +75,7 @@ use handoff::Cells;
 pub(crate) use keepalive::unref;
 use lane::{LaneHints, Offers};
 pub(crate) use shard::Watching;
-pub(crate) use waiting::Wait;
+pub(crate) use waiting::{Look, Wait};
 pub(crate) use wake::After;
 
 /// Which capacity a request may be served from: any key, or the key equal
@@ -174,6 +174,12 @@ struct Part<P> {
     offered: bool,
     /// The shard's rank in [`Offers`], from its first offer on.
     rank: Option<usize>,
+    /// Locked any-key grants from a solo key that lend it no room (see
+    /// `Shared::lend_solo`) before the next one does.
+    solo_skip: u32,
+    /// How many solo lends in a row were collected unused, at most
+    /// [`SOLO_BACKOFF`]: the next skip is `2^solo_misses - 1` lends.
+    solo_misses: u8,
     /// The lane's share of the limit's free room it lends a shard at once,
     /// as a divisor, if not the default (unused by the shards; see
     /// [`budgets`]).
@@ -339,6 +345,8 @@ impl<P> Part<P> {
             lent_mask: 0,
             offered: false,
             rank: None,
+            solo_skip: 0,
+            solo_misses: 0,
             budget_share: None,
         }
     }

@@ -423,6 +423,38 @@ fn solo_words_serve_any_key_grants_without_the_lock() {
     assert!(!shared.release(third));
 }
 
+/// Solo lends back off when they serve nothing: a lend collected before
+/// any grant from it makes the shard skip the next `2^n - 1` solo lends;
+/// one that served a grant ends the back-off.
+#[test]
+fn solo_lends_back_off_when_collected_unused() {
+    let shared = new_shared();
+    shared.set(Touchy(1), 3);
+    let (_, shard) = shared.locate(&Touchy(1));
+    let mark = || shared.shards[shard].words.solo_mark();
+    let misses = || shared.lock_shard(shard).solo_misses;
+    let first = shared.try_acquire(Want::<Touchy>::Any).unwrap(); // lends 2
+    assert_ne!(mark(), 0);
+    // Collected unused (by `counts`): the mark goes, one lend is skipped.
+    assert_eq!(shared.counts(&Touchy(1)).active, 1);
+    assert_eq!((mark(), misses()), (0, 1));
+    let second = shared.try_acquire(Want::<Touchy>::Any).unwrap(); // skipped
+    assert_eq!(mark(), 0, "this lend was skipped");
+    assert!(!shared.release(second));
+    let third = shared.try_acquire(Want::<Touchy>::Any).unwrap(); // lends 1
+    assert_ne!(mark(), 0);
+    let fourth = shared.fast_take_any(shard).expect("from the word");
+    assert!(!shared.release(fourth)); // back into the word
+    assert_eq!(
+        shared.counts(&Touchy(1)).active,
+        2,
+        "collected after a grant"
+    );
+    assert_eq!(misses(), 0, "a lend that served a grant ends the back-off");
+    assert!(!shared.release(first));
+    assert!(!shared.release(third));
+}
+
 /// The hand-off cells (`handoff.rs`): a woken key waiter takes its lease
 /// without its shard's lock (here held by the test while it polls).
 #[test]

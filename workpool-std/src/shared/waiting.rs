@@ -53,6 +53,15 @@ impl Wait {
     }
 }
 
+/// Where an any-key grant that found no solo word goes on (see
+/// [`Shared::fast_any`]): the offers it read and the rank it looked at.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Look {
+    mask: u64,
+    start: usize,
+    first: usize,
+}
+
 impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     /// [`Pool::try_acquire_key_many`](crate::Pool::try_acquire_key_many):
     /// always under the key's shard's lock (and the lane's, while a limit
@@ -228,23 +237,37 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     /// keeps its order for grants that do not overlap; and whatever this
     /// pass misses, the lane's pass finds.
     ///
-    /// Callers try [`fast_any`](Self::fast_any) first, inlined, and call
-    /// this out of line: returned through the stack the lease of a grant
-    /// that takes no lock stalled on store forwarding (S1's any-key cycle
-    /// 25 ns, against 12 built in place).
-    #[inline(never)]
+    ///
+    /// It begins with the solo word of the shard under the cursor
+    /// ([`fast_any`](Self::fast_any)); callers that inline that step call
+    /// [`try_any_locked`](Self::try_any_locked) for the rest.
+    #[inline]
     pub(crate) fn try_any_unlaned(&self) -> Option<workpool_core::Lease<K>> {
-        if self.hints.any_waiting.load(Ordering::Relaxed) || self.is_closed() {
-            return None;
+        match self.fast_any() {
+            Ok(lease) => Some(lease),
+            Err(Some(look)) => self.try_any_locked(look),
+            Err(None) => None,
         }
+    }
+
+    /// [`try_any_unlaned`](Self::try_any_unlaned) after
+    /// [`fast_any`](Self::fast_any) found no solo word to take from at
+    /// `look`: the shards that offer room, from the cursor on, under their
+    /// locks (and the solo words of the shards after the first).
+    #[inline]
+    pub(crate) fn try_any_locked(&self, look: Look) -> Option<workpool_core::Lease<K>> {
         let offers = &self.offers;
-        // Acquire: the shard of each set bit's rank is published.
-        let mut mask = offers.mask.load(Ordering::Acquire);
-        let start = offers.next.load(Ordering::Relaxed);
+        let Look {
+            mut mask,
+            start,
+            first,
+        } = look;
         let mut from = start;
         while let Some(rank) = super::lane::next_offer(mask, from) {
             let shard = offers.by_rank[rank].load(Ordering::Relaxed);
-            if let Ok(lease) = self.fast_take_any(shard) {
+            if rank == first {
+                // `fast_any` looked at its solo word.
+            } else if let Ok(lease) = self.fast_take_any(shard) {
                 // A solo key's grant ends the shard's turn.
                 if start != rank + 1 {
                     offers.next.store(rank + 1, Ordering::Relaxed);
@@ -269,7 +292,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             self.sync_offer(&mut part);
             let next = if turn_ended { rank + 1 } else { rank };
             if let Some(lease) = taken {
-                if part.core.solo_slot() == Some(lease.slot()) {
+                if part.core.len() == 1 && part.core.solo_slot() == Some(lease.slot()) {
                     self.lend_solo(shard, &mut part, &lease);
                 }
                 drop(part);
@@ -292,29 +315,45 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     /// is built where the caller keeps it: from the solo word
     /// ([`fast_take_any`](Self::fast_take_any)) of the shard under the
     /// rotation's cursor, when nobody waits and the pool is open. `Err`
-    /// otherwise; then [`try_any_unlaned`](Self::try_any_unlaned) looks.
+    /// otherwise: with where [`try_any_locked`](Self::try_any_locked) goes
+    /// on, or `None` when no shard alone may grant (an any-key waiter
+    /// waits, the pool is closed, or no shard offers room).
     #[inline(always)]
-    pub(crate) fn fast_any(&self) -> Result<workpool_core::Lease<K>, ()> {
+    pub(crate) fn fast_any(&self) -> Result<workpool_core::Lease<K>, Option<Look>> {
         if self.hints.any_waiting.load(Ordering::Relaxed) || self.is_closed() {
-            return Err(());
+            return Err(None);
         }
         let offers = &self.offers;
         // Acquire: the shard of each set bit's rank is published.
         let mask = offers.mask.load(Ordering::Acquire);
         let start = offers.next.load(Ordering::Relaxed);
-        let rank = super::lane::next_offer(mask, start).ok_or(())?;
-        let lease = self.fast_take_any(offers.by_rank[rank].load(Ordering::Relaxed))?;
+        let first = super::lane::next_offer(mask, start).ok_or(None)?;
+        let look = Look { mask, start, first };
+        let shard = offers.by_rank[first].load(Ordering::Relaxed);
+        let lease = self.fast_take_any(shard).map_err(|()| Some(look))?;
         // A solo key's grant ends the shard's turn.
-        if start != rank + 1 {
-            offers.next.store(rank + 1, Ordering::Relaxed);
+        if start != first + 1 {
+            offers.next.store(first + 1, Ordering::Relaxed);
         }
         Ok(lease)
     }
 
-    /// After a locked any-key grant from the key its shard's ring links
-    /// alone: lends the key's room to its word (assigning one if need be,
-    /// which hashes the key), so that the next any-key grants from the
-    /// shard take it without the lock ([`fast_take_any`](Self::fast_take_any)).
+    /// After a locked any-key grant from the one key its shard tracks (so
+    /// its ring links it alone): lends the key's room to its word
+    /// (assigning one if need be, which hashes the key), so that the next
+    /// any-key grants that come to this shard take it without the lock
+    /// ([`fast_take_any`](Self::fast_take_any)).
+    ///
+    /// Two things keep this from costing more than it gives:
+    /// - Only a shard of one key: in a shard of several, a key is alone in
+    ///   the ring only while the others are full, and each would take a
+    ///   word of its own that every release of the shard then looks up.
+    /// - A back-off: a solo lend that is collected without a grant from it
+    ///   (the key filled up, and the next grant that came collected it)
+    ///   makes the shard skip the next `2^n - 1` solo lends, `n` counting
+    ///   such lends in a row (at most [`SOLO_BACKOFF`](super::words::SOLO_BACKOFF)).
+    ///   Contended over 16 keys (S3, any key), lending on every grant cost
+    ///   a lend and a collect in half the cycles and 40% of the row's time.
     #[cold]
     #[inline(never)]
     fn lend_solo(
@@ -323,6 +362,10 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         part: &mut super::Part<workpool_core::parts::Shard<K>>,
         lease: &workpool_core::Lease<K>,
     ) {
+        if part.solo_skip > 0 {
+            part.solo_skip -= 1;
+            return;
+        }
         let hash = self.hasher.hash_one(lease.key());
         self.lend_slot(
             shard,

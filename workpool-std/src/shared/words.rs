@@ -72,6 +72,11 @@ use crate::sync::{AtomicU64, Ordering};
 /// A shard assigns words to its keys while it tracks at most this many.
 const ASSIGN_UP_TO: usize = 2 * WORDS;
 
+/// The most solo lends in a row that were collected unused before the
+/// shard lends only once per `2^SOLO_BACKOFF` locked any-key grants from
+/// its solo key (see `Shared::lend_solo`).
+pub(super) const SOLO_BACKOFF: u8 = 10;
+
 /// Words per shard.
 #[cfg(not(loom))]
 pub(super) const WORDS: usize = 8;
@@ -474,6 +479,19 @@ impl<K, S> Shared<K, S> {
         part.lent_mask &= !(1 << w);
         let seq = state & SEQ_MASK;
         let minted = seq - part.lent[w].seq_base;
+        let solo = &self.shards[shard].words.dir.solo;
+        if solo.load(Ordering::Relaxed) == w as u64 + 1 {
+            // Slow now: fast any-key grants need not look at it.
+            solo.store(0, Ordering::Relaxed);
+            if minted == 0 {
+                // Lent for nothing (the key filled up under contention,
+                // say): the next solo lends wait longer.
+                part.solo_misses = (part.solo_misses + 1).min(SOLO_BACKOFF);
+                part.solo_skip = (1 << part.solo_misses) - 1;
+            } else {
+                part.solo_misses = 0;
+            }
+        }
         // The rest of the word's chunk goes back if nothing was taken from
         // the shard's block since the lend.
         let off = word.id_off.load(Ordering::Relaxed);

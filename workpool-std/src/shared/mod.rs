@@ -55,6 +55,7 @@ use crate::sync::{
 use crate::watch::Watches;
 use words::{Meta, Words, WORDS};
 
+mod any;
 mod budgets;
 mod cancelling;
 mod handles;
@@ -71,11 +72,12 @@ mod wake;
 #[allow(unsafe_code)]
 mod words;
 
+pub(crate) use any::Look;
 use handoff::Cells;
 pub(crate) use keepalive::unref;
 use lane::{LaneHints, Offers};
 pub(crate) use shard::Watching;
-pub(crate) use waiting::{Look, Wait};
+pub(crate) use waiting::Wait;
 pub(crate) use wake::After;
 
 /// Which capacity a request may be served from: any key, or the key equal
@@ -178,7 +180,7 @@ struct Part<P> {
     /// `Shared::lend_solo`) before the next one does.
     solo_skip: u32,
     /// How many solo lends in a row were collected unused, at most
-    /// [`SOLO_BACKOFF`]: the next skip is `2^solo_misses - 1` lends.
+    /// [`SOLO_BACKOFF`](words::SOLO_BACKOFF): the next skip is `2^solo_misses - 1` lends.
     solo_misses: u8,
     /// The lane's share of the limit's free room it lends a shard at once,
     /// as a divisor, if not the default (unused by the shards; see

@@ -209,3 +209,66 @@ fn grants_from_the_word_on_many_threads_never_exceed_the_target() {
         }
     );
 }
+
+/// Solo words under threads: any-key grants (from the word of the one key
+/// in its shard, or under the locks) race keyed grants, releases and a
+/// thread that moves the target (each `set` collects the word). Never more
+/// leases than the target, never a lease of another key, and every unit
+/// back at the end.
+#[test]
+fn solo_word_grants_on_many_threads_never_exceed_the_target() {
+    let pool = Pool::new();
+    pool.set(7u32, 3);
+    let live = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let setter = {
+        let (pool, stop) = (pool.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut target = 3;
+            while !stop.load(Ordering::SeqCst) {
+                target = if target == 3 { 2 } else { 3 };
+                pool.set(7u32, target);
+                std::thread::yield_now();
+            }
+            pool.set(7u32, 3);
+        })
+    };
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let (pool, live) = (pool.clone(), Arc::clone(&live));
+            std::thread::spawn(move || {
+                for i in 0..20_000 {
+                    let lease = if (i + t) % 4 == 0 {
+                        pool.try_acquire_key(&7)
+                    } else {
+                        pool.try_acquire()
+                    };
+                    if let Ok(lease) = lease {
+                        assert_eq!(*lease.key(), 7);
+                        let now = live.fetch_add(1, Ordering::SeqCst) + 1;
+                        assert!(now <= 3, "{now} leases of a key of target 3 at most");
+                        live.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    stop.store(true, Ordering::SeqCst);
+    setter.join().unwrap();
+    assert_eq!(
+        pool.counts(&7),
+        Counts {
+            target: 3,
+            active: 0
+        }
+    );
+    let granted = pool.stats().granted;
+    assert!(granted > 0);
+    // The any-key rotation still works afterwards.
+    let held: Vec<_> = (0..3).map(|_| pool.try_acquire().unwrap()).collect();
+    assert_eq!(pool.try_acquire().unwrap_err(), TryAcquireError::NoCapacity);
+    drop(held);
+}

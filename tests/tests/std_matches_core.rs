@@ -155,6 +155,31 @@ proptest! {
         run.wind_down();
     }
 
+    /// Both forms again, reading the pool's counts (which collect the
+    /// words) only every fifth step: words lent by a grant or release
+    /// serve the steps after it, any-key grants from solo words included.
+    #[test]
+    fn std_decides_as_the_core_does_with_words_kept(ops in prop::collection::vec(op(), 1..120)) {
+        let mut run = Run::new(OneShard::default(), true);
+        run.settle_every = 5;
+        for op in &ops {
+            run.step(op);
+        }
+        run.wind_down();
+    }
+
+    #[test]
+    fn std_decides_as_the_core_does_across_shards_with_words_kept(
+        ops in prop::collection::vec(op(), 1..120),
+    ) {
+        let mut run = Run::new(DefaultHashBuilder::default(), false);
+        run.settle_every = 5;
+        for op in &ops {
+            run.step(op);
+        }
+        run.wind_down();
+    }
+
     #[test]
     fn std_decides_as_the_core_does_across_shards_with_budgets(
         ops in prop::collection::vec(op(), 1..120),
@@ -276,6 +301,11 @@ struct Run<S> {
     drains: Vec<(u8, Watcher<()>)>,
     /// Leases the callers released, or merged into another (they end too).
     released: u64,
+    /// Steps compared so far, and how often the pool's counts are read
+    /// ([`compare_counts`](Self::compare_counts)): every step, or every
+    /// few, so that words lent by one step serve the next ones.
+    steps: u32,
+    settle_every: u32,
     /// Every std lease id granted, and every (std, core) id pair per key.
     ids: std::collections::HashSet<u64>,
     ids_of: [Vec<(u64, u64)>; KEYS as usize],
@@ -291,6 +321,8 @@ impl<S: BuildHasher + Send + Sync + 'static> Run<S> {
             waiting: Vec::new(),
             drains: Vec::new(),
             released: 0,
+            steps: 0,
+            settle_every: 1,
             ids: std::collections::HashSet::new(),
             ids_of: Default::default(),
         }
@@ -603,6 +635,16 @@ impl<S: BuildHasher + Send + Sync + 'static> Run<S> {
 
     /// Counts, lengths and wakes agree.
     fn compare(&mut self) {
+        self.steps += 1;
+        if self.steps % self.settle_every == 0 {
+            self.compare_counts();
+        }
+        self.compare_wakes();
+    }
+
+    /// Everything a caller can read of the pool matches the core. Each of
+    /// these reads collects the words of the shards it looks at.
+    fn compare_counts(&mut self) {
         for key in 0..KEYS {
             assert_eq!(self.pool.counts(&key), self.core.counts(&key), "key {key}");
             assert_eq!(
@@ -644,7 +686,11 @@ impl<S: BuildHasher + Send + Sync + 'static> Run<S> {
                 "a drained watcher of key {key} was not woken"
             );
         }
-        // Every waiter the core decided was woken by std, and no other.
+    }
+
+    /// Every waiter the core decided was woken by std, and no other (reads
+    /// nothing of the pool).
+    fn compare_wakes(&mut self) {
         let mut decided = Vec::new();
         while let Some(w) = self.core.poll_wake() {
             decided.push(w);
@@ -684,6 +730,7 @@ impl<S: BuildHasher + Send + Sync + 'static> Run<S> {
             let _ = self.core.set(key, 0);
         }
         self.compare();
+        self.compare_counts();
         assert!(self.pool.is_empty() && self.core.is_empty());
         assert_eq!(self.pool.waiters(), 0);
     }

@@ -139,13 +139,17 @@ impl<K> Shard<K> {
 
     /// The slot of the key an any-key grant from this shard alone takes,
     /// when that grant changes nothing but the key's count: the shard
-    /// [`offers_any`](Self::offers_any), its ring links that key alone and
-    /// no turn is running. Such a grant begins and ends the shard's turn
-    /// and leaves the cursor where it was, so an adapter may make it from
-    /// room it lent the key ([`lend`](Self::lend)) as long as nothing
-    /// links another key, starts a turn or unlists the shard meanwhile
-    /// (each of which needs the lent room collected first). `None`
-    /// otherwise.
+    /// [`offers_any`](Self::offers_any), tracks that one key, its ring
+    /// links it and no turn is running. Such a grant begins and ends the
+    /// shard's turn and leaves the cursor where it was, so an adapter may
+    /// make it from room it lent the key ([`lend`](Self::lend)) as long as
+    /// no other key is set, no turn starts and the shard stays listed
+    /// meanwhile (each of which needs the lent room collected first).
+    /// `None` otherwise.
+    ///
+    /// One key tracked, not merely one linked: in a shard of several keys,
+    /// a release links a key that filled up and left the ring again, with
+    /// no call an adapter could tell from any other release.
     ///
     /// # Examples
     ///
@@ -162,7 +166,7 @@ impl<K> Shard<K> {
     /// ```
     #[inline]
     pub fn solo_slot(&self) -> Option<usize> {
-        if !self.offers_any() {
+        if !self.offers_any() || self.len() != 1 {
             return None;
         }
         self.ring.solo().map(|g| g as usize)
@@ -196,6 +200,7 @@ mod tests {
         let second = shard.try_take_any(&mut ids).unwrap();
         assert_eq!(*second.key(), "a");
         assert!(!shard.turn_ended(), "b is still to come");
+
         // `a` forgotten: `b` is linked alone, but the turn runs on.
         shard
             .release(Some(&mut lane), first, &mut ids)
@@ -217,5 +222,34 @@ mod tests {
         shard.enter_limit(&mut lane);
         assert_eq!(shard.solo_slot(), None);
         drop(third);
+    }
+
+    /// A key linked alone beside a tracked key that filled up and left the
+    /// ring is not solo: that key's release links it again.
+    #[test]
+    fn solo_slot_none_beside_a_tracked_key() {
+        let mut lane = Lane::new();
+        let mut shard = Shard::new(0, &lane);
+        let mut ids = 1u64;
+        shard.set(Some(&mut lane), 1, "a", 1, &mut ids).unwrap();
+        shard.set(Some(&mut lane), 2, "b", 1, &mut ids).unwrap();
+        let a = shard.try_take_any(&mut ids).unwrap();
+        let b = shard.try_take_any(&mut ids).unwrap();
+        assert_eq!((*a.key(), *b.key()), ("a", "b"));
+        assert!(
+            shard.try_take_any(&mut ids).is_none(),
+            "both full, unlinked"
+        );
+        shard
+            .release(Some(&mut lane), a, &mut ids)
+            .unwrap()
+            .unwrap();
+        assert_eq!(shard.len(), 2);
+        assert_eq!(shard.solo_slot(), None, "b is tracked");
+        shard
+            .release(Some(&mut lane), b, &mut ids)
+            .unwrap()
+            .unwrap();
+        assert_eq!(shard.solo_slot(), None);
     }
 }

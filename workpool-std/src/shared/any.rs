@@ -97,7 +97,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             self.sync_offer(&mut part);
             let next = if turn_ended { rank + 1 } else { rank };
             if let Some(lease) = taken {
-                if part.core.len() == 1 && part.core.solo_slot() == Some(lease.slot()) {
+                if part.core.solo_slot() == Some(lease.slot()) {
                     self.lend_solo(shard, &mut part, &lease);
                 }
                 drop(part);
@@ -149,16 +149,15 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     /// any-key grants that come to this shard take it without the lock
     /// ([`fast_take_any`](Self::fast_take_any)).
     ///
-    /// Two things keep this from costing more than it gives:
-    /// - Only a shard of one key: in a shard of several, a key is alone in
-    ///   the ring only while the others are full, and each would take a
-    ///   word of its own that every release of the shard then looks up.
-    /// - A back-off: a solo lend that is collected without a grant from it
-    ///   (the key filled up, and the next grant that came collected it)
-    ///   makes the shard skip the next `2^n - 1` solo lends, `n` counting
-    ///   such lends in a row (at most [`SOLO_BACKOFF`](super::words::SOLO_BACKOFF)).
-    ///   Contended over 16 keys (S3, any key), lending on every grant cost
-    ///   a lend and a collect in half the cycles and 40% of the row's time.
+    /// Only a shard of one key has a solo key
+    /// ([`Shard::solo_slot`](workpool_core::parts::Shard::solo_slot)). A
+    /// back-off keeps the lends from costing more than they give: a solo
+    /// lend that is collected without a grant from it (the key filled up,
+    /// and the next grant that came collected it) makes the shard skip the
+    /// next `2^n - 1` solo lends, `n` counting such lends in a row (at most
+    /// [`SOLO_BACKOFF`](super::words::SOLO_BACKOFF)). Contended over 16
+    /// keys (S3, any key), lending on every grant cost a lend and a collect
+    /// in half the cycles and 40% of the row's time.
     #[cold]
     #[inline(never)]
     fn lend_solo(

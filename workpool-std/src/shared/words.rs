@@ -301,7 +301,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     }
 
     /// An any-key lease from `shard`'s *solo* word without the lock: the
-    /// shard's ring links that word's key alone, so the grant the shard's
+    /// shard tracks that word's key alone, linked, so the grant the shard's
     /// lock would make is this one, and it leaves the ring as it was (see
     /// [`Shard::solo_slot`]). `Err` when the shard has no solo word, or it
     /// has nothing to give or is slow.
@@ -610,7 +610,7 @@ impl<K, S> Shared<K, S> {
     /// would take with nothing else changing ([`Shard::solo_slot`]), and
     /// clears its mark otherwise. Called before the lend is published
     /// (release), so a fast grant that sees the lend sees the mark. The
-    /// mark stays right while the word stays lent: linking another key,
+    /// mark stays right while the word stays lent: setting another key,
     /// starting a turn, unlisting the shard, setting a limit and closing
     /// all collect every word of the shard first.
     fn mark_solo(&self, part: &Part<Shard<K>>, w: usize, slot: usize) {

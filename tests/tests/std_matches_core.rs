@@ -125,20 +125,12 @@ proptest! {
 
     #[test]
     fn std_decides_as_the_core_does(ops in prop::collection::vec(op(), 1..120)) {
-        let mut run = Run::new(OneShard::default(), true);
-        for op in &ops {
-            run.step(op);
-        }
-        run.wind_down();
+        play(Run::new(OneShard::default(), true), &ops);
     }
 
     #[test]
     fn std_decides_as_the_core_does_across_shards(ops in prop::collection::vec(op(), 1..120)) {
-        let mut run = Run::new(DefaultHashBuilder::default(), false);
-        for op in &ops {
-            run.step(op);
-        }
-        run.wind_down();
+        play(Run::new(DefaultHashBuilder::default(), false), &ops);
     }
 
     /// Both forms again, with the pool lending shards all of a limit's
@@ -147,12 +139,18 @@ proptest! {
     /// pool's room runs short or someone waits for it.
     #[test]
     fn std_decides_as_the_core_does_with_budgets(ops in prop::collection::vec(op(), 1..120)) {
-        let mut run = Run::new(OneShard::default(), true);
+        let run = Run::new(OneShard::default(), true);
         run.pool.set_budget_share(1);
-        for op in &ops {
-            run.step(op);
-        }
-        run.wind_down();
+        play(run, &ops);
+    }
+
+    #[test]
+    fn std_decides_as_the_core_does_across_shards_with_budgets(
+        ops in prop::collection::vec(op(), 1..120),
+    ) {
+        let run = Run::new(DefaultHashBuilder::default(), false);
+        run.pool.set_budget_share(2);
+        play(run, &ops);
     }
 
     /// Both forms again, reading the pool's counts (which collect the
@@ -162,10 +160,7 @@ proptest! {
     fn std_decides_as_the_core_does_with_words_kept(ops in prop::collection::vec(op(), 1..120)) {
         let mut run = Run::new(OneShard::default(), true);
         run.settle_every = 5;
-        for op in &ops {
-            run.step(op);
-        }
-        run.wind_down();
+        play(run, &ops);
     }
 
     #[test]
@@ -174,23 +169,16 @@ proptest! {
     ) {
         let mut run = Run::new(DefaultHashBuilder::default(), false);
         run.settle_every = 5;
-        for op in &ops {
-            run.step(op);
-        }
-        run.wind_down();
+        play(run, &ops);
     }
+}
 
-    #[test]
-    fn std_decides_as_the_core_does_across_shards_with_budgets(
-        ops in prop::collection::vec(op(), 1..120),
-    ) {
-        let mut run = Run::new(DefaultHashBuilder::default(), false);
-        run.pool.set_budget_share(2);
-        for op in &ops {
-            run.step(op);
-        }
-        run.wind_down();
+/// Runs `ops` on both pools, comparing after each, then winds both down.
+fn play<S: BuildHasher + Send + Sync + 'static>(mut run: Run<S>, ops: &[Op]) {
+    for op in ops {
+        run.step(op);
     }
+    run.wind_down();
 }
 
 /// The default hasher with the bits std picks a shard by (32 and up, at

@@ -171,6 +171,17 @@ proptest! {
         run.settle_every = 5;
         play(run, &ops);
     }
+
+    /// Words kept across steps under a limit's budgets: both at once.
+    #[test]
+    fn std_decides_as_the_core_does_with_words_kept_and_budgets(
+        ops in prop::collection::vec(op(), 1..120),
+    ) {
+        let mut run = Run::new(OneShard::default(), true);
+        run.pool.set_budget_share(1);
+        run.settle_every = 5;
+        play(run, &ops);
+    }
 }
 
 /// Runs `ops` on both pools, comparing after each, then winds both down.

@@ -2,8 +2,9 @@
 //! but the pool has none. A min-heap by the arrival order of each group's
 //! oldest waiter, so that room coming back to the pool goes to the oldest
 //! waiter it can serve in O(log groups). Nodes live in a slab owned by the
-//! lane (a group records its node), so that sifting never writes to a
-//! group of another shard.
+//! lane (a group's shard records its node in a side table,
+//! `Shard::blocked_of`, that grows only while groups are held back), so
+//! that sifting never writes to a group of another shard.
 
 use alloc::vec::Vec;
 

@@ -8,8 +8,8 @@
 //! so a lease of its old occupants never matches, and a slot whose
 //! generation would wrap is retired for good instead.
 //!
-//! A group may be linked into its shard's ready ring (see [`crate::ring`]);
-//! it then records its node there.
+//! A group may be linked into its shard's ready ring (see [`crate::ring`]):
+//! it is its own node there, and holds the ring's links.
 //!
 //! A forgotten group is *retired* before its slot is freed: it leaves the
 //! table and the ring and its generation moves on at once, but its key stays
@@ -22,6 +22,7 @@ use alloc::vec::Vec;
 use core::num::NonZeroU32;
 
 use crate::bands::{self, Bands, Freed};
+use crate::ring::Links;
 use crate::waiters::{List, NIL};
 
 /// A key's hash as the slab keeps it: 31 bits, top bit set. Being non-zero
@@ -53,12 +54,10 @@ pub(crate) struct Group<K> {
     /// The key's hash, cached so that rehashing and forgetting never call
     /// user code.
     pub(crate) hash: ShortHash,
-    /// The group's node in its shard's ready ring, or `NIL` when it is not
-    /// linked (see [`crate::ring`]).
-    pub(crate) node: u32,
-    /// The group's node in the lane's heap of groups the pool-wide limit
-    /// holds back, or `NIL` (see [`crate::blocked`]).
-    pub(crate) blocked: u32,
+    /// The group's neighbours in its shard's ready ring, both `NIL` while
+    /// it is not linked (see [`crate::ring`]).
+    pub(crate) prev: u32,
+    pub(crate) next: u32,
 }
 
 impl<K> Group<K> {
@@ -74,7 +73,7 @@ impl<K> Group<K> {
     }
 
     pub(crate) fn in_ring(&self) -> bool {
-        self.node != NIL
+        self.next != NIL
     }
 
     /// True when nothing refers to the group any more: it may be forgotten.
@@ -129,8 +128,8 @@ impl<K> Groups<K> {
             active: 0,
             queue: List::EMPTY,
             waiting: 0,
-            node: NIL,
-            blocked: NIL,
+            prev: NIL,
+            next: NIL,
         };
         self.len += 1;
         if self.free.is_full() && self.retired != NIL {
@@ -281,15 +280,38 @@ impl<K> Groups<K> {
     }
 }
 
+/// A shard's ready ring links its groups through their own fields.
+impl<K> Links for Groups<K> {
+    #[inline]
+    fn prev(&self, n: u32) -> u32 {
+        self.at(n).prev
+    }
+
+    #[inline]
+    fn next(&self, n: u32) -> u32 {
+        self.at(n).next
+    }
+
+    #[inline]
+    fn set_prev(&mut self, n: u32, prev: u32) {
+        self.at_mut(n).prev = prev;
+    }
+
+    #[inline]
+    fn set_next(&mut self, n: u32, next: u32) {
+        self.at_mut(n).next = next;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_slot_needs_no_tag() {
-        // Key + target + active + queue + waiting + hash + ring node +
-        // blocked node, plus
-        // generation and free link: the `Option` rides on the hash's niche.
+        // Key + target + active + queue + waiting + hash + the ring's two
+        // links, plus generation and free link: the `Option` rides on the
+        // hash's niche.
         assert_eq!(core::mem::size_of::<Slot<u64>>(), 56);
         assert_eq!(
             core::mem::size_of::<Slot<u64>>(),

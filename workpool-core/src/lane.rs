@@ -8,7 +8,7 @@ use crate::error::{Closed, UnknownWaiter};
 use crate::identity::{Identity, PoolId};
 use crate::lease::{Claim, Grant, Lease, Stats, WaiterId};
 use crate::parts::LeaseIds;
-use crate::ring::Ring;
+use crate::ring::{Ring, ShardLinks};
 use crate::shard::{close_queue, decide, Shard, Turn};
 use crate::waiters::{List, State, Waiters, NIL};
 
@@ -51,6 +51,8 @@ pub struct Lane {
     /// The listed shards: the rotation any-key grants take under the lane
     /// (each listed shard then rotates over its own ready ring).
     pub(crate) shards: Ring,
+    /// The links of [`shards`](Self::shards), by shard index.
+    pub(crate) shard_links: ShardLinks,
     /// Any-key waiters registered so far (and, with a limit, key waiters).
     next_arrival: u64,
     closed: bool,
@@ -90,6 +92,7 @@ impl Lane {
             any_queue: List::EMPTY,
             wake: List::EMPTY,
             shards: Ring::new(),
+            shard_links: ShardLinks::default(),
             next_arrival: 0,
             closed: false,
             limit: None,
@@ -189,7 +192,7 @@ impl Lane {
         if self.closed || !self.newcomer_room(1) {
             return None;
         }
-        self.shards.cursor().map(|(shard, _)| shard as usize)
+        self.shards.cursor().map(|shard| shard as usize)
     }
 
     /// What the lane did since it was made: its any-key waiters that queued
@@ -297,7 +300,7 @@ impl Lane {
         if self.closed || !self.newcomer_room(1) {
             return None;
         }
-        let (s, _) = self.shards.cursor()?;
+        let s = self.shards.cursor()?;
         assert_eq!(s, shard.index(), "the lane's cursor is in another shard");
         // A group whose head waiter asks for more units than are free keeps
         // its room for that waiter (head-of-line): no newcomer takes it.
@@ -319,7 +322,9 @@ impl Lane {
     /// under its cursor ended.
     #[inline]
     fn next_turn(&mut self) {
-        self.shards.advance_past(self.shards.cursor_node());
+        if let Some(shard) = self.shards.cursor() {
+            self.shards.advance_past(&self.shard_links, shard);
+        }
     }
 
     /// An arrival number for a new any-key waiter: odd, so that a key

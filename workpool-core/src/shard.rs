@@ -1,6 +1,7 @@
 //! A shard: the keyed part of a pool.
 
 use alloc::borrow::ToOwned;
+use alloc::vec::Vec;
 use core::fmt;
 
 use hashbrown::{Equivalent, HashTable};
@@ -69,10 +70,14 @@ pub struct Shard<K> {
     /// The ready ring: the shard's groups that any-key grants rotate over
     /// (every group with room, and full ones until the cursor reaches them).
     pub(crate) ring: Ring,
-    /// The shard's node in the lane's ring of listed shards, or `NIL`.
+    /// True while the shard is linked in the lane's ring of listed shards.
     /// Changed only with the lane; while it is set and no limit is, no
     /// any-key waiter waits (see [`parts`](crate::parts)).
-    pub(crate) listed: u32,
+    pub(crate) listed: bool,
+    /// `blocked_of[g]`: group `g`'s node in the lane's heap of groups the
+    /// pool-wide limit holds back (see [`crate::blocked`]), or `NIL`; no
+    /// longer than the highest such group needs, so empty without a limit.
+    pub(crate) blocked_of: Vec<u32>,
     /// True when the last any-key attempt on this shard alone
     /// ([`try_take_any`](Self::try_take_any)) ended the shard's turn (see
     /// [`turn_ended`](Self::turn_ended)).
@@ -125,7 +130,8 @@ impl<K> Shard<K> {
             table: HashTable::new(),
             groups: Groups::new(),
             ring: Ring::new(),
-            listed: NIL,
+            listed: false,
+            blocked_of: Vec::new(),
             turn_ended: false,
             waiters: Waiters::new(pool, index),
             wake: List::EMPTY,

@@ -1280,3 +1280,35 @@ impl<S: BuildHasher> Run<S> {
         assert_eq!(self.pool.poll_wake(), None);
     }
 }
+
+/// Under a limit, a group that serves its own head waiter takes its new
+/// place among the held-back groups at once: before, the heap's top stayed
+/// the group's served waiter, so the check that an older waiter of another
+/// group is owed the pool's room looked at the wrong waiter, and a younger
+/// any-key waiter took a unit from that group before key 1's older waiter
+/// (found by `core_matches_the_model_under_a_limit`).
+#[test]
+fn regression_owed_room_after_a_key_serves_its_head() {
+    use Op::*;
+    run(&[
+        SetLimit(Some(4)),
+        EnqueueKeyMany(0, 4),
+        EnqueueKey(0),
+        EnqueueKey(0),
+        Set(3, 1),
+        EnqueueKey(0),
+        Enqueue,
+        EnqueueKey(0),
+        Set(0, 4),
+        EnqueueKey(0),
+        Set(1, 0),
+        CloseKey(1),
+        EnqueueKeyMany(2, 1),
+        CloseKey(1),
+        EnqueueKey(1),
+        Set(1, 2),
+        Enqueue,
+        SetAll(vec![(2, 1)]),
+        SetAll(vec![(0, 0), (2, 2)]),
+    ]);
+}

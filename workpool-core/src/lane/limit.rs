@@ -205,7 +205,7 @@ impl Lane {
         let any = self.head_order();
         let top = self.blocked.top();
         match (any, top, self.shards.cursor()) {
-            (Some(a), top, Some((shard, _))) if top.is_none_or(|(_, _, (o, _, _))| a < o) => {
+            (Some(a), top, Some(shard)) if top.is_none_or(|(_, _, (o, _, _))| a < o) => {
                 self.pool_room().then_some(Next::Any(shard, a))
             }
             (_, Some((shard, g, _)), _) => {

@@ -28,15 +28,13 @@ fn anchored() -> P {
 /// waits while a group that could serve it has room.
 fn check<K: Hash + Eq + Clone, S: BuildHasher>(pool: &Pool<K, S>) {
     let (lane, shard) = (&pool.lane, &pool.shard);
-    let ring: Vec<u32> = shard
-        .ring
-        .groups()
-        .into_iter()
-        .map(|(s, g)| {
-            assert_eq!(s, 0, "the ring names another shard");
-            g
-        })
-        .collect();
+    let ring: Vec<u32> = shard.ring.nodes(&shard.groups);
+    for &g in &ring {
+        assert!(
+            shard.groups.get(g).is_some(),
+            "the ring holds a free slot {g}"
+        );
+    }
     let any = lane.waiters.list(lane.any_queue);
     let pool_room = lane.pool_room();
     // The groups that could give the oldest any-key waiter a unit: room,
@@ -58,7 +56,7 @@ fn check<K: Hash + Eq + Clone, S: BuildHasher>(pool: &Pool<K, S>) {
     // The lane's rotation: the shard, exactly while it is listed; listed
     // whenever a group is linked, and never while an any-key waiter waits
     // (without a limit).
-    let listed = lane.shards.groups();
+    let listed = lane.shards.nodes(&lane.shard_links);
     assert_eq!(listed.len(), usize::from(shard.is_listed()), "listing");
     assert!(
         ring.is_empty() || shard.is_listed(),
@@ -129,7 +127,7 @@ fn check<K: Hash + Eq + Clone, S: BuildHasher>(pool: &Pool<K, S>) {
             );
         }
         assert_eq!(
-            group.blocked != NIL,
+            shard.blocked_node(g) != NIL,
             blocked.contains(&g),
             "group {g}'s heap node is wrong"
         );

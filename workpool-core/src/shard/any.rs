@@ -109,7 +109,7 @@ impl<K> Shard<K> {
     /// ```
     #[inline]
     pub fn is_listed(&self) -> bool {
-        self.listed != NIL
+        self.listed
     }
 
     /// True when an any-key grant from this shard alone may succeed: it is
@@ -169,7 +169,7 @@ impl<K> Shard<K> {
         if !self.offers_any() || self.len() != 1 {
             return None;
         }
-        self.ring.solo().map(|g| g as usize)
+        self.ring.solo(&self.groups).map(|g| g as usize)
     }
 }
 

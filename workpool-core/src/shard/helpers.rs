@@ -122,7 +122,7 @@ impl<K> Shard<K> {
         // with a budget may look meanwhile).
         debug_assert!(
             group.queue == List::EMPTY
-                || group.blocked != NIL
+                || self.blocked_node(g) != NIL
                 || !group.fits(self.waiters.slot(group.queue.head).units()),
             "waiter left behind room"
         );
@@ -137,9 +137,8 @@ impl<K> Shard<K> {
     /// lists the shard in the lane's rotation if it is not listed (which
     /// needs the lane: without it, the shard must be listed already).
     pub(super) fn link(&mut self, lane: Option<&mut Lane>, g: u32) {
-        let group = self.groups.at_mut(g);
-        if group.node == NIL {
-            group.node = self.ring.insert(self.index, g);
+        if !self.groups.at(g).in_ring() {
+            self.ring.insert(&mut self.groups, g);
         }
         match lane {
             Some(lane) => self.list(lane),
@@ -149,26 +148,35 @@ impl<K> Shard<K> {
 
     /// Unlinks group `g` from the shard's ring, if it is linked.
     pub(crate) fn unlink(&mut self, g: u32) {
-        let group = self.groups.at_mut(g);
-        let node = core::mem::replace(&mut group.node, NIL);
-        if node != NIL {
-            self.ring.remove(node);
+        if self.groups.at(g).in_ring() {
+            self.ring.remove(&mut self.groups, g);
         }
+    }
+
+    /// Group `g`'s node in the lane's heap of held-back groups, or `NIL`.
+    #[inline]
+    pub(crate) fn blocked_node(&self, g: u32) -> u32 {
+        self.blocked_of.get(g as usize).copied().unwrap_or(NIL)
+    }
+
+    /// Records group `g`'s node in the lane's heap of held-back groups.
+    pub(crate) fn set_blocked_node(&mut self, g: u32, node: u32) {
+        set_blocked(&mut self.blocked_of, g, node);
     }
 
     /// Puts the shard in the lane's rotation, if it is not there.
     pub(crate) fn list(&mut self, lane: &mut Lane) {
-        if self.listed == NIL {
-            self.listed = lane.shards.insert(self.index, 0);
+        if !self.listed {
+            self.listed = true;
+            lane.shards.insert(&mut lane.shard_links, self.index);
         }
     }
 
     /// Takes the shard out of the lane's rotation (its ring is empty).
     pub(crate) fn unlist(&mut self, lane: &mut Lane) {
         debug_assert!(self.ring.is_empty(), "a shard with linked groups unlisted");
-        let node = core::mem::replace(&mut self.listed, NIL);
-        if node != NIL {
-            lane.shards.remove(node);
+        if core::mem::replace(&mut self.listed, false) {
+            lane.shards.remove(&mut lane.shard_links, self.index);
         }
     }
 
@@ -194,7 +202,7 @@ impl<K> Shard<K> {
     /// on the way (its last group had no room), [`Turn::Empty`] once the
     /// ring is empty.
     pub(crate) fn room_in_turn(&mut self, any_order: Option<u64>) -> Turn {
-        while let Some((_, g)) = self.ring.cursor() {
+        while let Some(g) = self.ring.cursor() {
             if self.any_room(g, any_order) {
                 return Turn::Room(g);
             }
@@ -212,7 +220,7 @@ impl<K> Shard<K> {
     /// rotation over shards moves on).
     #[inline]
     pub(crate) fn advance_turn(&mut self) -> bool {
-        self.ring.advance_in_turn()
+        self.ring.advance_in_turn(&self.groups)
     }
 
     /// Returns `units` of capacity to group `g` and passes them on: to as
@@ -298,6 +306,13 @@ impl<K> Shard<K> {
             }
             if from_key {
                 self.grant_to_key_waiter(key_head, g, grant);
+                if let Some(lane) = lane.as_deref_mut() {
+                    // The group's place among the held-back ones follows its
+                    // new head at once: `owed_first` looks at the heap's top,
+                    // which must not be this group's served waiter when
+                    // the next candidate is an any-key waiter.
+                    self.rebalance(lane, g);
+                }
             } else if let Some(lane) = lane.as_deref_mut() {
                 lane.grant_head(grant);
             }
@@ -345,7 +360,7 @@ impl<K> Shard<K> {
     /// set, ordered by its oldest waiter.
     pub(crate) fn rebalance(&mut self, lane: &mut Lane, g: u32) {
         let group = self.groups.at(g);
-        let node = group.blocked;
+        let node = self.blocked_node(g);
         // Without a limit no group is held back, but one that was stays in
         // the heap until the lane has served it (after the limit is lifted).
         let held = (lane.limit().is_some() || node != NIL)
@@ -357,13 +372,14 @@ impl<K> Shard<K> {
                 let key = (head.order(), self.index, head.generation());
                 let units = head.units();
                 if node == NIL {
-                    self.groups.at_mut(g).blocked = lane.blocked.insert(self.index, g, key, units);
+                    let node = lane.blocked.insert(self.index, g, key, units);
+                    self.set_blocked_node(g, node);
                 } else {
                     lane.blocked.update(node, key, units);
                 }
             }
             (false, true) => {
-                self.groups.at_mut(g).blocked = NIL;
+                self.set_blocked_node(g, NIL);
                 lane.blocked.remove(node);
             }
             (false, false) => {}
@@ -468,7 +484,7 @@ impl<K> Shard<K> {
 
     #[cold]
     pub(super) fn forget(&mut self, lane: Option<&mut Lane>, g: u32) {
-        debug_assert_eq!(self.groups.at(g).blocked, NIL, "a held-back group is idle");
+        debug_assert_eq!(self.blocked_node(g), NIL, "a held-back group is idle");
         let _ = lane;
         self.unlink(g);
         let group = self.groups.at(g);
@@ -517,5 +533,48 @@ impl<K> Shard<K> {
     #[cfg(test)]
     pub(crate) fn table_buckets(&self) -> usize {
         self.table.num_buckets()
+    }
+}
+
+/// Sets `table[g]` to `node`, growing the table only for a node and cutting
+/// its trailing `NIL`s off, so that it stays as long as the highest group
+/// held back needs (each cut pays for one earlier growth).
+pub(crate) fn set_blocked(table: &mut Vec<u32>, g: u32, node: u32) {
+    let i = g as usize;
+    if i >= table.len() {
+        if node == NIL {
+            return;
+        }
+        table.resize(i + 1, NIL);
+    }
+    table[i] = node;
+    while table.last() == Some(&NIL) {
+        table.pop();
+    }
+    if table.capacity() > 64 && table.len() < table.capacity() / 4 {
+        table.shrink_to(table.len() * 2);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_blocked;
+    use crate::waiters::NIL;
+
+    /// The side table of held-back groups grows only for a node and loses
+    /// its trailing `NIL`s, so it is empty again once no group is held
+    /// back.
+    #[test]
+    fn the_blocked_table_is_as_long_as_its_highest_node() {
+        let mut table = alloc::vec::Vec::new();
+        set_blocked(&mut table, 5, NIL);
+        assert!(table.is_empty(), "no growth for NIL");
+        set_blocked(&mut table, 3, 7);
+        set_blocked(&mut table, 1, 9);
+        assert_eq!(table, [NIL, 9, NIL, 7]);
+        set_blocked(&mut table, 3, NIL);
+        assert_eq!(table, [NIL, 9]);
+        set_blocked(&mut table, 1, NIL);
+        assert!(table.is_empty());
     }
 }

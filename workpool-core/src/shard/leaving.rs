@@ -207,6 +207,7 @@ impl<K> Shard<K> {
             ring,
             waiters,
             wake,
+            blocked_of,
             ..
         } = self;
         // Every key waiter waits for a live key, and the table holds exactly
@@ -219,17 +220,18 @@ impl<K> Shard<K> {
             }
             group.waiting = 0;
             close_queue(waiters, wake, &mut group.queue);
-            let blocked = core::mem::replace(&mut group.blocked, NIL);
+            let idle = group.is_idle();
+            let blocked = blocked_of.get(g as usize).copied().unwrap_or(NIL);
             if blocked != NIL {
+                super::helpers::set_blocked(blocked_of, g, NIL);
                 lane.blocked.remove(blocked);
             }
-            if !group.is_idle() {
+            if !idle {
                 return true;
             }
             // Forgotten, as `forget` does; `retain` unlinks it.
-            let node = core::mem::replace(&mut group.node, NIL);
-            if node != NIL {
-                ring.remove(node);
+            if groups.at(g).in_ring() {
+                ring.remove(groups, g);
             }
             groups.retire(g);
             false

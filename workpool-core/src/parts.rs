@@ -54,7 +54,7 @@
 //! ([`WaiterId::shard`](crate::WaiterId::shard) says which part).
 
 pub use crate::lane::{Lane, Returned};
-pub use crate::shard::{Lent, Minter, Shard};
+pub use crate::shard::{Entered, Lent, Minter, Shard};
 
 /// Where the parts of a pool take lease ids from: one source per pool,
 /// shared by all its parts.

@@ -7,7 +7,7 @@ use core::fmt;
 use hashbrown::{Equivalent, HashTable};
 
 use crate::bands::MIN_SLOTS;
-use crate::error::{Closed, ReleaseError, TryAcquireError, UnknownWaiter};
+use crate::error::{ReleaseError, TryAcquireError, UnknownWaiter};
 use crate::groups::{short_hash, table_hash, Group, Groups, ShortHash};
 use crate::identity::PoolId;
 use crate::lane::{Lane, Returned};
@@ -18,12 +18,14 @@ use crate::waiters::{List, State, Waiters, NIL};
 
 mod any;
 mod budget;
+mod entering;
 mod handoff;
 mod helpers;
 mod leaving;
 mod lending;
 mod queries;
 
+pub use entering::Entered;
 pub(crate) use helpers::Turn;
 pub use lending::{Lent, Minter};
 
@@ -486,152 +488,6 @@ impl<K> Shard<K> {
             },
             key: (),
         })
-    }
-
-    /// Registers a waiter for the key, as
-    /// [`Pool::enqueue_key`](crate::Pool::enqueue_key) does. `arrivals` is
-    /// the lane's [`arrivals`](Lane::arrivals) count as the waiter arrives
-    /// (read without the lane's lock if need be: any value the count had
-    /// since the waiter started to arrive will do).
-    ///
-    /// # Errors
-    ///
-    /// [`NeedsLane`], changing nothing, without the lane while the pool has
-    /// a limit. Inside: [`Closed`] once the shard is closed.
-    ///
-    /// # Panics
-    ///
-    /// If `K`'s `Eq` panics (then the shard is unchanged).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use workpool_core::parts::{Lane, Shard};
-    /// use workpool_core::Claim;
-    /// let lane = Lane::new();
-    /// let mut shard = Shard::new(0, &lane);
-    /// let mut ids = 1u64;
-    /// let w = shard.enqueue_key(None, 1, &"a", lane.arrivals(), &mut ids);
-    /// let w = w.unwrap().unwrap();
-    /// assert!(matches!(shard.claim(w), Ok(Claim::Waiting)));
-    /// ```
-    #[allow(clippy::type_complexity)]
-    pub fn enqueue_key<Q, I: LeaseIds>(
-        &mut self,
-        lane: Option<&mut Lane>,
-        hash: u64,
-        key: &Q,
-        arrivals: u64,
-        ids: &mut I,
-    ) -> Result<Result<WaiterId, Closed>, NeedsLane<()>>
-    where
-        Q: ?Sized + Equivalent<K> + ToOwned<Owned = K>,
-    {
-        // One unit: `Closed` is the only way it fails.
-        self.enqueue_key_many(lane, hash, key, arrivals, 1, ids)
-            .map(|queued| queued.map_err(|_| Closed))
-    }
-
-    /// Registers a waiter for `units` units of the key, as
-    /// [`Pool::enqueue_key_many`](crate::Pool::enqueue_key_many) does.
-    ///
-    /// # Errors
-    ///
-    /// As [`enqueue_key`](Self::enqueue_key), with
-    /// [`TryAcquireError::Closed`] for [`Closed`]. Inside also
-    /// [`TryAcquireError::NoCapacity`] for `units == 0` (which never waits:
-    /// [`try_acquire_key_many`](Self::try_acquire_key_many) grants it) and
-    /// for more than [`Lease::MAX_UNITS`] units (which no lease can hold).
-    ///
-    /// # Panics
-    ///
-    /// If `K`'s `Eq` panics (then the shard is unchanged).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use workpool_core::parts::{Lane, Shard};
-    /// use workpool_core::Claim;
-    /// let mut lane = Lane::new();
-    /// let mut shard = Shard::new(0, &lane);
-    /// let mut ids = 1u64;
-    /// shard.set(Some(&mut lane), 1, "a", 1, &mut ids).unwrap();
-    /// let w = shard.enqueue_key_many(None, 1, &"a", lane.arrivals(), 2, &mut ids);
-    /// let w = w.unwrap().unwrap();
-    /// assert!(matches!(shard.claim(w), Ok(Claim::Waiting))); // 2 > target
-    /// ```
-    #[allow(clippy::type_complexity)]
-    pub fn enqueue_key_many<Q, I: LeaseIds>(
-        &mut self,
-        lane: Option<&mut Lane>,
-        hash: u64,
-        key: &Q,
-        arrivals: u64,
-        units: u64,
-        ids: &mut I,
-    ) -> Result<Result<WaiterId, TryAcquireError>, NeedsLane<()>>
-    where
-        Q: ?Sized + Equivalent<K> + ToOwned<Owned = K>,
-    {
-        if lane.is_none() && self.limited {
-            return Err(NeedsLane(()));
-        }
-        if self.closed {
-            return Ok(Err(TryAcquireError::Closed));
-        }
-        if units == 0 || units > Lease::<K>::MAX_UNITS {
-            return Ok(Err(TryAcquireError::NoCapacity));
-        }
-        Ok(Ok(self.enqueue_units(lane, hash, key, arrivals, units, ids)))
-    }
-
-    /// [`enqueue_key_many`](Self::enqueue_key_many) once its checks
-    /// passed: `units` is in `1..=MAX_UNITS`, the shard is open.
-    fn enqueue_units<Q, I: LeaseIds>(
-        &mut self,
-        mut lane: Option<&mut Lane>,
-        hash: u64,
-        key: &Q,
-        arrivals: u64,
-        units: u64,
-        ids: &mut I,
-    ) -> WaiterId
-    where
-        Q: ?Sized + Equivalent<K> + ToOwned<Owned = K>,
-    {
-        let hash = short_hash(hash);
-        let g = match self.find_hashed(hash, key) {
-            Some(g) => g,
-            None => self.insert_group(key.to_owned(), hash),
-        };
-        // Even, so that it is older than the any-key waiter that takes the
-        // same count (stored odd). With a limit, waiters of different keys
-        // compete, so each takes a count of its own from the lane.
-        let order = match lane.as_deref_mut() {
-            Some(lane) if lane.limit().is_some() => lane.bump_key_arrival(),
-            _ => 2 * arrivals,
-        };
-        let pool_room = lane.as_ref().is_none_or(|l| l.newcomer_room(units));
-        if pool_room && self.has_room_for_newcomer(g, units) {
-            let grant = self.grant(g, units, ids);
-            if let Some(lane) = lane {
-                lane.count_grant(units);
-            }
-            self.waiters
-                .insert(g, order, units as u32, State::Granted(grant))
-        } else {
-            self.stats.waited += 1;
-            let w = self.waiters.insert(g, order, units as u32, State::Waiting);
-            let group = self.groups.at_mut(g);
-            let mut queue = group.queue;
-            group.waiting += 1;
-            self.waiters.push_back(&mut queue, w.index);
-            self.groups.at_mut(g).queue = queue;
-            if let Some(lane) = lane {
-                self.rebalance(lane, g);
-            }
-            w
-        }
     }
 
     /// Where a key waiter stands, as [`Pool::claim`](crate::Pool::claim)

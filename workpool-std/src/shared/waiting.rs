@@ -28,7 +28,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use event_listener::{listener, Event, Listener};
-use workpool_core::parts::NeedsLane;
+use workpool_core::parts::{Entered, NeedsLane};
 use workpool_core::{Claim, Closed, TryAcquireError, WaiterId};
 
 use super::{After, KeyQuery, LaneGuard, ShardGuard, Shared, Want};
@@ -132,19 +132,12 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         self.collect_key(shard, &mut part, hash);
         let arrivals = self.hints.arrivals.load(Ordering::Relaxed);
         let (core, mut ids) = part.split_ids(&self.ids);
-        let queued = match core.try_acquire_key_many(None, hash, key, units, &mut ids) {
-            Ok(Ok(lease)) => return Ok(Started::Leased(lease)),
-            Ok(Err(TryAcquireError::Closed)) => return Err(Closed),
-            // Under a limit, only a waiter needs the lane then.
-            Ok(Err(TryAcquireError::NoCapacity)) => {
-                match core.enqueue_key_many(None, hash, key, arrivals, units, &mut ids) {
-                    Ok(Ok(waiter)) => Some(waiter),
-                    // Closed, or more units than a lease can hold (which
-                    // no wait could ever serve): `Closed` (documented).
-                    Ok(Err(_)) => return Err(Closed),
-                    Err(NeedsLane(())) => None,
-                }
-            }
+        let queued = match core.try_or_enqueue_key_many(hash, key, arrivals, units, &mut ids) {
+            Ok(Ok(Entered::Leased(lease))) => return Ok(Started::Leased(lease)),
+            Ok(Ok(Entered::Queued(waiter))) => Some(waiter),
+            // Closed, or more units than a lease can hold (which no wait
+            // could ever serve): `Closed` (documented).
+            Ok(Err(_)) => return Err(Closed),
             Err(NeedsLane(())) => None,
         };
         let started = match queued {
@@ -259,8 +252,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 self.collect_key(shard, &mut part, hash);
                 let arrivals = self.hints.arrivals.load(Ordering::Relaxed);
                 let (core, mut ids) = part.split_ids(&self.ids);
-                let queued = match core.try_acquire_key(None, hash, key, &mut ids) {
-                    Ok(Ok(lease)) => {
+                let queued = match core.try_or_enqueue_key_many(hash, key, arrivals, 1, &mut ids) {
+                    Ok(Ok(Entered::Leased(lease))) => {
                         self.lend_slot(
                             shard,
                             &mut part,
@@ -269,14 +262,10 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                         );
                         return Ok(Started::Leased(lease));
                     }
-                    Ok(Err(TryAcquireError::Closed)) => return Err(Closed),
-                    // Under a limit, only a waiter needs the lane then.
-                    Ok(Err(TryAcquireError::NoCapacity)) => {
-                        match core.enqueue_key(None, hash, key, arrivals, &mut ids) {
-                            Ok(queued) => Some(queued?),
-                            Err(NeedsLane(())) => None,
-                        }
-                    }
+                    Ok(Ok(Entered::Queued(waiter))) => Some(waiter),
+                    // One unit: closed is the only way it fails.
+                    Ok(Err(_)) => return Err(Closed),
+                    // Under a limit, unless the shard's budget granted.
                     Err(NeedsLane(())) => None,
                 };
                 let started = match queued {

@@ -125,6 +125,9 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     /// waits, the pool is closed, or no shard offers room).
     #[inline(always)]
     pub(crate) fn fast_any(&self) -> Result<workpool_core::Lease<K>, Option<Look>> {
+        if !self.hints.any_used.load(Ordering::Relaxed) {
+            self.use_any();
+        }
         if self.hints.any_waiting.load(Ordering::Relaxed) || self.is_closed() {
             return Err(None);
         }
@@ -141,6 +144,14 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             offers.next.store(first + 1, Ordering::Relaxed);
         }
         Ok(lease)
+    }
+
+    /// The pool's first any-key acquisition: from now on shards lend none
+    /// of their [more words](super::words) (see `LaneHints::any_used`).
+    #[cold]
+    #[inline(never)]
+    fn use_any(&self) {
+        self.hints.any_used.store(true, Ordering::Relaxed);
     }
 
     /// After a locked any-key grant from the one key its shard tracks (so

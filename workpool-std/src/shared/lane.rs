@@ -12,8 +12,9 @@ use super::{After, LaneGuard, Part, ShardGuard, Shared};
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// What the lane publishes for key operations, which read it without the
-/// lane's lock. Written only under the lane's lock, and only by any-key
-/// traffic, so a pool without any-key waiters never writes this line.
+/// lane's lock. Written only by any-key traffic (under the lane's lock, but
+/// for `any_used`, written once), so a pool without any-key acquisitions
+/// never writes this line.
 pub(super) struct LaneHints {
     /// The lane's arrival count (see
     /// [`Lane::arrivals`](workpool_core::parts::Lane::arrivals)).
@@ -22,6 +23,10 @@ pub(super) struct LaneHints {
     /// to need the lane, and takes it first instead of asking its shard
     /// (which still decides: the hint only picks the order of attempts).
     pub(super) any_waiting: AtomicBool,
+    /// Set by the first any-key acquisition and never cleared: from then
+    /// on shards lend none of their [more words](super::words) (an any-key
+    /// acquisition collects every lent word of the shards it looks at).
+    pub(super) any_used: AtomicBool,
 }
 
 /// Where any-key grants look first, without the lane's lock: one bit per

@@ -53,7 +53,7 @@ use crate::sync::{
     Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, PoisonError,
 };
 use crate::watch::Watches;
-use words::{Meta, Words, WORDS};
+use words::{LentMask, Meta, Words, MORE, WORDS};
 
 mod any;
 mod budgets;
@@ -166,12 +166,16 @@ struct Part<P> {
     ids: IdBlock,
     /// A shard's words, as its lock keeps them (unused by the lane).
     lent: [Meta; WORDS],
+    /// The same for the shard's block of more words, once it has one.
+    lent_more: Vec<Meta>,
     /// Fast grants that gave their unit back (counted as minted).
     aborted: u64,
-    /// Words neither assigned nor retired.
+    /// First words neither assigned nor retired.
     free_words: usize,
+    /// Words of the block of more words neither assigned nor retired.
+    more_free: usize,
     /// Bit `w` set while word `w` is lent (not slow).
-    lent_mask: u8,
+    lent_mask: LentMask,
     /// A shard's bit in [`Offers`], as its lock last wrote it.
     offered: bool,
     /// The shard's rank in [`Offers`], from its first offer on.
@@ -291,6 +295,7 @@ impl<K, S> Shared<K, S> {
             hints: Padded(LaneHints {
                 arrivals: AtomicU64::new(0),
                 any_waiting: AtomicBool::new(false),
+                any_used: AtomicBool::new(false),
             }),
             offers: Padded(Offers {
                 mask: AtomicU64::new(0),
@@ -342,8 +347,10 @@ impl<P> Part<P> {
             timed_out: 0,
             ids: IdBlock::default(),
             lent: [Meta::default(); WORDS],
+            lent_more: Vec::new(),
             aborted: 0,
             free_words: WORDS,
+            more_free: MORE,
             lent_mask: 0,
             offered: false,
             rank: None,

@@ -555,3 +555,71 @@ fn a_hand_off_whose_cell_is_taken_stays_in_the_core() {
     assert_eq!(ids, expected, "served oldest first");
     assert_eq!(shared.counts(&"k").active, 0);
 }
+
+/// A shard of many keys gives the keys beyond its first words words of
+/// its block of more words: their grants and releases then skip the lock
+/// (found through the block's tables), until the pool's first any-key
+/// acquisition, after which the shard lends them no more; forgotten keys
+/// leave the tables.
+#[test]
+fn more_words_serve_the_keys_of_a_shard_of_many_keys() {
+    let shared = new_shared();
+    let (_, shard) = shared.locate(&Touchy(0));
+    let keys: Vec<Touchy> = (0..)
+        .map(Touchy)
+        .filter(|k| shared.locate(k).1 == shard)
+        .take(WORDS + 4)
+        .collect();
+    for key in &keys {
+        shared.set(key.clone(), 2);
+    }
+    // Each key's first grant locks and lends its room to a word.
+    let held: Vec<_> = keys
+        .iter()
+        .map(|key| shared.try_acquire(Want::Key(key)).unwrap())
+        .collect();
+    let words = &shared.shards[shard].words;
+    let found: Vec<usize> = keys
+        .iter()
+        .map(|key| words.find(shared.locate(key).0).expect("a word"))
+        .collect();
+    assert!(
+        found.iter().any(|&w| w >= WORDS),
+        "words of the block: {found:?}"
+    );
+    let last = keys.last().unwrap();
+    let (hash, _) = shared.locate(last);
+    let fast = shared
+        .fast_take(hash, shard, last)
+        .expect("from the block's word, without the lock");
+    assert_eq!(*fast.key(), *last);
+    assert!(shared.fast_release(&fast), "back into the word");
+    assert_eq!(
+        shared.counts(last),
+        Counts {
+            target: 2,
+            active: 1
+        }
+    );
+
+    // An any-key acquisition: shards lend their block's words no more.
+    let any = shared.try_acquire(Want::<Touchy>::Any).unwrap();
+    assert!(!shared.release(any));
+    assert_eq!(shared.counts(last).active, 1, "collected");
+    let locked = shared.try_acquire(Want::Key(last)).unwrap();
+    assert!(
+        shared.fast_take(hash, shard, last).is_err(),
+        "not lent again"
+    );
+    assert!(!shared.release(locked));
+
+    // Forgotten keys leave the tables.
+    for (key, lease) in keys.iter().zip(held) {
+        assert!(!shared.release(lease));
+        shared.set(key.clone(), 0);
+    }
+    for key in &keys {
+        assert_eq!(words.find(shared.locate(key).0), None);
+    }
+    assert_eq!(shared.lock_shard(shard).more_free, MORE);
+}

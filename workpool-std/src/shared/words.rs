@@ -63,14 +63,25 @@
 use std::cell::UnsafeCell;
 use std::hash::BuildHasher;
 use std::hash::Hash;
+use std::sync::OnceLock;
 
 use workpool_core::parts::{Minter, Shard};
 
 use super::{After, IdBlock, KeyQuery, Padded, Part, Shared, ID_BLOCK};
 use crate::sync::{AtomicU64, Ordering};
 
-/// A shard assigns words to its keys while it tracks at most this many.
+mod more;
+
+pub(super) use more::MORE;
+use more::{Entries, More};
+
+/// Without [more words](more), a shard assigns words to its keys while it
+/// tracks at most this many.
 const ASSIGN_UP_TO: usize = 2 * WORDS;
+
+/// A shard gives out [more words](more) while it tracks at most this many
+/// keys.
+const MORE_UP_TO: usize = 2 * (WORDS + MORE);
 
 /// The most solo lends in a row that were collected unused before the
 /// shard lends only once per `2^SOLO_BACKOFF` locked any-key grants from
@@ -82,6 +93,11 @@ pub(super) const SOLO_BACKOFF: u8 = 10;
 pub(super) const WORDS: usize = 8;
 #[cfg(loom)]
 pub(super) const WORDS: usize = 1;
+
+/// The lent words of a shard, by bit: the first [`WORDS`], then the
+/// block's.
+pub(super) type LentMask = u128;
+const _: () = assert!(WORDS + MORE <= LentMask::BITS as usize);
 
 const SLOW: u64 = 1 << 63;
 /// Set while one grant reads the word's key: keys need only be `Send`, so
@@ -120,6 +136,9 @@ pub(super) struct Words<K> {
     /// when a word is assigned or freed.
     dir: Padded<Dir>,
     words: [Padded<Word<K>>; WORDS],
+    /// The words beyond the first, once the shard gave one out (see
+    /// [`more`]).
+    more: OnceLock<Box<More<K>>>,
 }
 
 struct Dir {
@@ -163,6 +182,21 @@ pub(super) struct Meta {
     seq_base: u64,
     /// True once `seq` ran out: never lent again.
     retired: bool,
+    /// Where the word's entries in the tables of the shard's block of more
+    /// words are, once it has both a key and an entry.
+    entries: Option<Entries>,
+}
+
+impl<K> Word<K> {
+    fn new() -> Self {
+        Self {
+            state: AtomicU64::new(SLOW),
+            id_off: AtomicU64::new(0),
+            id_lim: AtomicU64::new(0),
+            key: UnsafeCell::new(None),
+            minter: UnsafeCell::new(None),
+        }
+    }
 }
 
 impl<K> Words<K> {
@@ -174,15 +208,22 @@ impl<K> Words<K> {
                 slots: std::array::from_fn(|_| AtomicU64::new(0)),
                 solo: AtomicU64::new(0),
             }),
-            words: std::array::from_fn(|_| {
-                Padded(Word {
-                    state: AtomicU64::new(SLOW),
-                    id_off: AtomicU64::new(0),
-                    id_lim: AtomicU64::new(0),
-                    key: UnsafeCell::new(None),
-                    minter: UnsafeCell::new(None),
-                })
-            }),
+            words: std::array::from_fn(|_| Padded(Word::new())),
+            more: OnceLock::new(),
+        }
+    }
+
+    /// Word `w`: one of the first [`WORDS`], or of the block of more
+    /// words, which exists once a word of it was assigned.
+    #[inline]
+    fn word(&self, w: usize) -> &Word<K> {
+        match self.words.get(w) {
+            Some(word) => word,
+            None => self
+                .more
+                .get()
+                .expect("a word beyond the first is assigned from the block")
+                .word(w - WORDS),
         }
     }
 
@@ -190,7 +231,10 @@ impl<K> Words<K> {
     /// grant checks the key).
     #[inline]
     pub(super) fn find(&self, hash: u64) -> Option<usize> {
-        self.scan(&self.dir.tags, tag(hash))
+        match self.more.get() {
+            None => self.scan(&self.dir.tags, tag(hash)),
+            Some(more) => more.find_hash(hash),
+        }
     }
 
     /// The shard's solo mark (1 + a word, or 0), for tests.
@@ -202,7 +246,15 @@ impl<K> Words<K> {
     /// The word assigned to the key in core slot `slot`, if any.
     #[inline]
     fn find_slot(&self, slot: usize) -> Option<usize> {
-        self.scan(&self.dir.slots, slot as u64 + 1)
+        let Some(more) = self.more.get() else {
+            return self.scan(&self.dir.slots, slot as u64 + 1);
+        };
+        let w = more.find_slot(slot)?;
+        let column = match w.checked_sub(WORDS) {
+            None => &self.dir.slots[w],
+            Some(m) => more.slot_of(m),
+        };
+        (column.load(Ordering::Relaxed) == slot as u64 + 1).then_some(w)
     }
 
     /// The assigned word whose entry in `column` is `wanted`.
@@ -222,7 +274,7 @@ impl<K> Words<K> {
     /// Puts a unit back into word `w` unless it is slow; false if it is.
     #[inline]
     fn put_back(&self, w: usize) -> bool {
-        let word = &self.words[w];
+        let word = self.word(w);
         let mut state = word.state.load(Ordering::Relaxed);
         loop {
             if state & SLOW != 0 {
@@ -239,6 +291,44 @@ impl<K> Words<K> {
                 Ok(_) => return true,
                 Err(now) => state = now,
             }
+        }
+    }
+}
+
+impl<P> Part<P> {
+    /// What the lock keeps about word `w` (one of the first words, or of
+    /// the block of more words).
+    #[inline]
+    pub(super) fn meta(&self, w: usize) -> &Meta {
+        match w.checked_sub(WORDS) {
+            None => &self.lent[w],
+            Some(m) => &self.lent_more[m],
+        }
+    }
+
+    #[inline]
+    fn meta_mut(&mut self, w: usize) -> &mut Meta {
+        match w.checked_sub(WORDS) {
+            None => &mut self.lent[w],
+            Some(m) => &mut self.lent_more[m],
+        }
+    }
+
+    /// Counts word `w` out of the free ones (assigned or retired).
+    fn leave_free(&mut self, w: usize) {
+        if w < WORDS {
+            self.free_words -= 1;
+        } else {
+            self.more_free -= 1;
+        }
+    }
+
+    /// Counts word `w` back among the free ones.
+    fn join_free(&mut self, w: usize) {
+        if w < WORDS {
+            self.free_words += 1;
+        } else {
+            self.more_free += 1;
         }
     }
 }
@@ -273,7 +363,8 @@ impl<K, S> Drop for Untake<'_, K, S> {
         }
         // Slow: the word's units went back to the core, this one with
         // them as active; give it back there.
-        let slot = part.lent[self.w]
+        let slot = part
+            .meta(self.w)
             .minter
             .expect("a word with a unit out stays assigned")
             .slot();
@@ -330,7 +421,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         fits: impl FnOnce(&K) -> bool,
     ) -> Result<workpool_core::Lease<K>, ()> {
         let words = &self.shards[shard].words;
-        let word = &words.words[w];
+        let word = words.word(w);
         let mut state = word.state.load(Ordering::Acquire);
         let mut spins = 0;
         let id = loop {
@@ -429,6 +520,13 @@ impl<K, S> Shared<K, S> {
     /// be older), and any other word with the same tag.
     pub(super) fn collect_key(&self, shard: usize, part: &mut Part<Shard<K>>, hash: u64) {
         let words = &self.shards[shard].words;
+        if let Some(more) = words.more.get() {
+            // Every assigned word has its entry once the block exists.
+            if part.lent_mask != 0 {
+                self.collect_indexed(shard, part, more, hash);
+            }
+            return;
+        }
         let tag = tag(hash);
         let mut lent = part.lent_mask;
         while lent != 0 {
@@ -437,6 +535,16 @@ impl<K, S> Shared<K, S> {
             if words.dir.tags[w].load(Ordering::Relaxed) == tag {
                 self.collect(shard, part, w);
             }
+        }
+    }
+
+    /// [`collect_key`](Self::collect_key) in a shard with a block of more
+    /// words, through its table by hash.
+    fn collect_indexed(&self, shard: usize, part: &mut Part<Shard<K>>, more: &More<K>, hash: u64) {
+        let mut from = 0;
+        while let Some((w, next)) = more.next_hash_match(hash, from) {
+            self.collect(shard, part, w);
+            from = next;
         }
     }
 
@@ -454,10 +562,10 @@ impl<K, S> Shared<K, S> {
     /// Collects word `w` of `shard` (see the module docs): marks it slow
     /// and gives its spare units and minted count to the core.
     pub(super) fn collect(&self, shard: usize, part: &mut Part<Shard<K>>, w: usize) {
-        let Some(minter) = part.lent[w].minter else {
+        let Some(minter) = part.meta(w).minter else {
             return;
         };
-        let word = &self.shards[shard].words.words[w];
+        let word = self.shards[shard].words.word(w);
         let mut state = word.state.load(Ordering::Relaxed);
         loop {
             if state & SLOW != 0 {
@@ -478,7 +586,7 @@ impl<K, S> Shared<K, S> {
         }
         part.lent_mask &= !(1 << w);
         let seq = state & SEQ_MASK;
-        let minted = seq - part.lent[w].seq_base;
+        let minted = seq - part.meta(w).seq_base;
         let solo = &self.shards[shard].words.dir.solo;
         if solo.load(Ordering::Relaxed) == w as u64 + 1 {
             // Slow now: fast any-key grants need not look at it.
@@ -524,10 +632,93 @@ impl<K, S> Shared<K, S> {
             .dir
             .assigned
             .load(Ordering::Relaxed);
-        if assigned == 0 && (part.free_words == 0 || part.core.len() > ASSIGN_UP_TO) {
+        if assigned == 0
+            && (part.free_words == 0 || part.core.len() > ASSIGN_UP_TO)
+            && !self.more_in_play(part)
+        {
             return;
         }
         self.lend_slot_slow(shard, part, slot, assign);
+    }
+
+    /// Whether the shard's block of [more words](more) may hold a word of
+    /// one of its keys, or give one out.
+    #[inline]
+    fn more_in_play(&self, part: &Part<Shard<K>>) -> bool {
+        part.more_free < MORE || (part.more_free > 0 && self.more_allowed(part))
+    }
+
+    /// Whether a shard may give out and lend the words of its block of
+    /// [more words](more) (and its first words to keys of a shard of many
+    /// keys): while the pool has seen no any-key acquisition, and the shard
+    /// tracks at most [`MORE_UP_TO`] keys (beyond, most of its keys would
+    /// have no word, and would pay the look-ups for nothing).
+    #[inline]
+    fn more_allowed(&self, part: &Part<Shard<K>>) -> bool {
+        !self.hints.any_used.load(Ordering::Relaxed) && part.core.len() <= MORE_UP_TO
+    }
+
+    /// A free word for the key in `slot` with hash `hash` (under the
+    /// lock): one of the first words while the shard tracks few keys (or
+    /// more words are allowed), else one of the block's whose tables have
+    /// room for the key's entries (entered when it is assigned). `None` if
+    /// there is none.
+    fn free_word(
+        &self,
+        shard: usize,
+        part: &mut Part<Shard<K>>,
+        slot: usize,
+        hash: u64,
+    ) -> Option<usize> {
+        let more_allowed = self.more_allowed(part);
+        let words = &self.shards[shard].words;
+        if part.free_words > 0 && (part.core.len() <= ASSIGN_UP_TO || more_allowed) {
+            if words
+                .more
+                .get()
+                .is_some_and(|more| !more.has_room(slot, hash))
+            {
+                return None;
+            }
+            return (0..WORDS).find(|&w| part.lent[w].minter.is_none() && !part.lent[w].retired);
+        }
+        if part.more_free == 0 || !more_allowed {
+            return None;
+        }
+        let more = match words.more.get() {
+            Some(more) => more,
+            None => self.make_more(shard, part),
+        };
+        if !more.has_room(slot, hash) {
+            return None;
+        }
+        let m = (0..MORE).find(|&m| {
+            let meta = &part.lent_more[m];
+            meta.minter.is_none() && !meta.retired
+        })?;
+        Some(WORDS + m)
+    }
+
+    /// Makes the shard's block of more words (under its lock), and enters
+    /// its first words' keys in the block's tables, which look-ups read
+    /// from now on instead of scanning.
+    #[cold]
+    fn make_more<'a>(&'a self, shard: usize, part: &mut Part<Shard<K>>) -> &'a More<K> {
+        let words = &self.shards[shard].words;
+        let more = words.more.get_or_init(More::new);
+        part.lent_more = vec![Meta::default(); MORE];
+        for w in 0..WORDS {
+            if part.lent[w].minter.is_some() {
+                let slot = words.dir.slots[w].load(Ordering::Relaxed) - 1;
+                let tag = words.dir.tags[w].load(Ordering::Relaxed);
+                let entries = more.enter(w, slot as usize, tag);
+                // At most `WORDS` entries in empty tables: each fits its
+                // window.
+                assert!(entries.is_some(), "a first word fits the new tables");
+                part.lent[w].entries = entries;
+            }
+        }
+        more
     }
 
     #[inline(never)]
@@ -540,19 +731,25 @@ impl<K, S> Shared<K, S> {
     ) {
         let words = &self.shards[shard].words;
         let w = match words.find_slot(slot) {
+            Some(w) if w >= WORDS && !self.more_allowed(part) => return,
             Some(w) => w,
-            // A shard of many keys gives out no more words: most of its
-            // keys could have none, and each would pay the scans.
-            None if assign.is_none() || part.free_words == 0 || part.core.len() > ASSIGN_UP_TO => {
-                return;
-            }
             None => {
-                let Some(w) =
-                    (0..WORDS).find(|&w| part.lent[w].minter.is_none() && !part.lent[w].retired)
-                else {
+                // A shard of many keys gives out no more of its first
+                // words, unless it may have more: most of its keys could
+                // have none, and each would pay the scans.
+                let Some((hash, _, _)) = assign else {
                     return;
                 };
-                w
+                if part.free_words == 0 && part.more_free == 0 {
+                    return;
+                }
+                if !self.may_lend(part) {
+                    return;
+                }
+                match self.free_word(shard, part, slot, hash) {
+                    Some(w) => w,
+                    None => return,
+                }
             }
         };
         if !self.may_lend(part)
@@ -563,7 +760,7 @@ impl<K, S> Shared<K, S> {
         {
             return;
         }
-        let word = &words.words[w];
+        let word = words.word(w);
         let state = word.state.load(Ordering::Relaxed);
         if state & SLOW == 0 {
             // Lent already: lend what room came back to it too.
@@ -573,16 +770,17 @@ impl<K, S> Shared<K, S> {
         }
         let seq = (state & SEQ_MASK) + 1;
         if seq >= MAX_SEQ {
-            if !part.lent[w].retired && part.lent[w].minter.is_none() {
-                part.free_words -= 1;
+            let meta = part.meta(w);
+            if !meta.retired && meta.minter.is_none() {
+                part.leave_free(w);
             }
-            part.lent[w].retired = true;
+            part.meta_mut(w).retired = true;
             return;
         }
         let Some(lent) = part.core.lend(slot, MAX_UNITS) else {
             return;
         };
-        if part.lent[w].minter.is_none() {
+        if part.meta(w).minter.is_none() {
             // Assign: the word is slow and free, no unit of it is out.
             let (hash, key, clone) = assign.expect("only an assignment finds a free word");
             let key = clone(key);
@@ -594,12 +792,25 @@ impl<K, S> Shared<K, S> {
                 (*word.key.get()).replace(key)
             };
             debug_assert!(old.is_none(), "a free word holds no key");
-            part.lent[w].minter = Some(lent.minter);
-            part.free_words -= 1;
-            let dir = &words.dir;
-            dir.slots[w].store(slot as u64 + 1, Ordering::Relaxed);
-            dir.tags[w].store(tag(hash), Ordering::Relaxed);
-            dir.assigned.fetch_or(1 << w, Ordering::Relaxed);
+            part.meta_mut(w).minter = Some(lent.minter);
+            part.leave_free(w);
+            match w.checked_sub(WORDS) {
+                Some(m) => {
+                    let more = words.more.get().expect("a free word of the block exists");
+                    more.slot_of(m).store(slot as u64 + 1, Ordering::Relaxed);
+                }
+                None => {
+                    let dir = &words.dir;
+                    dir.slots[w].store(slot as u64 + 1, Ordering::Relaxed);
+                    dir.tags[w].store(tag(hash), Ordering::Relaxed);
+                    dir.assigned.fetch_or(1 << w, Ordering::Relaxed);
+                }
+            }
+            if let Some(more) = words.more.get() {
+                let entries = more.enter(w, slot, hash);
+                debug_assert!(entries.is_some(), "the tables had room under this lock");
+                part.meta_mut(w).entries = entries;
+            }
         }
         self.mark_solo(part, w, slot);
         self.give_chunk(part, w, seq, lent.units);
@@ -630,7 +841,7 @@ impl<K, S> Shared<K, S> {
     fn top_up(&self, part: &mut Part<Shard<K>>, w: usize, slot: usize, state: u64) {
         let most = MAX_UNITS - spare(state);
         if let Some(lent) = part.core.lend(slot, most).filter(|l| l.units > 0) {
-            let word = &self.shards[part.core.index() as usize].words.words[w];
+            let word = self.shards[part.core.index() as usize].words.word(w);
             // Release, as a lease's release: the units' grants come after.
             word.state
                 .fetch_add(lent.units << SPARE_SHIFT, Ordering::Release);
@@ -640,7 +851,7 @@ impl<K, S> Shared<K, S> {
     /// Gives word `w` (slow) its ids and `units`, and publishes it with
     /// `seq`.
     fn give_chunk(&self, part: &mut Part<Shard<K>>, w: usize, seq: u64, units: u64) {
-        let word = &self.shards[part.core.index() as usize].words.words[w];
+        let word = self.shards[part.core.index() as usize].words.word(w);
         // A chunk of ids from the bottom of the shard's block.
         if part.ids.next == part.ids.end {
             let start = self.ids.fetch_add(ID_BLOCK, Ordering::Relaxed);
@@ -656,7 +867,7 @@ impl<K, S> Shared<K, S> {
         word.id_off
             .store(first.wrapping_sub(seq), Ordering::Release);
         word.id_lim.store(lim, Ordering::Release);
-        part.lent[w].seq_base = seq;
+        part.meta_mut(w).seq_base = seq;
         // Release: publishes the key, minter, offset and limit with the
         // units. A grant of the last lend may still be reading the key (it
         // holds a unit): its `READING` stays.
@@ -688,27 +899,42 @@ impl<K, S> Shared<K, S> {
     /// keys are dropped with `after`.
     pub(super) fn free_dead_words(&self, part: &mut Part<Shard<K>>, after: &mut After<K>) {
         let words = &self.shards[part.core.index() as usize].words;
-        for w in 0..WORDS {
-            let Some(minter) = part.lent[w].minter else {
+        for w in 0..WORDS + part.lent_more.len() {
+            let Some(minter) = part.meta(w).minter else {
                 continue;
             };
             if part.core.is_live(&minter) {
                 continue;
             }
-            let word = &words.words[w];
+            let word = words.word(w);
             debug_assert!(
                 word.state.load(Ordering::Relaxed) & SLOW != 0,
                 "a lent word's key stays tracked"
             );
-            words.dir.tags[w].store(0, Ordering::Relaxed);
-            words.dir.slots[w].store(0, Ordering::Relaxed);
+            if let Some(entries) = part.meta_mut(w).entries.take() {
+                let more = words.more.get().expect("entries are in the block's tables");
+                more.leave(w, entries);
+            }
+            match w.checked_sub(WORDS) {
+                Some(m) => {
+                    let more = words
+                        .more
+                        .get()
+                        .expect("an assigned word of the block exists");
+                    more.slot_of(m).store(0, Ordering::Relaxed);
+                }
+                None => {
+                    words.dir.tags[w].store(0, Ordering::Relaxed);
+                    words.dir.slots[w].store(0, Ordering::Relaxed);
+                    words.dir.assigned.fetch_and(!(1 << w), Ordering::Relaxed);
+                }
+            }
             if words.dir.solo.load(Ordering::Relaxed) == w as u64 + 1 {
                 words.dir.solo.store(0, Ordering::Relaxed);
             }
-            words.dir.assigned.fetch_and(!(1 << w), Ordering::Relaxed);
-            part.lent[w].minter = None;
-            if !part.lent[w].retired {
-                part.free_words += 1;
+            part.meta_mut(w).minter = None;
+            if !part.meta(w).retired {
+                part.join_free(w);
             }
             // SAFETY: under the shard's lock, the word slow and its key
             // forgotten, so no unit of it is out and no thread reads the

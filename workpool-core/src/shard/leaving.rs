@@ -177,7 +177,7 @@ impl<K> Shard<K> {
         self.give_back_group(Some(lane), grant.group, grant.units(), ids);
     }
 
-    /// Closes the shard: every waiting key waiter is told [`Closed`] and
+    /// Closes the shard: every waiting key waiter is told [`Closed`](crate::Closed) and
     /// later key requests fail. Close the lane first. O(live keys +
     /// waiters), once.
     ///

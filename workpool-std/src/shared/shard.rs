@@ -148,7 +148,10 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
 
     pub(crate) fn counts<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Counts {
         let (hash, shard) = self.locate(key);
-        self.lock_settled(shard).core.counts(hash, key)
+        // The key's own word alone: the other keys' words stay lent.
+        let mut part = self.lock_shard(shard);
+        self.collect_key(shard, &mut part, hash);
+        part.core.counts(hash, key)
     }
 
     pub(crate) fn waiting<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> usize {

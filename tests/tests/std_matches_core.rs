@@ -228,6 +228,15 @@ proptest! {
         play(run, &ops);
     }
 
+    /// The same under a limit's budgets (the words lend out of them).
+    #[test]
+    fn std_decides_as_the_core_does_with_many_keys_and_budgets(ops in many_keys_ops()) {
+        let mut run = Run::new(OneShard::default(), true);
+        run.pool.set_budget_share(1);
+        run.settle_every = 13;
+        play(run, &ops);
+    }
+
     /// The same across shards.
     #[test]
     fn std_decides_as_the_core_does_across_shards_with_many_keys(ops in many_keys_ops()) {

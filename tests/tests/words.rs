@@ -272,3 +272,87 @@ fn solo_word_grants_on_many_threads_never_exceed_the_target() {
     assert_eq!(pool.try_acquire().unwrap_err(), TryAcquireError::NoCapacity);
     drop(held);
 }
+
+/// More words under threads: 400 keys (about 50 per shard, beyond each
+/// shard's first words), keyed grants and releases from four threads with
+/// leases held across steps, a thread that reads counts (each collects its
+/// key's word) and moves targets, and, half-way, one any-key acquisition
+/// (from then on the shards lend their blocks' words no more). Never more
+/// leases of a key than its target, never a lease of another key, ids
+/// unique, and every unit back at the end.
+#[test]
+fn more_words_on_many_threads_never_exceed_the_targets() {
+    const KEYS: u32 = 400;
+    let pool = Pool::new();
+    for key in 0..KEYS {
+        pool.set(key, 2);
+    }
+    let live: Arc<Vec<AtomicUsize>> = Arc::new((0..KEYS).map(|_| AtomicUsize::new(0)).collect());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (pool, stop) = (pool.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut key = 0;
+            while !stop.load(Ordering::SeqCst) {
+                key = (key + 37) % KEYS;
+                let counts = pool.counts(&key);
+                assert!(counts.active <= 2, "{key}: {counts:?}");
+                pool.set(key, 2);
+                std::thread::yield_now();
+            }
+        })
+    };
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let (pool, live) = (pool.clone(), Arc::clone(&live));
+            std::thread::spawn(move || {
+                let mut ids = Vec::new();
+                let mut held: Vec<workpool_std::Lease<u32>> = Vec::new();
+                let mut key = t * 101;
+                for step in 0..40_000u32 {
+                    key = (key + 7919) % KEYS;
+                    if t == 0 && step == 20_000 {
+                        drop(pool.try_acquire());
+                    }
+                    if let Ok(lease) = pool.try_acquire_key(&key) {
+                        assert_eq!(*lease.key(), key);
+                        let now = live[key as usize].fetch_add(1, Ordering::SeqCst) + 1;
+                        assert!(now <= 2, "key {key}: {now} leases");
+                        ids.push(lease.id());
+                        held.push(lease);
+                    }
+                    if held.len() > 3 || step % 5 == 0 {
+                        if let Some(lease) = held.pop() {
+                            live[*lease.key() as usize].fetch_sub(1, Ordering::SeqCst);
+                            drop(lease);
+                        }
+                    }
+                }
+                for lease in held {
+                    live[*lease.key() as usize].fetch_sub(1, Ordering::SeqCst);
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut ids: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|thread| thread.join().unwrap())
+        .collect();
+    stop.store(true, Ordering::SeqCst);
+    watcher.join().unwrap();
+    let granted = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), granted, "lease ids are unique");
+    assert!(granted > 10_000, "most tries found room: {granted}");
+    for key in 0..KEYS {
+        assert_eq!(
+            pool.counts(&key),
+            Counts {
+                target: 2,
+                active: 0
+            }
+        );
+    }
+}

@@ -58,6 +58,54 @@ impl<K> Shard<K> {
         })
     }
 
+    /// [`poll_wake`](Self::poll_wake) and, if `take` says so of the waiter
+    /// it names, [`claim_unkeyed`](Self::claim_unkeyed) of that waiter, in
+    /// one step: the waiter and its final outcome (the waiter removed), or
+    /// the waiter and `None` (its outcome stays for its own claim). `None`
+    /// when no waiter is decided. What a releaser that hands the outcome
+    /// over at once does, without the second look-up of the waiter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use workpool_core::parts::{Lane, Shard};
+    /// use workpool_core::Claim;
+    /// let mut lane = Lane::new();
+    /// let mut shard = Shard::new(0, &lane);
+    /// let mut ids = 1u64;
+    /// shard.set(Some(&mut lane), 1, "a", 1, &mut ids).unwrap();
+    /// let held = shard.try_acquire_key(Some(&mut lane), 1, &"a", &mut ids).unwrap().unwrap();
+    /// let arrivals = lane.arrivals();
+    /// let w = shard.enqueue_key(Some(&mut lane), 1, &"a", arrivals, &mut ids).unwrap().unwrap();
+    /// assert!(shard.poll_wake_unkeyed(|_| true).is_none(), "nothing decided");
+    /// let _ = shard.release(Some(&mut lane), held, &mut ids);
+    /// let (woken, claim) = shard.poll_wake_unkeyed(|waiter| waiter == w).unwrap();
+    /// let Some(Claim::Granted(lease)) = claim else { panic!() };
+    /// assert_eq!((woken, lease.with_key("a").id()), (w, 2));
+    /// assert!(shard.claim(w).is_err(), "claimed already");
+    /// ```
+    #[must_use = "every waiter it names must be woken"]
+    #[inline]
+    pub fn poll_wake_unkeyed(
+        &mut self,
+        take: impl FnOnce(WaiterId) -> bool,
+    ) -> Option<(WaiterId, Option<Claim<()>>)> {
+        let waiter = self.waiters.pop_wake(&mut self.wake)?;
+        if !take(waiter) {
+            return Some((waiter, None));
+        }
+        let claim = match self.waiters.remove(waiter.index) {
+            State::Granted(grant) => Claim::Granted(Lease {
+                pool: self.pool,
+                grant,
+                key: (),
+            }),
+            State::Closed => Claim::Closed,
+            State::Waiting | State::Vacant => unreachable!("a woken waiter is decided"),
+        };
+        Some((waiter, Some(claim)))
+    }
+
     /// Gives back a lease from [`claim_unkeyed`](Self::claim_unkeyed) that
     /// never reached its waiter (it gave up before it took the lease): as
     /// [`cancel`](Self::cancel) of a granted waiter, it goes to the next

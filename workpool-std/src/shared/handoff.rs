@@ -119,18 +119,45 @@ impl Cells {
     /// and publishes it; otherwise (step 3) leaves it in the core.
     #[inline]
     pub(super) fn hand_off<K>(&self, core: &mut Shard<K>, waiter: WaiterId) {
-        let (cell, tag) = self.cell(waiter);
-        // Acquire: a waiter that emptied the cell without the lock has
-        // finished reading it before the write below.
-        if cell.tag.load(Ordering::Acquire) != VACANT {
+        if !self.is_vacant(waiter) {
             return;
         }
-        let outcome = match core.claim_unkeyed(waiter) {
-            Ok(Claim::Granted(lease)) => Ok(lease),
-            Ok(Claim::Closed) => Err(Closed),
+        match core.claim_unkeyed(waiter) {
+            Ok(Claim::Granted(lease)) => self.publish(waiter, Ok(lease)),
+            Ok(Claim::Closed) => self.publish(waiter, Err(Closed)),
             // Not decided: nothing to hand off (the waiter claims it).
-            Ok(Claim::Waiting) | Err(_) => return,
-        };
+            Ok(Claim::Waiting) | Err(_) => {}
+        }
+    }
+
+    /// Step 1 for the next decided waiter of the shard, in one core call
+    /// ([`Shard::poll_wake_unkeyed`]); the waiter, to be woken.
+    #[inline]
+    pub(super) fn hand_off_next<K>(&self, core: &mut Shard<K>) -> Option<WaiterId> {
+        let (waiter, claim) = core.poll_wake_unkeyed(|waiter| self.is_vacant(waiter))?;
+        match claim {
+            Some(Claim::Granted(lease)) => self.publish(waiter, Ok(lease)),
+            Some(Claim::Closed) => self.publish(waiter, Err(Closed)),
+            Some(Claim::Waiting) | None => {}
+        }
+        Some(waiter)
+    }
+
+    /// Whether `waiter`'s cell is vacant, so that a releaser (under the
+    /// shard's lock) may publish its outcome there.
+    #[inline]
+    fn is_vacant(&self, waiter: WaiterId) -> bool {
+        let (cell, _) = self.cell(waiter);
+        // Acquire: a waiter that emptied the cell without the lock has
+        // finished reading it before the write that follows.
+        cell.tag.load(Ordering::Acquire) == VACANT
+    }
+
+    /// Publishes `waiter`'s outcome in its cell, found vacant under the
+    /// shard's lock, which the caller holds.
+    #[inline]
+    fn publish(&self, waiter: WaiterId, outcome: Outcome<()>) {
+        let (cell, tag) = self.cell(waiter);
         let replaced = cell.outcome.with_mut(|slot| {
             // SAFETY: the cell is vacant, so no waiter reads it (only the
             // waiter whose tag it holds does), and every writer holds the

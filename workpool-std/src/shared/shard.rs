@@ -75,10 +75,9 @@ impl<K, S> Shared<K, S> {
     /// it.
     fn hand_off_after_release(&self, mut part: ShardGuard<'_, K>, key: K) {
         let cells = &self.shards[part.core.index() as usize].cells;
-        let Some(waiter) = part.core.poll_wake() else {
+        let Some(waiter) = cells.hand_off_next(&mut part.core) else {
             unreachable!("called with a decided waiter");
         };
-        cells.hand_off(&mut part.core, waiter);
         // Woken when dropped, so that a panicking wake of the others below
         // still wakes this one.
         let waker = WakeOnDrop(part.take_decided_waker(waiter));

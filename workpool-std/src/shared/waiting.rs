@@ -444,8 +444,31 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
 
     /// [`poll_acquire`](Self::poll_acquire) of a key whose word the caller
     /// tried already (`located`: its hash and shard), before a first poll.
-    #[inline(never)]
+    ///
+    /// The common wake, an outcome its releaser published, is taken here,
+    /// in the caller; the rest is a call away.
+    #[inline]
     pub(crate) fn poll_acquire_from<Q: ?Sized + KeyQuery<K>>(
+        &self,
+        wait: &mut Wait,
+        want: Want<'_, Q>,
+        located: Option<(u64, usize)>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<workpool_core::Lease<K>, Closed>> {
+        if let Wait::Waiting(waiter) = *wait {
+            // Nothing to drop after a lock.
+            if let Some(outcome) = self.take_published(waiter, want) {
+                *wait = Wait::Done;
+                return Poll::Ready(outcome);
+            }
+        }
+        self.poll_acquire_locked(wait, want, located, cx)
+    }
+
+    /// The rest of [`poll_acquire_from`](Self::poll_acquire_from), under
+    /// the locks.
+    #[inline(never)]
+    fn poll_acquire_locked<Q: ?Sized + KeyQuery<K>>(
         &self,
         wait: &mut Wait,
         want: Want<'_, Q>,
@@ -456,13 +479,6 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             !wait.is_done(),
             "a workpool acquire future was polled after it completed"
         );
-        if let Wait::Waiting(waiter) = *wait {
-            // The common wake: nothing to drop after a lock.
-            if let Some(outcome) = self.take_published(waiter, want) {
-                *wait = Wait::Done;
-                return Poll::Ready(outcome);
-            }
-        }
         if let Wait::Waiting(waiter) = *wait {
             let mut after = After::new();
             return match self.claim(waiter, want, &mut after) {

@@ -534,12 +534,16 @@ impl<K, S> Shared<K, S> {
     /// Collects the word of the key with hash `hash` (under its shard's
     /// lock, where the directory is exact: the fast path's view of it may
     /// be older), and any other word with the same tag.
-    #[inline]
+    #[inline(always)]
     pub(super) fn collect_key(&self, shard: usize, part: &mut Part<Shard<K>>, hash: u64) {
-        if part.lent_mask == 0 {
-            // Nothing lent: the common case of a contended key.
-            return;
+        // Nothing lent: the common case of a contended key.
+        if part.lent_mask != 0 {
+            self.collect_lent_key(shard, part, hash);
         }
+    }
+
+    /// [`collect_key`](Self::collect_key) while some word is lent.
+    fn collect_lent_key(&self, shard: usize, part: &mut Part<Shard<K>>, hash: u64) {
         let words = &self.shards[shard].words;
         if let Some(more) = words.more.get() {
             // Every assigned word has its entry once the block exists.

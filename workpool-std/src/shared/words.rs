@@ -110,7 +110,7 @@ const SLOW: u64 = 1 << 63;
 /// In the directory's `assigned` bits: look-ups go through the block of
 /// [more words](more).
 const INDEXED: u64 = 1 << 63;
-const _: () = assert!(WORDS < 63);
+const _: () = assert!(WORDS < 63 && WORDS.is_power_of_two());
 /// Set while one grant reads the word's key: keys need only be `Send`, so
 /// two threads never read one at once.
 const READING: u64 = 1 << 62;
@@ -153,9 +153,9 @@ pub(super) struct Words<K> {
 }
 
 struct Dir {
-    /// Bit `w` set while word `w` is assigned (a hint for the scans), and
-    /// [`INDEXED`] once the shard's block of more words exists and indexes
-    /// every assigned word (look-ups then read its tables, not the scans).
+    /// Bit `w` set while word `w` is assigned (a hint for the scans), until
+    /// the shard's block of more words exists: then [`INDEXED`] alone, and
+    /// look-ups read the block's tables, which index every assigned word.
     assigned: AtomicU64,
     /// `tags[w]`: the tag of the key word `w` is assigned to, or 0.
     tags: [AtomicU64; WORDS],
@@ -232,23 +232,54 @@ impl<K> Words<K> {
     fn word(&self, w: usize) -> &Word<K> {
         match self.words.get(w) {
             Some(word) => word,
-            None => self
-                .more
-                .get()
-                .expect("a word beyond the first is assigned from the block")
-                .word(w - WORDS),
+            None => self.more_word(w),
         }
+    }
+
+    /// Word `w` of the block of more words.
+    fn more_word(&self, w: usize) -> &Word<K> {
+        self.more
+            .get()
+            .expect("a word beyond the first is assigned from the block")
+            .word(w - WORDS)
     }
 
     /// The word assigned to the key with this hash, if any (a hint: the
     /// grant checks the key).
-    #[inline]
+    #[cfg(test)]
     pub(super) fn find(&self, hash: u64) -> Option<usize> {
         let assigned = self.dir.assigned.load(Ordering::Relaxed);
-        if assigned & INDEXED != 0 {
-            return self.more.get()?.find_hash(hash);
+        match scan(assigned, &self.dir.tags, tag(hash)) {
+            Some(w) => Some(w),
+            // Once the block exists, the first words are found through its
+            // table too (their bits are cleared).
+            None if assigned & INDEXED != 0 => self.find_indexed(hash),
+            None => None,
         }
-        scan(assigned, &self.dir.tags, tag(hash))
+    }
+
+    /// The word assigned to the key with this hash through the block's
+    /// table, if any (a hint: the grant checks the key).
+    #[inline]
+    fn find_indexed(&self, hash: u64) -> Option<usize> {
+        self.more.get()?.find_hash(hash)
+    }
+
+    /// [`find_indexed`](Self::find_indexed), with the word.
+    #[inline(never)]
+    fn find_word_indexed(&self, hash: u64) -> Option<(usize, &Word<K>)> {
+        let w = self.find_indexed(hash)?;
+        Some((w, self.word(w)))
+    }
+
+    /// Puts a unit of the key in core slot `slot` back into its word, found
+    /// through the block's table; false if it has none or it is slow.
+    #[inline(never)]
+    fn release_indexed(&self, slot: usize) -> bool {
+        match self.find_slot_indexed(slot) {
+            Some(w) => put_back(self.word(w)),
+            None => false,
+        }
     }
 
     /// The shard's solo mark (1 + a word, or 0), for tests.
@@ -261,9 +292,16 @@ impl<K> Words<K> {
     #[inline]
     fn find_slot(&self, slot: usize) -> Option<usize> {
         let assigned = self.dir.assigned.load(Ordering::Relaxed);
-        if assigned & INDEXED == 0 {
-            return scan(assigned, &self.dir.slots, slot as u64 + 1);
+        match scan(assigned, &self.dir.slots, slot as u64 + 1) {
+            Some(w) => Some(w),
+            None if assigned & INDEXED != 0 => self.find_slot_indexed(slot),
+            None => None,
         }
+    }
+
+    /// [`find_slot`](Self::find_slot) through the block's table.
+    #[inline]
+    fn find_slot_indexed(&self, slot: usize) -> Option<usize> {
         let more = self.more.get()?;
         let w = more.find_slot(slot)?;
         let column = match w.checked_sub(WORDS) {
@@ -276,23 +314,28 @@ impl<K> Words<K> {
     /// Puts a unit back into word `w` unless it is slow; false if it is.
     #[inline]
     fn put_back(&self, w: usize) -> bool {
-        let word = self.word(w);
-        let mut state = word.state.load(Ordering::Relaxed);
-        loop {
-            if state & SLOW != 0 {
-                return false;
-            }
-            // Release: the lease's uses of the unit come before the next
-            // grant of it.
-            match word.state.compare_exchange_weak(
-                state,
-                state + ONE_SPARE,
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(now) => state = now,
-            }
+        put_back(self.word(w))
+    }
+}
+
+/// Puts a unit back into `word` unless it is slow; false if it is.
+#[inline(always)]
+fn put_back<K>(word: &Word<K>) -> bool {
+    let mut state = word.state.load(Ordering::Relaxed);
+    loop {
+        if state & SLOW != 0 {
+            return false;
+        }
+        // Release: the lease's uses of the unit come before the next
+        // grant of it.
+        match word.state.compare_exchange_weak(
+            state,
+            state + ONE_SPARE,
+            Ordering::Release,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => return true,
+            Err(now) => state = now,
         }
     }
 }
@@ -338,7 +381,9 @@ impl<P> Part<P> {
 /// The word among those `assigned` (the directory's bits) whose entry in
 /// `column` is `wanted`.
 #[inline]
-fn scan(mut assigned: u64, column: &[AtomicU64; WORDS], wanted: u64) -> Option<usize> {
+fn scan(assigned: u64, column: &[AtomicU64; WORDS], wanted: u64) -> Option<usize> {
+    // The first words' bits alone: a word found is below `WORDS`.
+    let mut assigned = assigned & ((1 << WORDS) - 1);
     while assigned != 0 {
         let w = assigned.trailing_zeros() as usize;
         assigned &= assigned - 1;
@@ -403,8 +448,18 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         shard: usize,
         key: &Q,
     ) -> Result<workpool_core::Lease<K>, ()> {
-        let w = self.shards[shard].words.find(hash).ok_or(())?;
-        self.take_unit(shard, w, None, |stored| key.equivalent(stored))
+        let words = &self.shards[shard].words;
+        let assigned = words.dir.assigned.load(Ordering::Relaxed);
+        let (w, word) = match scan(assigned, &words.dir.tags, tag(hash)) {
+            // `scan` finds first words only: the mask keeps it in range.
+            Some(w) => (w, &*words.words[w & (WORDS - 1)]),
+            // Once the shard has its block, every word is found through
+            // the block's table (a call away: a shard of few keys inlines
+            // only the scan).
+            None if assigned & INDEXED != 0 => words.find_word_indexed(hash).ok_or(())?,
+            None => return Err(()),
+        };
+        self.take_unit(shard, w, word, None, |stored| key.equivalent(stored))
     }
 
     /// An any-key lease from `shard`'s *solo* word without the lock: the
@@ -419,11 +474,12 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     /// sees the mark gone.
     #[inline(always)]
     pub(crate) fn fast_take_any(&self, shard: usize) -> Result<workpool_core::Lease<K>, ()> {
-        let solo = self.shards[shard].words.dir.solo.load(Ordering::Relaxed);
-        if solo == 0 {
-            return Err(());
-        }
-        self.take_unit(shard, (solo - 1) as usize, Some(solo), |_| true)
+        let words = &self.shards[shard].words;
+        let solo = words.dir.solo.load(Ordering::Relaxed);
+        // Only a first word is ever marked solo.
+        let w = (solo as usize).wrapping_sub(1);
+        let word = words.words.get(w).ok_or(())?;
+        self.take_unit(shard, w, word, Some(solo), |_| true)
     }
 
     /// A lease from word `w` of `shard`, if `fits` accepts its key; with
@@ -433,11 +489,11 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         &self,
         shard: usize,
         w: usize,
+        word: &Word<K>,
         solo: Option<u64>,
         fits: impl FnOnce(&K) -> bool,
     ) -> Result<workpool_core::Lease<K>, ()> {
         let words = &self.shards[shard].words;
-        let word = words.word(w);
         let mut state = word.state.load(Ordering::Acquire);
         let mut spins = 0;
         let id = loop {
@@ -515,10 +571,13 @@ impl<K, S> Shared<K, S> {
             return false;
         }
         let words = &self.shards[lease.shard()].words;
+        let assigned = words.dir.assigned.load(Ordering::Relaxed);
         // The lease's unit keeps its key tracked, so a word found by the
         // key's slot is this key's (module docs).
-        match words.find_slot(lease.slot()) {
-            Some(w) => words.put_back(w),
+        match scan(assigned, &words.dir.slots, lease.slot() as u64 + 1) {
+            // `scan` finds first words only: the mask keeps it in range.
+            Some(w) => put_back(&words.words[w & (WORDS - 1)]),
+            None if assigned & INDEXED != 0 => words.release_indexed(lease.slot()),
             None => false,
         }
     }

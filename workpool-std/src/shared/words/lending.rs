@@ -123,8 +123,9 @@ impl<K, S> Shared<K, S> {
             }
         }
         // Look-ups read the tables from now on (one that reads the bit
-        // before the entries misses, and takes the locked path).
-        words.dir.assigned.fetch_or(INDEXED, Ordering::Relaxed);
+        // before the entries misses, and takes the locked path); the
+        // directory's scans find nothing more.
+        words.dir.assigned.store(INDEXED, Ordering::Relaxed);
         more
     }
 
@@ -210,7 +211,9 @@ impl<K, S> Shared<K, S> {
                     let dir = &words.dir;
                     dir.slots[w].store(slot as u64 + 1, Ordering::Relaxed);
                     dir.tags[w].store(tag(hash), Ordering::Relaxed);
-                    dir.assigned.fetch_or(1 << w, Ordering::Relaxed);
+                    if words.more.get().is_none() {
+                        dir.assigned.fetch_or(1 << w, Ordering::Relaxed);
+                    }
                 }
             }
             if let Some(more) = words.more.get() {
@@ -235,7 +238,9 @@ impl<K, S> Shared<K, S> {
         let solo = &self.shards[part.core.index() as usize].words.dir.solo;
         let mine = w as u64 + 1;
         let now = solo.load(Ordering::Relaxed);
-        if part.core.solo_slot() == Some(slot) {
+        // Only the first words are marked (a shard of one key seldom keeps
+        // a word of its block).
+        if w < WORDS && part.core.solo_slot() == Some(slot) {
             if now != mine {
                 solo.store(mine, Ordering::Relaxed);
             }

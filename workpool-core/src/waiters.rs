@@ -217,6 +217,7 @@ impl Waiters {
 
     /// Registers a waiter in `state` (linked into no list), arrived as
     /// `order`, asking for `units`, and returns its handle.
+    #[inline]
     pub(crate) fn insert(&mut self, group: u32, order: u64, units: u32, state: State) -> WaiterId {
         let generation = self.next_generation;
         // Never reached in practice (see `GENERATION_MASK`); were it, a
@@ -344,6 +345,7 @@ impl Waiters {
     }
 
     /// Appends slot `index` to `list`.
+    #[inline]
     pub(crate) fn push_back(&mut self, list: &mut List, index: u32) {
         let tail = list.tail;
         {
@@ -360,6 +362,7 @@ impl Waiters {
     }
 
     /// Unlinks slot `index` from `list`, which must contain it.
+    #[inline]
     pub(crate) fn unlink(&mut self, list: &mut List, index: u32) {
         let (prev, next) = {
             let w = &mut self.slots[index as usize];
@@ -397,6 +400,7 @@ impl Waiters {
     }
 
     /// Removes and returns the first slot of `list`.
+    #[inline]
     pub(crate) fn pop_front(&mut self, list: &mut List) -> Option<u32> {
         let head = list.head;
         if head == NIL {

@@ -465,6 +465,7 @@ impl<K> Shard<K> {
     }
 
     /// Takes a waiting key waiter out of its group's queue.
+    #[inline]
     pub(super) fn unlink_waiting(&mut self, index: u32, g: u32) {
         self.waiters.waiting -= 1;
         let group = self.groups.at_mut(g);

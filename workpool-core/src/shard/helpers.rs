@@ -454,6 +454,7 @@ impl<K> Shard<K> {
 
     /// Hands `grant` to key waiter `index` of group `g`: out of the group's
     /// queue, decided, queued to be woken.
+    #[inline(always)]
     fn grant_to_key_waiter(&mut self, index: u32, g: u32, grant: Grant) {
         self.unlink_waiting(index, g);
         decide(
@@ -465,7 +466,7 @@ impl<K> Shard<K> {
     }
 
     /// Takes a waiting key waiter out of its group's queue.
-    #[inline]
+    #[inline(always)]
     pub(super) fn unlink_waiting(&mut self, index: u32, g: u32) {
         self.waiters.waiting -= 1;
         let group = self.groups.at_mut(g);

@@ -587,6 +587,7 @@ enum Locked<'a, K> {
 impl<K> Locked<'_, K> {
     /// Stores a new waiter's first waker, then unlocks; returns what the
     /// slot held (nothing, as a rule), to be dropped after unlocking.
+    #[inline]
     fn register_first(self, waiter: WaiterId, waker: &Waker) -> Option<Waker> {
         match self {
             Self::Lane(mut lane) => lane.register_first(waiter, waker),

@@ -221,7 +221,7 @@ impl<K> Shard<K> {
     /// assert!(matches!(shard.claim(w), Ok(Claim::Waiting)));
     /// ```
     #[allow(clippy::type_complexity)]
-    #[inline]
+    #[inline(always)]
     pub fn try_or_enqueue_key_many<Q, I: LeaseIds>(
         &mut self,
         hash: u64,

@@ -73,6 +73,7 @@ impl<K, S> Shared<K, S> {
     /// without [`finish_slow`](Self::finish_slow)'s batch (the release's
     /// key, the waker and the wake all after unlocking); more go through
     /// it.
+    #[inline]
     fn hand_off_after_release(&self, mut part: ShardGuard<'_, K>, key: K) {
         let cells = &self.shards[part.core.index() as usize].cells;
         let Some(waiter) = cells.hand_off_next(&mut part.core) else {

@@ -88,7 +88,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 None => self.lock_shard(shard),
             };
             // Lent room is room too: the shard's words give it back first.
-            self.collect_all(shard, &mut part);
+            self.collect_for_any(shard, &mut part);
             let (core, mut ids) = part.split_ids(&self.ids);
             let taken = core.try_take_any(&mut ids);
             // The rotation stays on a shard for its whole turn: once per
@@ -125,9 +125,6 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     /// waits, the pool is closed, or no shard offers room).
     #[inline(always)]
     pub(crate) fn fast_any(&self) -> Result<workpool_core::Lease<K>, Option<Look>> {
-        if !self.hints.any_used.load(Ordering::Relaxed) {
-            self.use_any();
-        }
         if self.hints.any_waiting.load(Ordering::Relaxed) || self.is_closed() {
             return Err(None);
         }
@@ -146,12 +143,20 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         Ok(lease)
     }
 
-    /// The pool's first any-key acquisition: from now on shards lend none
-    /// of their [more words](super::words) (see `LaneHints::any_used`).
-    #[cold]
-    #[inline(never)]
-    fn use_any(&self) {
-        self.hints.any_used.store(true, Ordering::Relaxed);
+    /// Collects every word of `shard` for an any-key acquisition (under
+    /// the shard's lock). The first that finds words of the shard's block
+    /// of [more words](super::words) lent makes the shards lend them no
+    /// more (see `LaneHints::any_used`).
+    #[inline]
+    fn collect_for_any(
+        &self,
+        shard: usize,
+        part: &mut super::Part<workpool_core::parts::Shard<K>>,
+    ) {
+        if part.lent_mask >> super::words::WORDS != 0 {
+            self.hints.any_used.store(true, Ordering::Relaxed);
+        }
+        self.collect_all(shard, part);
     }
 
     /// After a locked any-key grant from the one key its shard tracks (so
@@ -203,7 +208,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         self.reclaim_if_short(lane, 1);
         while let Some(shard) = lane.core.next_shard() {
             // Lent room is room too: the shard's words give it back first.
-            let mut part = self.lock_settled(shard);
+            let mut part = self.lock_shard(shard);
+            self.collect_for_any(shard, &mut part);
             let (core, mut ids) = part.split_ids(&self.ids);
             let taken = lane.core.try_take(core, &mut ids);
             self.sync_offer(&mut part);

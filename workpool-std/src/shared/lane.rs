@@ -23,9 +23,10 @@ pub(super) struct LaneHints {
     /// to need the lane, and takes it first instead of asking its shard
     /// (which still decides: the hint only picks the order of attempts).
     pub(super) any_waiting: AtomicBool,
-    /// Set by the first any-key acquisition and never cleared: from then
-    /// on shards lend none of their [more words](super::words) (an any-key
-    /// acquisition collects every lent word of the shards it looks at).
+    /// Set by the first any-key acquisition that collects words of a
+    /// shard's block of [more words](super::words), and never cleared: from
+    /// then on shards lend none of them (an any-key acquisition collects
+    /// every lent word of the shards it looks at).
     pub(super) any_used: AtomicBool,
 }
 

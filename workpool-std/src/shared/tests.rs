@@ -558,8 +558,8 @@ fn a_hand_off_whose_cell_is_taken_stays_in_the_core() {
 
 /// A shard of many keys gives the keys beyond its first words words of
 /// its block of more words: their grants and releases then skip the lock
-/// (found through the block's tables), until the pool's first any-key
-/// acquisition, after which the shard lends them no more; forgotten keys
+/// (found through the block's tables), until an any-key acquisition
+/// collects them, after which the shard lends them no more; forgotten keys
 /// leave the tables.
 #[test]
 fn more_words_serve_the_keys_of_a_shard_of_many_keys() {

@@ -28,8 +28,9 @@
 //! unlinks every group before one queues), no limit is set, no watcher
 //! watches the shard and the pool is open. An any-key acquisition collects
 //! the words of each shard it looks at, so it sees every key's room; and
-//! from the pool's first one on, shards lend no more words of their blocks
-//! (128 lent words would make each of those looks cost a microsecond). A
+//! once one collected words of a block, shards lend no more words of their
+//! blocks (128 lent words would make each of those looks cost a
+//! microsecond). A
 //! key's `counts` collects that key's word alone.
 //!
 //! # The word

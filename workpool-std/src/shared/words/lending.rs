@@ -54,7 +54,7 @@ impl<K, S> Shared<K, S> {
 
     /// Whether a shard may give out and lend the words of its block of
     /// [more words](super::more) (and its first words to keys of a shard of many
-    /// keys): while the pool has seen no any-key acquisition, and the shard
+    /// keys): until an any-key acquisition found some of them lent, and the shard
     /// tracks at most [`MORE_UP_TO`] keys (beyond, most of its keys would
     /// have no word, and would pay the look-ups for nothing).
     #[inline]

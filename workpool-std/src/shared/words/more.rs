@@ -22,10 +22,10 @@
 //! [`words`](super)). A look-up that misses (an entry not yet written)
 //! takes the locked path, as a key without a word does.
 //!
-//! When a shard may use them: while the pool has seen no any-key
-//! acquisition (see `Shared::more_allowed`). An any-key acquisition
-//! collects every lent word of each shard it looks at, and 128 of them
-//! would make each such look cost a microsecond.
+//! When a shard may use them: until an any-key acquisition finds some of
+//! them lent (see `Shared::more_allowed`). An any-key acquisition collects
+//! every lent word of each shard it looks at, and 128 of them would make
+//! each such look cost a microsecond.
 
 use super::Word;
 use crate::shared::Padded;

@@ -33,9 +33,9 @@
 //!   same whatever the C allocator, so this is the primary judge. Every byte
 //!   the pool holds (slabs, tables, waker slots, spare capacity included) is
 //!   counted. The end may exceed the start by what a pool used a little and
-//!   emptied keeps (its shards' minimum sizes, measured at the start: about
-//!   3 KiB a shard, and a pool has four shards per core, 4 to 64) plus
-//!   256 KiB. The bursts peak near 100 MiB; the pool ends at its minimum.
+//!   emptied keeps (its shards' minimum sizes and blocks of more words,
+//!   measured at the start: about 30 KiB a shard, and a pool has four
+//!   shards per core, 4 to 64) plus 256 KiB. The bursts peak near 100 MiB; the pool ends at its minimum.
 //! - **Resident anonymous memory** (`RssAnon` in `/proc/self/status`: heap,
 //!   arenas, mappings, thread stacks; not the pages of the binary and its
 //!   libraries), after `malloc_trim`, at most 4 MiB above the start. It sees
@@ -547,8 +547,9 @@ fn waiter_burst(pool: &Pool<u64>) -> (usize, usize, u64) {
 
 /// Live heap bytes, in KiB, of a pool used a little and emptied again: 64
 /// keys a shard, a lease, a key waiter and an any-key waiter each, then all
-/// of it gone. Its shards keep their minimum slabs, tables and waker slots
-/// (about 3 KiB a shard, and a pool has four shards per core, 4 to 64), so
+/// of it gone. Its shards keep their minimum slabs, tables and waker slots,
+/// and the block of more words that 64 keys make each shard give out
+/// (about 30 KiB a shard, and a pool has four shards per core, 4 to 64), so
 /// this is the least the soak's pool can come back to. Too small a load to
 /// hide memory kept after the bursts: a pool that kept all it ever had would
 /// keep only what 64 keys a shard take here.

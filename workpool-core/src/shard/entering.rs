@@ -17,6 +17,18 @@ use super::Shard;
 
 /// What [`Shard::try_or_enqueue_key_many`] did: granted at once, or
 /// queued a waiter.
+///
+/// # Examples
+///
+/// ```
+/// use workpool_core::parts::{Entered, Lane, Shard};
+/// let lane = Lane::new();
+/// let mut shard = Shard::new(0, &lane);
+/// let mut ids = 1u64;
+/// // A key nobody set has no room: the acquisition waits for it.
+/// let entered = shard.try_or_enqueue_key_many(7, &"new", lane.arrivals(), 1, &mut ids);
+/// assert!(matches!(entered, Ok(Ok(Entered::Queued(_)))));
+/// ```
 #[derive(Debug)]
 pub enum Entered<K> {
     /// The units fit at once: the lease.

@@ -121,7 +121,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     /// shard's lock, with the key's word collected first, so that no unit
     /// lent to the fast path is missed and a waiter queues only once the
     /// core holds every unit of the key.
-    #[inline(never)]
+    #[inline]
     fn start_key_many(
         &self,
         key: &(impl ?Sized + KeyQuery<K>),

@@ -161,3 +161,44 @@ fn a_stale_solo_mark_gives_no_any_key_grant() {
         assert_eq!(pool.counts(&c).active, 0);
     });
 }
+
+/// More words (`shared/words/more.rs`): a key whose word is one of its
+/// shard's block (the shard's one first word went to another key), found
+/// through the block's tables, grants from it and puts the unit back while
+/// its counts collect the word. The counts are exact when read, never over
+/// the target, and come back to 0.
+#[test]
+fn a_block_words_grant_and_release_race_its_collect() {
+    loom::model(|| {
+        let pool = pool();
+        let [a, b, _] = keys_in_one_shard(&pool);
+        pool.set(a, 1);
+        pool.set(b, 2);
+        // `a` takes the shard's first word; `b` a word of the block, with
+        // one unit lent to it.
+        drop(pool.try_acquire_key(&a).unwrap());
+        let first = pool.try_acquire_key(&b).unwrap();
+        let grant = {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                let lease = pool.try_acquire_key(&b).ok();
+                let id = lease.as_ref().map(|l| l.id());
+                drop(lease);
+                id
+            })
+        };
+        let counts = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.counts(&b))
+        };
+        let id = grant.join().unwrap();
+        let seen = counts.join().unwrap();
+        assert!((1..=2).contains(&seen.active), "{seen:?}");
+        assert!(id.is_some(), "the lent unit, or the one collected");
+        assert!(id > Some(first.id()), "ids grow within a key");
+        assert_eq!(pool.counts(&b).active, 1);
+        assert_eq!(pool.stats().granted, 3);
+        drop(first);
+        assert_eq!(pool.counts(&b).active, 0);
+    });
+}

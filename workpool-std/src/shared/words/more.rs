@@ -35,14 +35,16 @@ use crate::sync::{AtomicU64, Ordering};
 /// Words in a shard's block beyond its first ones.
 #[cfg(not(loom))]
 pub(in crate::shared) const MORE: usize = 120;
-/// Words in a shard's block beyond its first ones (none under loom: the
-/// block's words follow the first words' protocol, and its tables are
-/// hints that the grant and the release check).
+/// Words in a shard's block beyond its first ones (two under loom, with
+/// small tables, so that its models stay small).
 #[cfg(loom)]
-pub(in crate::shared) const MORE: usize = 0;
+pub(in crate::shared) const MORE: usize = 2;
 
 /// Positions in each table: a power of two, at least twice [`MORE`].
+#[cfg(not(loom))]
 const TABLE: usize = 256;
+#[cfg(loom)]
+const TABLE: usize = 8;
 /// Positions in the table by hash: four times [`TABLE`], so that a window
 /// is all but never full. At a quarter of this, a shard's 128 keys left
 /// one key in a few hundred without a word, for good (its window full):

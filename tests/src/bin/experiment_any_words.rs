@@ -32,16 +32,17 @@
 //! cargo run --release -p workpool-tests --bin experiment_any_words -- [seconds per round] [rounds]
 //! ```
 
+#[path = "../experiment.rs"]
+mod experiment;
+use experiment::CYCLES_PER_TASK;
+
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 const KEYS: usize = 16;
 const TARGET: u64 = 4;
 const SHARDS: usize = 8;
-const TASKS: usize = 64;
-const CYCLES_PER_TASK: usize = 200;
 
 /// A value alone on its own pair of cache lines.
 #[repr(align(128))]
@@ -260,69 +261,46 @@ fn round(rt: &tokio::runtime::Runtime, mode: Mode, secs: f64) -> (f64, u64) {
     let words = Arc::new(Words::new());
     let locked = Arc::new(Locked::new(mode == Mode::LockedBoxed));
     let misses = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let mut cycles = 0u64;
-    while start.elapsed().as_secs_f64() < secs {
-        rt.block_on(async {
-            let tasks: Vec<_> = (0..TASKS)
-                .map(|_| {
-                    let (sem, words, locked) = (sem.clone(), words.clone(), locked.clone());
-                    let misses = misses.clone();
-                    tokio::spawn(async move {
-                        for _ in 0..CYCLES_PER_TASK {
-                            if mode == Mode::Tokio {
-                                let permit = sem.acquire().await.unwrap();
-                                tokio::task::yield_now().await;
-                                drop(permit);
-                                continue;
-                            }
-                            let grant = loop {
-                                let got = match mode {
-                                    Mode::Locked | Mode::LockedBoxed => locked.try_any(),
-                                    _ => words.try_any(mode == Mode::WordsShared),
-                                };
-                                if let Some(grant) = got {
-                                    break grant;
-                                }
-                                misses.fetch_add(1, Ordering::Relaxed);
-                                tokio::task::yield_now().await;
-                            };
-                            std::hint::black_box(grant.id);
-                            tokio::task::yield_now().await;
-                            match mode {
-                                Mode::Locked | Mode::LockedBoxed => locked.release(grant),
-                                _ => words.release(grant),
-                            }
-                        }
-                    })
-                })
-                .collect();
-            for task in tasks {
-                task.await.unwrap();
+    let ns = experiment::time_tasks(rt, secs, || {
+        let (sem, words, locked) = (sem.clone(), words.clone(), locked.clone());
+        let misses = misses.clone();
+        async move {
+            for _ in 0..CYCLES_PER_TASK {
+                if mode == Mode::Tokio {
+                    let permit = sem.acquire().await.unwrap();
+                    tokio::task::yield_now().await;
+                    drop(permit);
+                    continue;
+                }
+                let grant = loop {
+                    let got = match mode {
+                        Mode::Locked | Mode::LockedBoxed => locked.try_any(),
+                        _ => words.try_any(mode == Mode::WordsShared),
+                    };
+                    if let Some(grant) = got {
+                        break grant;
+                    }
+                    misses.fetch_add(1, Ordering::Relaxed);
+                    tokio::task::yield_now().await;
+                };
+                std::hint::black_box(grant.id);
+                tokio::task::yield_now().await;
+                match mode {
+                    Mode::Locked | Mode::LockedBoxed => locked.release(grant),
+                    _ => words.release(grant),
+                }
             }
-        });
-        cycles += (TASKS * CYCLES_PER_TASK) as u64;
-    }
-    let ns = start.elapsed().as_nanos() as f64 / cycles as f64;
+        }
+    });
     assert!(words.all_back(), "a word lost or gained a unit");
     assert!(locked.all_back(), "a shard lost or gained a unit");
     assert_eq!(sem.available_permits(), KEYS * TARGET as usize);
     (ns, misses.load(Ordering::Relaxed))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let secs: f64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(0.3);
-    let rounds: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(9).max(1);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .expect("a tokio runtime");
+    let (secs, rounds) = experiment::args();
+    let rt = experiment::runtime();
     let mut times = vec![Vec::new(); MODES.len()];
     let mut misses = vec![0u64; MODES.len()];
     for _ in 0..rounds {
@@ -332,18 +310,11 @@ fn main() {
             misses[i] += missed;
         }
     }
-    println!("{rounds} interleaved rounds of {secs} s; ns per cycle (median), ratio to tokio (median of the rounds' ratios), acquisitions that found no room");
-    for (i, (_, name)) in MODES.iter().enumerate() {
-        let ratios = times[i]
-            .iter()
-            .zip(&times[0])
-            .map(|(t, base)| t / base)
-            .collect();
-        println!(
-            "{name:20} {:7.1} ns  {:.2}x  {}",
-            median(times[i].clone()),
-            median(ratios),
-            misses[i]
-        );
-    }
+    println!("{rounds} interleaved rounds of {secs} s; ns per cycle (median), ratio to tokio (median of the rounds' ratios)");
+    let names: Vec<&str> = MODES.iter().map(|(_, name)| *name).collect();
+    let misses: Vec<String> = misses
+        .iter()
+        .map(|m| format!("{m} found no room"))
+        .collect();
+    experiment::report(&names, &times, &misses);
 }

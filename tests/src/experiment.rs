@@ -11,6 +11,12 @@ pub(crate) fn args() -> (f64, usize) {
     (secs, usize::max(rounds, 1))
 }
 
+/// Whether the contender `name` runs: all of them, or only the one named
+/// by `EXPERIMENT_ONLY` (to profile it alone).
+pub(crate) fn selected(name: &str) -> bool {
+    std::env::var("EXPERIMENT_ONLY").map_or(true, |only| only == name)
+}
+
 /// The two-thread runtime of `compare`'s S3 rows.
 pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

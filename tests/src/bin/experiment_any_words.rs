@@ -304,7 +304,11 @@ fn main() {
     let mut times = vec![Vec::new(); MODES.len()];
     let mut misses = vec![0u64; MODES.len()];
     for _ in 0..rounds {
-        for (i, (mode, _)) in MODES.iter().enumerate() {
+        for (i, (mode, name)) in MODES.iter().enumerate() {
+            if !experiment::selected(name) {
+                times[i].push(f64::NAN);
+                continue;
+            }
             let (ns, missed) = round(&rt, *mode, secs);
             times[i].push(ns);
             misses[i] += missed;

@@ -359,7 +359,6 @@ fn main() {
     let rt = experiment::runtime();
     // For profiling one stand-in alone: `EXPERIMENT_ONLY=slab`, and
     // `EXPERIMENT_UNITS=4`.
-    let only = std::env::var("EXPERIMENT_ONLY").ok();
     let unit_counts: Vec<u64> = match std::env::var("EXPERIMENT_UNITS") {
         Ok(units) => vec![units.parse().expect("EXPERIMENT_UNITS: a number")],
         Err(_) => vec![1, 4],
@@ -368,7 +367,7 @@ fn main() {
         let mut times = vec![Vec::new(); MODES.len()];
         for _ in 0..rounds {
             for (i, (mode, name)) in MODES.iter().enumerate() {
-                if only.as_deref().is_some_and(|only| only != *name) {
+                if !experiment::selected(name) {
                     times[i].push(f64::NAN);
                     continue;
                 }

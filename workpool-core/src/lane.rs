@@ -12,6 +12,7 @@ use crate::ring::{Ring, ShardLinks};
 use crate::shard::{close_queue, decide, Shard, Turn};
 use crate::waiters::{List, State, Waiters, NIL};
 
+mod handoff;
 mod limit;
 
 /// The any-key part of a pool: the any-key waiters and their queue, the

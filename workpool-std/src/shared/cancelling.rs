@@ -9,7 +9,7 @@ use workpool_core::WaiterId;
 
 use super::handoff::Outcome;
 use super::waiting::Wait;
-use super::{After, ShardGuard, Shared};
+use super::{After, LaneGuard, ShardGuard, Shared};
 
 impl<K, S> Shared<K, S> {
     /// Gives up a wait: a waiter still registered is cancelled with the
@@ -37,6 +37,9 @@ impl<K, S> Shared<K, S> {
         let mut after = After::new();
         let Some(shard) = waiter.shard() else {
             let mut lane = self.lock_lane();
+            if let Some(outcome) = self.lane_cells.take_outcome(waiter) {
+                return self.cancel_published_any(lane, outcome, timed_out);
+            }
             let cancelled = lane.core.cancel(waiter);
             debug_assert!(cancelled.is_ok(), "only a waiter's owner removes it");
             lane.timed_out += u64::from(timed_out);
@@ -57,7 +60,7 @@ impl<K, S> Shared<K, S> {
             return unref;
         };
         let mut part = self.lock_shard(shard);
-        if let Some(outcome) = self.shards[shard].cells.take_unkeyed(waiter) {
+        if let Some(outcome) = self.shards[shard].cells.take_outcome(waiter) {
             return self.cancel_published(part, shard, outcome, timed_out);
         }
         let (core, mut ids) = part.split_ids(&self.ids);
@@ -76,7 +79,7 @@ impl<K, S> Shared<K, S> {
         let mut lane = self.lock_lane();
         let mut part = self.lock_shard(shard);
         // Published while no lock was held?
-        if let Some(outcome) = self.shards[shard].cells.take_unkeyed(waiter) {
+        if let Some(outcome) = self.shards[shard].cells.take_outcome(waiter) {
             drop(lane);
             return self.cancel_published(part, shard, outcome, timed_out);
         }
@@ -100,6 +103,35 @@ impl<K, S> Shared<K, S> {
     /// pass it, counted as the core counts a granted waiter's cancel. True
     /// if the shard gave up its count (see [`release_slow`](Self::release_slow)).
     #[cold]
+    /// The end of an any-key waiter that gives up after its releaser
+    /// published its outcome (it is no longer known to the lane): its
+    /// lease goes on as [`cancel_published`](Self::cancel_published) says,
+    /// under the lane's lock (held) and its shard's; its key is dropped
+    /// after unlocking.
+    fn cancel_published_any(
+        &self,
+        mut lane: LaneGuard<'_>,
+        outcome: Outcome<K>,
+        timed_out: bool,
+    ) -> bool {
+        lane.timed_out += u64::from(timed_out);
+        let Ok(lease) = outcome else {
+            return false; // closed: nothing to give back
+        };
+        let shard = lease.shard();
+        let (lease, key) = lease.into_unkeyed();
+        let mut after = After::new();
+        after.push_key(key);
+        let mut part = self.lock_shard(shard);
+        let (core, mut ids) = part.split_ids(&self.ids);
+        let given = core.cancel_unkeyed(Some(&mut lane.core), lease, &mut ids);
+        debug_assert!(given.is_ok(), "a call with the lane needs no lane");
+        self.sync_offer(&mut part);
+        let unref = self.let_go(shard, &part);
+        self.finish_lane_op(lane, Some(part), after);
+        unref
+    }
+
     fn cancel_published(
         &self,
         mut part: ShardGuard<'_, K>,

@@ -26,7 +26,7 @@
 //!   wants ([`Want`], [`KeyQuery`]), lease ids ([`Ids`]).
 //! - [`waiting`]: the waiting protocol, for futures and threads: try,
 //!   register, claim, cancel.
-//! - [`handoff`]: the cells where a releaser leaves a key waiter's outcome,
+//! - [`handoff`]: the cells where a releaser leaves a waiter's outcome,
 //!   taken by the waiter without the lock.
 //! - [`wake`]: waking and deferred drops (no user code under a lock), and
 //!   the waker slots of each part.
@@ -133,6 +133,8 @@ impl<T> Deref for Padded<T> {
 pub(crate) struct Shared<K, S> {
     hasher: S,
     lane: Padded<Mutex<Part<Lane>>>,
+    /// Where releasers leave any-key waiters' outcomes (see [`handoff`]).
+    lane_cells: Cells<K>,
     shards: Box<[ShardLock<K>]>,
     /// Set once [`close`](Self::close) starts.
     closed: AtomicBool,
@@ -289,6 +291,7 @@ impl<K, S> Shared<K, S> {
         Self {
             hasher,
             lane: Padded(Mutex::new(Part::new(lane))),
+            lane_cells: Cells::new(),
             shards,
             closed: AtomicBool::new(false),
             ids: Padded(AtomicU64::new(1)),

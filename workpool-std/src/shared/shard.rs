@@ -111,6 +111,7 @@ impl<K, S> Shared<K, S> {
         shard: usize,
         lease: workpool_core::Lease<K>,
     ) -> bool {
+        let slot = lease.slot();
         let (core, mut ids) = part.split_ids(&self.ids);
         let released = core.release(Some(&mut lane.core), lease, &mut ids);
         let Ok(Ok(key)) = released else {
@@ -120,8 +121,22 @@ impl<K, S> Shared<K, S> {
         self.sync_offer(&mut part);
         let unref = self.let_go(shard, &part);
         let mut after = After::new();
-        after.push_key(key);
+        // The common any-key wait: the unit goes to the oldest any-key
+        // waiter, whose lease takes the released key (see `handoff`).
+        let (handed, key) = if lane.core.has_wakes() {
+            self.lane_cells
+                .hand_off_any(&mut lane.core, shard, slot, key)
+        } else {
+            (None, Some(key))
+        };
+        // Woken when dropped: after unlocking, and even if a wake below
+        // panics.
+        let waker = WakeOnDrop(handed.and_then(|waiter| lane.take_decided_waker(waiter)));
+        if let Some(key) = key {
+            after.push_key(key);
+        }
         self.finish_lane_op(lane, Some(part), after);
+        drop(waker);
         unref
     }
 

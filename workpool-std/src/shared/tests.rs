@@ -492,6 +492,20 @@ fn a_key_hand_off_is_taken_without_the_lock() {
 /// goes on to the next waiter, and counts as a cancel, not a grant.
 #[test]
 fn a_key_waiter_dropped_after_its_hand_off_gives_the_lease_back() {
+    dropped_after_its_hand_off_gives_the_lease_back(Want::Key(&"k"));
+}
+
+/// The same for an any-key waiter, whose lease (with the released
+/// lease's key) sits in the lane's cell: its key is dropped after
+/// unlocking.
+#[test]
+fn an_any_key_waiter_dropped_after_its_hand_off_gives_the_lease_back() {
+    dropped_after_its_hand_off_gives_the_lease_back(Want::Any);
+}
+
+/// What the two tests above drive: two waiters that `want` the pool's one
+/// unit of `"k"`, a release, the first dropped, the second served.
+fn dropped_after_its_hand_off_gives_the_lease_back(want: Want<'_, &str>) {
     let shared = new_shared();
     shared.set("k", 1);
     let held = shared.try_acquire(Want::Key(&"k")).unwrap();
@@ -499,16 +513,22 @@ fn a_key_waiter_dropped_after_its_hand_off_gives_the_lease_back() {
     let mut cx = Context::from_waker(&waker);
     let (mut first, mut second) = (Wait::default(), Wait::default());
     for wait in [&mut first, &mut second] {
-        assert!(shared
-            .poll_acquire(wait, Want::Key(&"k"), &mut cx)
-            .is_pending());
+        assert!(shared.poll_acquire(wait, want, &mut cx).is_pending());
     }
     assert!(!shared.release(held), "a bare pool holds no count"); // published for `first`
+    let Wait::Waiting(waiter) = first else {
+        panic!("first waits")
+    };
+    let published = match waiter.shard() {
+        Some(shard) => shared.shards[shard].cells.is_published(waiter),
+        None => shared.lane_cells.is_published(waiter),
+    };
+    assert!(published);
     shared.cancel(&mut first);
-    let Poll::Ready(Ok(lease)) = shared.poll_acquire(&mut second, Want::Key(&"k"), &mut cx) else {
+    let Poll::Ready(Ok(lease)) = shared.poll_acquire(&mut second, want, &mut cx) else {
         panic!("the cancelled waiter's lease passes on");
     };
-    assert_eq!(lease.id(), 3);
+    assert_eq!((lease.id(), *lease.key()), (3, "k"));
     let stats = shared.stats();
     assert_eq!((stats.granted, stats.waited, stats.cancelled), (2, 2, 1));
     assert!(!shared.release(lease), "a bare pool holds no count");
@@ -553,6 +573,86 @@ fn a_hand_off_whose_cell_is_taken_stays_in_the_core() {
         .collect();
     let expected: Vec<u64> = (N as u64 + 1..=2 * N as u64).collect();
     assert_eq!(ids, expected, "served oldest first");
+    assert_eq!(shared.counts(&"k").active, 0);
+}
+
+/// The lane's hand-off cells: a woken any-key waiter takes its lease (with
+/// the released lease's key) without the lane's lock or its shard's (both
+/// held by the test while it polls).
+#[test]
+fn an_any_key_hand_off_is_taken_without_the_locks() {
+    let shared = new_shared();
+    shared.set("k", 1);
+    let held = shared.try_acquire(Want::<&str>::Any).unwrap();
+    let (count, waker) = counter();
+    let mut wait = Wait::default();
+    let mut cx = Context::from_waker(&waker);
+    assert!(shared
+        .poll_acquire(&mut wait, Want::<&str>::Any, &mut cx)
+        .is_pending());
+    assert!(!shared.release(held), "a bare pool holds no count");
+    assert_eq!(woken(&count), 1);
+    let lane = shared.lock_lane();
+    let part = shared.lock_shard(shared.shard_of(&"k"));
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut cx = Context::from_waker(&waker);
+            let polled = shared.poll_acquire(&mut wait, Want::<&str>::Any, &mut cx);
+            sender
+                .send(polled.map(|l| l.map(|l| (l.id(), *l.key()))))
+                .unwrap();
+        });
+        let polled = receiver.recv_timeout(std::time::Duration::from_secs(5));
+        drop((part, lane));
+        assert_eq!(
+            polled.expect("the poll waited for a lock"),
+            Poll::Ready(Ok((2, "k")))
+        );
+    });
+    assert_eq!(shared.counts(&"k").active, 1);
+}
+
+/// A release that serves two any-key waiters (a lease of two units) hands
+/// its key to the first; the second, granted from the same group, claims
+/// its lease under the locks, with a copy of the group's key.
+#[test]
+fn a_release_hands_its_key_to_one_any_key_waiter() {
+    let shared = new_shared();
+    shared.set("k", 2);
+    let held = shared.try_acquire(Want::KeyMany(&"k", 2)).unwrap();
+    let (count, waker) = counter();
+    let mut cx = Context::from_waker(&waker);
+    let (mut first, mut second) = (Wait::default(), Wait::default());
+    for wait in [&mut first, &mut second] {
+        assert!(shared
+            .poll_acquire(wait, Want::<&str>::Any, &mut cx)
+            .is_pending());
+    }
+    assert!(!shared.release(held), "a bare pool holds no count");
+    assert_eq!(woken(&count), 2);
+    let published: Vec<bool> = [&first, &second]
+        .iter()
+        .map(|wait| match **wait {
+            Wait::Waiting(waiter) => shared.lane_cells.is_published(waiter),
+            _ => panic!("both wait"),
+        })
+        .collect();
+    assert_eq!(published, [true, false]);
+    let leases: Vec<_> = [&mut first, &mut second]
+        .into_iter()
+        .map(
+            |wait| match shared.poll_acquire(wait, Want::<&str>::Any, &mut cx) {
+                Poll::Ready(Ok(lease)) => lease,
+                _ => panic!("both were served"),
+            },
+        )
+        .collect();
+    let got: Vec<(u64, &str)> = leases.iter().map(|l| (l.id(), *l.key())).collect();
+    assert_eq!(got, [(2, "k"), (3, "k")]);
+    for lease in leases {
+        assert!(!shared.release(lease), "a bare pool holds no count");
+    }
     assert_eq!(shared.counts(&"k").active, 0);
 }
 

@@ -370,6 +370,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             (Some(shard), Want::Key(key) | Want::KeyMany(key, _)) => {
                 self.shards[shard].cells.take(waiter, || key.to_owned())
             }
+            (None, Want::Any) => self.lane_cells.take_outcome(waiter),
             _ => None,
         }
     }
@@ -380,6 +381,13 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         waiter: WaiterId,
         after: &mut After<K>,
     ) -> Result<Option<Result<workpool_core::Lease<K>, Closed>>, Locked<'a, K>> {
+        // Published since the look without the lock? Under the lock the
+        // answer is final (hand-offs publish under it), and the core no
+        // longer knows a waiter whose outcome was published.
+        if self.lane_cells.is_published(waiter) {
+            drop(lane);
+            return Ok(self.lane_cells.take_outcome(waiter));
+        }
         let claimed = match lane.core.claim_shard(waiter) {
             Ok(Some(shard)) => {
                 let part = self.lock_shard(shard);

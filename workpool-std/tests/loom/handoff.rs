@@ -1,7 +1,16 @@
-//! The hand-off cells: a releaser publishes a key waiter's outcome, the
+//! The hand-off cells: a releaser publishes a waiter's outcome (a key
+//! waiter's in its shard's cells, an any-key waiter's in the lane's), the
 //! waiter takes it with an atomic load.
 
+use std::pin::Pin;
+
 use super::*;
+
+type TestPool = Pool<&'static str, Fixed>;
+
+/// A waiter of either kind, as the models below take it.
+type Waiting =
+    Pin<Box<dyn Future<Output = Result<workpool_std::Lease<&'static str, Fixed>, Closed>> + Send>>;
 
 /// The hand-off cells (`shared/handoff.rs`): a key waiter takes the
 /// outcome its releaser publishes with an atomic load, racing the
@@ -10,15 +19,30 @@ use super::*;
 /// after publishing, or the waiter reads it before the publication.
 #[test]
 fn a_key_waiter_takes_its_hand_off_while_it_is_published() {
-    loom::model(|| {
+    takes_its_hand_off_while_it_is_published(|pool| Box::pin(pool.acquire_key_owned("k")));
+}
+
+/// The same race for an any-key waiter, whose outcome goes through the
+/// lane's cells: the releaser (holding the lane and the shard) claims it
+/// with the released lease's key and publishes it. The model fails if the
+/// waiter's claim under the locks does not look in its cell first.
+#[test]
+fn an_any_key_waiter_takes_its_hand_off_while_it_is_published() {
+    takes_its_hand_off_while_it_is_published(|pool| Box::pin(pool.acquire_owned()));
+}
+
+/// What the two models above race: one waiter of `acquire`'s kind, one
+/// release of a lease of key `"k"` (target 1).
+fn takes_its_hand_off_while_it_is_published(acquire: fn(&TestPool) -> Waiting) {
+    loom::model(move || {
         let pool = pool();
         pool.set("k", 1);
         let held = pool.try_acquire_key(&"k").unwrap();
-        let mut waiter = Box::pin(pool.acquire_key_owned("k"));
+        let mut waiter = acquire(&pool);
         assert!(poll_once(&mut waiter).is_pending());
         let releaser = thread::spawn(move || drop(held));
         let lease = block_on(waiter.as_mut()).unwrap();
-        assert_eq!(lease.id(), 2);
+        assert_eq!((lease.id(), *lease.key()), (2, "k"));
         releaser.join().unwrap();
         drop(lease);
         assert_eq!(
@@ -77,12 +101,26 @@ fn a_hand_off_cell_is_reused_only_after_its_waiter_took_it() {
 /// nothing leaks, and the stats count one cancel.
 #[test]
 fn a_key_waiter_dropped_during_its_hand_off_gives_the_lease_back() {
-    loom::model(|| {
+    dropped_during_its_hand_off_gives_the_lease_back(|pool| Box::pin(pool.acquire_key_owned("k")));
+}
+
+/// The same for an any-key waiter: after the hand-off it takes the
+/// published lease (with its key) out of the lane's cell and gives it
+/// back. The model fails if the cancel does not look in the cell first.
+#[test]
+fn an_any_key_waiter_dropped_during_its_hand_off_gives_the_lease_back() {
+    dropped_during_its_hand_off_gives_the_lease_back(|pool| Box::pin(pool.acquire_owned()));
+}
+
+/// What the two models above race: a release, the first of two waiters of
+/// `acquire`'s kind dropped, the second served.
+fn dropped_during_its_hand_off_gives_the_lease_back(acquire: fn(&TestPool) -> Waiting) {
+    loom::model(move || {
         let pool = pool();
         pool.set("k", 1);
         let held = pool.try_acquire_key(&"k").unwrap();
-        let mut first = Box::pin(pool.acquire_key_owned("k"));
-        let mut second = Box::pin(pool.acquire_key_owned("k"));
+        let mut first = acquire(&pool);
+        let mut second = acquire(&pool);
         assert!(poll_once(&mut first).is_pending());
         assert!(poll_once(&mut second).is_pending());
         let releaser = thread::spawn(move || drop(held));

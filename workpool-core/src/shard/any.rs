@@ -22,7 +22,10 @@ impl<K> Shard<K> {
     /// room (it stays listed then: unlisting needs the lane, which does it
     /// when its cursor reaches the shard), or while the pool has a limit
     /// ([`is_limited`](Self::is_limited): the lane counts the pool's
-    /// leases, so any-key grants go through it).
+    /// leases, so any-key grants go through it) unless the shard holds a
+    /// budget of the limit ([`lend_budget`](Self::lend_budget)): then the
+    /// grant takes one unit of it, as a key grant without the lane does
+    /// (a budget is lent only while nobody waits for the pool's room).
     ///
     /// # Examples
     ///
@@ -48,7 +51,7 @@ impl<K> Shard<K> {
         K: Clone,
     {
         self.turn_ended = false;
-        if self.limited || self.closed || !self.is_listed() {
+        if !self.may_grant_any() || self.closed || !self.is_listed() {
             return None;
         }
         let g = match self.room_in_turn(None) {
@@ -59,7 +62,11 @@ impl<K> Shard<K> {
             }
             Turn::Empty => return None,
         };
+        // `K::clone` may panic here: the budget's unit is taken after.
         let lease = self.lease_from(g, ids);
+        if let Some(budget) = self.budget.filter(|_| self.limited) {
+            self.budget = Some(budget - 1);
+        }
         self.turn_ended = self.advance_turn();
         Some(lease)
     }
@@ -113,7 +120,8 @@ impl<K> Shard<K> {
     }
 
     /// True when an any-key grant from this shard alone may succeed: it is
-    /// listed, open, without a limit, and a group is linked in its ring
+    /// listed, open, without a limit (or with a budget of it left), and a
+    /// group is linked in its ring
     /// (which may still turn out full: the ring unlinks full groups
     /// lazily). An adapter can mirror it in an atomic, as a hint of where
     /// to look first; nothing relies on the hint being right.
@@ -134,7 +142,15 @@ impl<K> Shard<K> {
     /// ```
     #[inline]
     pub fn offers_any(&self) -> bool {
-        self.is_listed() && !self.closed && !self.limited && !self.ring.is_empty()
+        self.is_listed() && !self.closed && self.may_grant_any() && !self.ring.is_empty()
+    }
+
+    /// True unless the pool's limit forbids an any-key grant from this
+    /// shard alone: without a limit, or under one with a budget of at
+    /// least one unit (see [`lend_budget`](Self::lend_budget)).
+    #[inline]
+    fn may_grant_any(&self) -> bool {
+        !self.limited || self.budget.is_some_and(|budget| budget > 0)
     }
 
     /// The slot of the key an any-key grant from this shard alone takes,
@@ -222,6 +238,35 @@ mod tests {
         shard.enter_limit(&mut lane);
         assert_eq!(shard.solo_slot(), None);
         drop(third);
+    }
+
+    /// Under a limit, a shard grants any key alone only from a budget of
+    /// the limit: one unit of it per grant; none left, it offers nothing
+    /// and grants nothing; a release puts the unit back.
+    #[test]
+    fn any_key_grants_under_a_limit_take_the_budget() {
+        let mut lane = Lane::new();
+        let mut shard = Shard::new(0, &lane);
+        let mut ids = 1u64;
+        shard.set(Some(&mut lane), 1, "a", 5, &mut ids).unwrap();
+        lane.set_limit(Some(10));
+        shard.enter_limit(&mut lane);
+        assert!(!shard.offers_any(), "no budget yet");
+        assert!(shard.try_take_any(&mut ids).is_none());
+        assert!(shard.lend_budget(&mut lane, 2));
+        assert!(shard.offers_any());
+        let first = shard.try_take_any(&mut ids).unwrap();
+        let second = shard.try_take_any(&mut ids).unwrap();
+        assert_eq!((*first.key(), *second.key()), ("a", "a"));
+        assert_eq!(shard.budget(), Some(0));
+        assert!(!shard.offers_any(), "the budget is spent");
+        assert!(shard.try_take_any(&mut ids).is_none());
+        shard.release(None, first, &mut ids).ok().unwrap().unwrap();
+        assert_eq!(shard.budget(), Some(1));
+        assert!(shard.offers_any());
+        shard.return_budget(&mut lane);
+        assert_eq!(lane.unclaimed(), Some(9), "one lease out of the limit");
+        drop(second);
     }
 
     /// A key linked alone beside a tracked key that filled up and left the

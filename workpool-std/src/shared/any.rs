@@ -28,7 +28,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     }
 
     /// An any-key lease without the lane's lock, when nobody waits for one
-    /// and no limit is set: from the first shard that offers room from the
+    /// and no limit is set (or the shard holds a budget of the limit, see
+    /// [`budgets`](super::budgets)): from the first shard that offers room from the
     /// rotation's cursor on (see [`Offers`](super::lane::Offers)), with that
     /// shard's lock alone; the shard's own ring picks the group. `None`
     /// when no shard gave one (then [`try_any`](Self::try_any) decides,

@@ -47,6 +47,7 @@ impl<K, S> Shared<K, S> {
             // Settled: what its words hold goes back to the budget first.
             let mut part = self.lock_settled(shard);
             part.core.return_budget(&mut lane.core);
+            self.sync_offer(&mut part);
         }
         self.publish(lane);
     }
@@ -73,6 +74,8 @@ impl<K, S> Shared<K, S> {
         };
         let share = free / divisor;
         if share >= least && part.core.lend_budget(&mut lane.core, share) {
+            // The shard may now grant any key without the lane.
+            self.sync_offer(part);
             self.publish(lane);
         }
     }

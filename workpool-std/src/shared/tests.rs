@@ -656,6 +656,46 @@ fn a_release_hands_its_key_to_one_any_key_waiter() {
     assert_eq!(shared.counts(&"k").active, 0);
 }
 
+/// Under a limit that does not bind, a shard that holds a budget of it
+/// serves any-key grants with its own lock alone (the lane's lock is held
+/// by the test meanwhile), taking one unit of the budget each; a release
+/// puts it back. (The budget is read settled: the key's word lends out of
+/// it.)
+#[test]
+fn a_budget_serves_any_key_grants_without_the_lane() {
+    let shared = new_shared();
+    shared.set("k", 4);
+    shared.set_limit(Some(100));
+    // A release that needs the lane lends its shard a budget.
+    let held = shared.try_acquire(Want::Key(&"k")).unwrap();
+    assert!(!shared.release(held), "a bare pool holds no count");
+    let shard = shared.shard_of(&"k");
+    let budget = shared.lock_settled(shard).core.budget();
+    assert!(budget.is_some_and(|b| b >= 2), "{budget:?}");
+    let lane = shared.lock_lane();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let lease = shared.try_any_unlaned();
+            sender.send(lease.map(|l| (*l.key(), l))).unwrap();
+        });
+        let got = receiver.recv_timeout(std::time::Duration::from_secs(5));
+        drop(lane);
+        let (key, lease) = got
+            .expect("the grant waited for the lane's lock")
+            .expect("a grant from the budget");
+        assert_eq!(key, "k");
+        assert_eq!(
+            shared.lock_settled(shard).core.budget(),
+            budget.map(|b| b - 1)
+        );
+        assert!(!shared.release(lease), "a bare pool holds no count");
+        assert_eq!(shared.lock_settled(shard).core.budget(), budget);
+    });
+    assert_eq!(shared.counts(&"k").active, 0);
+    assert_eq!(shared.stats().granted, 2);
+}
+
 /// A shard of many keys gives the keys beyond its first words words of
 /// its block of more words: their grants and releases then skip the lock
 /// (found through the block's tables), until an any-key acquisition

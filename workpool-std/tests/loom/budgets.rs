@@ -5,6 +5,8 @@
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 
+use workpool_std::Lease;
+
 use super::*;
 
 /// A grant out of shard `a`'s budget races a waiter of key `b` (another
@@ -13,7 +15,23 @@ use super::*;
 /// once a lease goes, whoever won the race.
 #[test]
 fn a_budget_grant_racing_a_waiter_the_limit_holds_back() {
-    loom::model(|| {
+    budget_grant_racing_a_waiter_the_limit_holds_back(|pool, a| pool.try_acquire_key(&a).ok());
+}
+
+/// The same race with an any-key grant, which takes shard `a`'s budget
+/// with `a`'s lock alone. The model fails (a deadlock) when the any-key
+/// grant does not take its unit out of the budget.
+#[test]
+fn an_any_key_budget_grant_racing_a_waiter_the_limit_holds_back() {
+    budget_grant_racing_a_waiter_the_limit_holds_back(|pool, _| pool.try_acquire().ok());
+}
+
+/// What the two models above race: `grant` (given key `a`) against a
+/// blocking waiter of `b`, under a limit of 2 with one lease of `a` out.
+fn budget_grant_racing_a_waiter_the_limit_holds_back(
+    grant: fn(&Pool<&'static str, Fixed>, &'static str) -> Option<Lease<&'static str, Fixed>>,
+) {
+    loom::model(move || {
         let pool = pool();
         pool.set_budget_share(1);
         let (a, b) = keys_in_two_shards(&pool);
@@ -32,7 +50,7 @@ fn a_budget_grant_racing_a_waiter_the_limit_holds_back() {
                 *lease.key()
             })
         };
-        let second = pool.try_acquire_key(&a).ok();
+        let second = grant(&pool, a);
         if second.is_some() {
             assert!(live.fetch_add(1, Ordering::SeqCst) < 2, "past the limit");
         }

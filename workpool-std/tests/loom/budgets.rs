@@ -9,6 +9,8 @@ use workpool_std::Lease;
 
 use super::*;
 
+type TestLease = Lease<&'static str, Fixed>;
+
 /// A grant out of shard `a`'s budget races a waiter of key `b` (another
 /// shard, no budget) that the limit holds back unless it takes the budget
 /// back. Never more live leases than the limit, and the waiter is served
@@ -29,7 +31,7 @@ fn an_any_key_budget_grant_racing_a_waiter_the_limit_holds_back() {
 /// What the two models above race: `grant` (given key `a`) against a
 /// blocking waiter of `b`, under a limit of 2 with one lease of `a` out.
 fn budget_grant_racing_a_waiter_the_limit_holds_back(
-    grant: fn(&Pool<&'static str, Fixed>, &'static str) -> Option<Lease<&'static str, Fixed>>,
+    grant: fn(&Pool<&'static str, Fixed>, &'static str) -> Option<TestLease>,
 ) {
     loom::model(move || {
         let pool = pool();

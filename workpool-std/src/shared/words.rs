@@ -247,7 +247,7 @@ impl<K> Words<K> {
 
     /// The word assigned to the key with this hash, if any (a hint: the
     /// grant checks the key).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(super) fn find(&self, hash: u64) -> Option<usize> {
         let assigned = self.dir.assigned.load(Ordering::Relaxed);
         match scan(assigned, &self.dir.tags, tag(hash)) {
@@ -284,7 +284,7 @@ impl<K> Words<K> {
     }
 
     /// The shard's solo mark (1 + a word, or 0), for tests.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(super) fn solo_mark(&self) -> u64 {
         self.dir.solo.load(Ordering::Relaxed)
     }

@@ -36,13 +36,27 @@ const BANDS: usize = 32;
 pub(crate) const MIN_SLOTS: usize = 16;
 
 /// The free lists of one slab, one per band, and the slots in use per band.
+///
+/// Laid out in this order (`repr(C)`) so that the mask and the low bands,
+/// which a busy slab takes from and frees to, share the first cache line
+/// with what precedes them in [`Waiters`](crate::waiters::Waiters) (see
+/// ARCHITECTURE, "The shard's cache lines").
+#[repr(C)]
 pub(crate) struct Bands {
-    /// The first free slot of each band, linked on through the slots.
-    heads: [u32; BANDS],
-    /// Slots in use per band (a retired group's slot counts as in use).
-    used: [u32; BANDS],
     /// Bit `b` is set while band `b` has a free slot.
     free_mask: u32,
+    /// Band `b`'s free list and slots in use, side by side.
+    bands: [Band; BANDS],
+}
+
+/// One band's bookkeeping: its head and its count on one line.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct Band {
+    /// The first free slot of the band, linked on through the slots.
+    head: u32,
+    /// Slots in use in the band (a retired group's slot counts as in use).
+    used: u32,
 }
 
 /// What [`Bands::free`] decided for a slot given back.
@@ -57,9 +71,8 @@ pub(crate) enum Freed {
 impl Bands {
     pub(crate) const fn new() -> Self {
         Self {
-            heads: [NIL; BANDS],
-            used: [0; BANDS],
             free_mask: 0,
+            bands: [Band { head: NIL, used: 0 }; BANDS],
         }
     }
 
@@ -90,34 +103,34 @@ impl Bands {
             return None;
         }
         let band = self.free_mask.trailing_zeros() as usize;
-        let index = self.heads[band];
+        let index = self.bands[band].head;
         let after = next(index);
-        self.heads[band] = after;
+        self.bands[band].head = after;
         if after == NIL {
             self.free_mask &= !(1 << band);
         }
-        self.used[band] += 1;
+        self.bands[band].used += 1;
         Some(index)
     }
 
     /// Counts slot `index`, just pushed at the end of the slab, as in use.
     #[inline]
     pub(crate) fn pushed(&mut self, index: u32) {
-        self.used[Self::band(index)] += 1;
+        self.bands[Self::band(index)].used += 1;
     }
 
     /// Takes back slot `index` of a slab of `len` slots.
     #[inline]
     pub(crate) fn free(&mut self, index: u32, len: usize) -> Freed {
         let band = Self::band(index);
-        self.used[band] -= 1;
-        if self.used[band] == 0 && Self::band(len as u32 - 1) == band {
+        self.bands[band].used -= 1;
+        if self.bands[band].used == 0 && Self::band(len as u32 - 1) == band {
             // The top band (the last slot's) is all free now.
             self.clear(band);
             let mut len = Self::start(band);
             while len > 0 {
                 let below = Self::band(len as u32 - 1);
-                if self.used[below] != 0 {
+                if self.bands[below].used != 0 {
                     break;
                 }
                 self.clear(below);
@@ -125,15 +138,15 @@ impl Bands {
             }
             return Freed::Cut(len);
         }
-        let next = self.heads[band];
-        self.heads[band] = index;
+        let next = self.bands[band].head;
+        self.bands[band].head = index;
         self.free_mask |= 1 << band;
         Freed::Linked(next)
     }
 
     /// Forgets band `band`'s free list: its slots are being cut off.
     fn clear(&mut self, band: usize) {
-        self.heads[band] = NIL;
+        self.bands[band].head = NIL;
         self.free_mask &= !(1 << band);
     }
 }

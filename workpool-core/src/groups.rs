@@ -90,8 +90,12 @@ struct Slot<K> {
     group: Option<Group<K>>,
 }
 
+/// The slab's pointer and length first (`repr(C)`): read by every
+/// operation, written only when a key comes or goes.
+#[repr(C)]
 pub(crate) struct Groups<K> {
     slots: Vec<Slot<K>>,
+    len: usize,
     /// The free slots, lowest band first.
     free: Bands,
     /// The generation a slot pushed at the end starts with: at least the
@@ -101,7 +105,6 @@ pub(crate) struct Groups<K> {
     /// Retired groups whose keys are not collected yet, linked through
     /// `next_free`, newest first.
     retired: u32,
-    len: usize,
 }
 
 impl<K> Groups<K> {

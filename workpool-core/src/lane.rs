@@ -42,33 +42,38 @@ mod limit;
 /// let lease = lane.try_take(&mut shard, &mut ids).unwrap();
 /// assert_eq!(*lease.key(), "a");
 /// ```
+///
+/// Laid out in this order (`repr(C)`): the queue's ends and the counters
+/// every any-key wait or grant writes share one cache line, the waiter
+/// slab's hot words the next (ARCHITECTURE, "The shard's cache lines").
+#[repr(C)]
 pub struct Lane {
-    identity: Identity,
-    pub(crate) waiters: Waiters,
     /// Any-key waiters, oldest first.
     pub(crate) any_queue: List,
     /// Any-key waiters whose outcome is decided and not yet reported.
     wake: List,
+    /// Any-key waiters registered so far (and, with a limit, key waiters).
+    next_arrival: u64,
+    /// Units of the limit taken, counted while a limit is set: live
+    /// leases over all keys, plus the budgets lent to shards.
+    total: u64,
+    /// Any-key waiters that queued, and that gave up.
+    waited: u64,
+    cancelled: u64,
+    /// The pool-wide limit on live leases, if any.
+    limit: Option<u64>,
+    pub(crate) waiters: Waiters,
+    identity: Identity,
+    closed: bool,
+    /// Shards that hold a budget (see [`Shard::lend_budget`]).
+    pub(crate) budgets: usize,
     /// The listed shards: the rotation any-key grants take under the lane
     /// (each listed shard then rotates over its own ready ring).
     pub(crate) shards: Ring,
     /// The links of [`shards`](Self::shards), by shard index.
     pub(crate) shard_links: ShardLinks,
-    /// Any-key waiters registered so far (and, with a limit, key waiters).
-    next_arrival: u64,
-    closed: bool,
-    /// The pool-wide limit on live leases, if any.
-    limit: Option<u64>,
-    /// Units of the limit taken, counted while a limit is set: live
-    /// leases over all keys, plus the budgets lent to shards.
-    total: u64,
-    /// Shards that hold a budget (see [`Shard::lend_budget`]).
-    pub(crate) budgets: usize,
     /// The groups the limit holds back.
     pub(crate) blocked: Blocked,
-    /// Any-key waiters that queued, and that gave up.
-    waited: u64,
-    cancelled: u64,
 }
 
 impl Lane {

@@ -63,45 +63,52 @@ pub use lending::{Lent, Minter};
 /// let lease = shard.try_acquire_key(None, 1, &"a", &mut ids).unwrap().unwrap();
 /// assert_eq!(shard.release(None, lease, &mut ids).ok().unwrap().unwrap(), "a");
 /// ```
+///
+/// Laid out in this order (`repr(C)`), by how the lock's holders use the
+/// fields: the counters every grant, wait and release writes first, on one
+/// cache line; the waiter slab's hot words next; then what is read by
+/// every operation and written almost never (ARCHITECTURE, "The shard's
+/// cache lines").
+#[repr(C)]
 pub struct Shard<K> {
-    index: u32,
-    pool: PoolId,
-    /// Group slots, found by the key's cached hash.
-    table: HashTable<u32>,
-    pub(crate) groups: Groups<K>,
+    /// Live leases over the shard's keys.
+    total: u64,
+    /// Key waiters whose outcome is decided and not yet reported.
+    wake: List,
+    /// Totals: grants from this shard's keys, and its key waiters'.
+    stats: Stats,
     /// The ready ring: the shard's groups that any-key grants rotate over
     /// (every group with room, and full ones until the cursor reaches them).
     pub(crate) ring: Ring,
+    /// Key waiters.
+    pub(crate) waiters: Waiters,
+    index: u32,
     /// True while the shard is linked in the lane's ring of listed shards.
     /// Changed only with the lane; while it is set and no limit is, no
     /// any-key waiter waits (see [`parts`](crate::parts)).
     pub(crate) listed: bool,
-    /// `blocked_of[g]`: group `g`'s node in the lane's heap of groups the
-    /// pool-wide limit holds back (see [`crate::blocked`]), or `NIL`; no
-    /// longer than the highest such group needs, so empty without a limit.
-    pub(crate) blocked_of: Vec<u32>,
     /// True when the last any-key attempt on this shard alone
     /// ([`try_take_any`](Self::try_take_any)) ended the shard's turn (see
     /// [`turn_ended`](Self::turn_ended)).
     turn_ended: bool,
-    /// Key waiters.
-    pub(crate) waiters: Waiters,
-    /// Key waiters whose outcome is decided and not yet reported.
-    wake: List,
     closed: bool,
-    /// Live leases over the shard's keys.
-    total: u64,
     /// True while the pool has a limit: then every operation that grants or
     /// gives back needs the lane, which counts the pool's leases, unless
     /// the shard holds a `budget`.
     limited: bool,
+    pool: PoolId,
+    /// Group slots, found by the key's cached hash.
+    table: HashTable<u32>,
     /// Room of the pool-wide limit the lane lent this shard (see
     /// [`lend_budget`](Self::lend_budget)): counted by the lane as taken,
     /// so that the shard's key grants and releases that nobody waits for
     /// move units between it and the shard's leases without the lane.
     budget: Option<u64>,
-    /// Totals: grants from this shard's keys, and its key waiters'.
-    stats: Stats,
+    pub(crate) groups: Groups<K>,
+    /// `blocked_of[g]`: group `g`'s node in the lane's heap of groups the
+    /// pool-wide limit holds back (see [`crate::blocked`]), or `NIL`; no
+    /// longer than the highest such group needs, so empty without a limit.
+    pub(crate) blocked_of: Vec<u32>,
 }
 
 impl<K> Shard<K> {

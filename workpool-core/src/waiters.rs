@@ -188,19 +188,23 @@ impl Waiter {
     }
 }
 
+/// In this order (`repr(C)`): what every registration and every exit
+/// writes (the generation, the count, the free mask and the low bands)
+/// fills one cache line with the slab's pointer and the stamps.
+#[repr(C)]
 pub(crate) struct Waiters {
+    /// The generation the next registered waiter gets.
+    next_generation: u64,
+    /// Waiters in the `Waiting` state.
+    pub(crate) waiting: usize,
+    slots: Vec<Waiter>,
     /// The owning pool's id, stamped on every handle.
     pool: PoolId,
     /// The part of the pool the slab belongs to (a shard's index, or
     /// [`NIL`] for the lane), stamped on every handle.
     part: u32,
-    /// The generation the next registered waiter gets.
-    next_generation: u64,
-    slots: Vec<Waiter>,
     /// The vacant slots, lowest band first.
     free: Bands,
-    /// Waiters in the `Waiting` state.
-    pub(crate) waiting: usize,
 }
 
 impl Waiters {

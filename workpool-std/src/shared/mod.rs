@@ -153,19 +153,34 @@ pub(crate) struct Shared<K, S> {
 }
 
 /// One part of the core with the waker slots of its waiters.
+///
+/// In this order (`repr(C)`): the fields every grant or wait of the part
+/// uses share the lock's cache line, then the core's own hot line follows
+/// (ARCHITECTURE, "The shard's cache lines").
+#[repr(C)]
 struct Part<P> {
-    core: P,
+    /// A shard's lease-id block (unused by the lane).
+    ids: IdBlock,
     /// `wakers[i]`: the waker of the part's waiter in slot `i`, once it
     /// registered one. Taken when the waiter is woken, claimed or cancelled.
     /// Never longer than the part's waiter slots once a waiter has left, so
     /// it shrinks with them after a burst.
     wakers: Vec<Option<Waker>>,
+    /// A shard's bit in [`Offers`], as its lock last wrote it.
+    offered: bool,
+    /// How many solo lends in a row were collected unused, at most
+    /// [`SOLO_BACKOFF`](words::SOLO_BACKOFF): the next skip is `2^solo_misses - 1` lends.
+    solo_misses: u8,
+    /// Locked any-key grants from a solo key that lend it no room (see
+    /// `Shared::lend_solo`) before the next one does.
+    solo_skip: u32,
+    core: P,
+    /// Bit `w` set while word `w` is lent (not slow).
+    lent_mask: LentMask,
     /// The part's `surplus()` and `drained()` watchers (see [`Watches`]).
     watches: Watches,
     /// Acquisitions of this part that a timeout or deadline ended.
     timed_out: u64,
-    /// A shard's lease-id block (unused by the lane).
-    ids: IdBlock,
     /// A shard's words, as its lock keeps them (unused by the lane).
     lent: [Meta; WORDS],
     /// The same for the shard's block of more words, once it has one.
@@ -176,18 +191,8 @@ struct Part<P> {
     free_words: usize,
     /// Words of the block of more words neither assigned nor retired.
     more_free: usize,
-    /// Bit `w` set while word `w` is lent (not slow).
-    lent_mask: LentMask,
-    /// A shard's bit in [`Offers`], as its lock last wrote it.
-    offered: bool,
     /// The shard's rank in [`Offers`], from its first offer on.
     rank: Option<usize>,
-    /// Locked any-key grants from a solo key that lend it no room (see
-    /// `Shared::lend_solo`) before the next one does.
-    solo_skip: u32,
-    /// How many solo lends in a row were collected unused, at most
-    /// [`SOLO_BACKOFF`](words::SOLO_BACKOFF): the next skip is `2^solo_misses - 1` lends.
-    solo_misses: u8,
     /// The lane's share of the limit's free room it lends a shard at once,
     /// as a divisor, if not the default (unused by the shards; see
     /// [`budgets`]).

@@ -69,6 +69,11 @@ pub(crate) enum Freed {
 }
 
 impl Bands {
+    /// Where band 0's bookkeeping ends, from the start of `Bands`.
+    #[cfg(test)]
+    pub(crate) const FIRST_BAND_END: usize =
+        core::mem::offset_of!(Self, bands) + core::mem::size_of::<Band>();
+
     pub(crate) const fn new() -> Self {
         Self {
             free_mask: 0,

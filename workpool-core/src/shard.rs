@@ -613,3 +613,35 @@ impl<K> fmt::Debug for Iter<'_, K> {
         f.debug_struct("Iter").finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use core::mem::{offset_of, size_of};
+
+    use super::*;
+
+    /// ARCHITECTURE, "The shard's cache lines": what every grant, wait and
+    /// release writes fills the first 64 bytes, the waiter slab starts the
+    /// next line, and what is read by all and written almost never comes
+    /// after it.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn the_written_fields_come_first() {
+        type S = Shard<u64>;
+        let ends = [
+            offset_of!(S, total) + size_of::<u64>(),
+            offset_of!(S, wake) + size_of::<List>(),
+            offset_of!(S, stats) + size_of::<Stats>(),
+            offset_of!(S, ring) + size_of::<Ring>(),
+        ];
+        assert!(ends.iter().all(|&end| end <= 64), "{ends:?}");
+        assert_eq!(offset_of!(S, waiters), 64);
+        for read_mostly in [
+            offset_of!(S, index),
+            offset_of!(S, pool),
+            offset_of!(S, table),
+        ] {
+            assert!(read_mostly >= 64 + size_of::<Waiters>());
+        }
+    }
+}

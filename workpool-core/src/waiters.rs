@@ -447,4 +447,15 @@ mod tests {
         // generation, group, grant shard, units, links.
         assert_eq!(core::mem::size_of::<Waiter>(), 40);
     }
+
+    /// What every registration and exit writes (generation, count, the
+    /// free mask and the first band) fits one 64-byte line, ahead of the
+    /// slab's pointer and stamps.
+    #[test]
+    fn the_slabs_written_words_share_a_line() {
+        use core::mem::offset_of;
+        assert_eq!(offset_of!(Waiters, next_generation), 0);
+        assert!(offset_of!(Waiters, waiting) < 64);
+        assert!(offset_of!(Waiters, free) + Bands::FIRST_BAND_END <= 64);
+    }
 }

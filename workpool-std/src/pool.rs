@@ -476,6 +476,14 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         self.shared.shard_of(key)
     }
 
+    /// Makes the pool stock (see `Pool::acquire`, "Which key"), as the
+    /// first two any-key grants that meet at a shard's lock would. For
+    /// tests; not a stable API.
+    #[doc(hidden)]
+    pub fn start_stocking(&self) {
+        self.shared.start_stocking_now();
+    }
+
     /// How many shards the pool spreads its keys over. For tests; not a
     /// stable API.
     #[doc(hidden)]
@@ -563,6 +571,19 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// targets (`spam` = 2, `eggs` = 1 with equal work: about 2:1). A waiting
     /// acquisition is served in arrival order by the first unit freed that
     /// it can use, whatever its key.
+    ///
+    /// Under contention the rotation is looser. Once two any-key grants
+    /// meet at one shard's lock, the pool *stocks* for the rest of its
+    /// life: a key's room is lent to a lock-free word of its shard (up to
+    /// eight keys a shard), and while nobody waits an any-key grant takes a
+    /// unit from the next word with units after the one this thread took
+    /// from last (in the order of shards and words, not of the turns
+    /// above). When a thread's round over the words ends, its next grant
+    /// comes from the shards that still hold room of their own, in the
+    /// order above, so keys without a word get a grant per round too. So
+    /// every key with room is still served, round after round; waiting
+    /// acquisitions are still served in arrival order; and a pool used from
+    /// one thread at a time never stocks.
     ///
     /// # Panics
     ///

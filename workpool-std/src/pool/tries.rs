@@ -55,6 +55,15 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         }
     }
 
+    /// An any-key lease from the words the pool stocks alone (no lock, no
+    /// core), if one holds a unit and nobody waits for any key. For tests
+    /// that check that a unit stays visible there; not a stable API.
+    #[doc(hidden)]
+    pub fn try_acquire_stocked(&self) -> Option<Lease<K, S>> {
+        let lease = self.shared.try_stocked_alone()?;
+        Some(Lease::new(&self.shared, lease))
+    }
+
     /// Takes a lease from `key` if it has room, without waiting.
     ///
     /// # Errors

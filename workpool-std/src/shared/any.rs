@@ -82,14 +82,23 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             }
             let mut part = match super::try_lock(&self.shards[shard].lock) {
                 Some(part) => part,
+                None if !self.stocking() => {
+                    // Two any-key grants met here: the pool stocks from now
+                    // on, and this one looks again.
+                    self.start_stocking();
+                    continue;
+                }
                 None if mask & !(1 << rank) != 0 => {
                     mask &= !(1 << rank);
                     continue;
                 }
                 None => self.lock_shard(shard),
             };
-            // Lent room is room too: the shard's words give it back first.
-            self.collect_for_any(shard, &mut part);
+            // Lent room is room too: the shard's words give it back first,
+            // unless the pool stocks (then the stock shows it).
+            if !self.stocking() {
+                self.collect_for_any(shard, &mut part);
+            }
             let (core, mut ids) = part.split_ids(&self.ids);
             let taken = core.try_take_any(&mut ids);
             // The rotation stays on a shard for its whole turn: once per
@@ -100,6 +109,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             if let Some(lease) = taken {
                 if part.core.solo_slot() == Some(lease.slot()) {
                     self.lend_solo(shard, &mut part, &lease);
+                } else if self.stocking() {
+                    self.lend_to_stock(shard, &mut part, &lease);
                 }
                 drop(part);
                 offers.next.store(next, Ordering::Relaxed);
@@ -114,7 +125,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             }
             from = next;
         }
-        None
+        // The shards' cores gave nothing: what the stock holds, last.
+        self.take_stocked_last()
     }
 
     /// The common any-key grant, inlined into the caller so that the lease
@@ -128,6 +140,9 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
     pub(crate) fn fast_any(&self) -> Result<workpool_core::Lease<K>, Option<Look>> {
         if self.hints.any_waiting.load(Ordering::Relaxed) || self.is_closed() {
             return Err(None);
+        }
+        if let Some(lease) = self.take_stocked() {
+            return Ok(lease);
         }
         let offers = &self.offers;
         // Acquire: the shard of each set bit's rank is published.
@@ -187,6 +202,27 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             part.solo_skip -= 1;
             return;
         }
+        let hash = self.hasher.hash_one(lease.key());
+        self.lend_slot(
+            shard,
+            part,
+            lease.slot(),
+            Some((hash, lease.key(), K::clone)),
+        );
+    }
+
+    /// After a locked any-key grant while the pool
+    /// [stocks](super::stock): lends the room left to the key's word
+    /// (assigning one if need be, which hashes the key), where the stock
+    /// shows it.
+    #[cold]
+    #[inline(never)]
+    fn lend_to_stock(
+        &self,
+        shard: usize,
+        part: &mut super::Part<workpool_core::parts::Shard<K>>,
+        lease: &workpool_core::Lease<K>,
+    ) {
         let hash = self.hasher.hash_one(lease.key());
         self.lend_slot(
             shard,

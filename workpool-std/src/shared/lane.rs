@@ -28,6 +28,9 @@ pub(super) struct LaneHints {
     /// then on shards lend none of them (an any-key acquisition collects
     /// every lent word of the shards it looks at).
     pub(super) any_used: AtomicBool,
+    /// Set by the first any-key grant that finds a shard's lock held, and
+    /// never cleared: from then on the pool [stocks](super::stock).
+    pub(super) any_contended: AtomicBool,
 }
 
 /// Where any-key grants look first, without the lane's lock: one bit per

@@ -39,6 +39,8 @@
 //! - [`words`]: a key's room lent to an atomic word of its shard, so that
 //!   its grants and releases take no lock; `lock_settled` for everything
 //!   else.
+//! - [`stock`]: under contention, any-key grants from every key's lent
+//!   word, found through a bitmap of the words with units.
 //! - `tests`: the hand-off protocol driven by hand.
 
 use std::hash::Hash;
@@ -65,6 +67,7 @@ mod handoff;
 mod keepalive;
 mod lane;
 mod shard;
+mod stock;
 #[cfg(all(test, not(loom)))]
 mod tests;
 mod waiting;
@@ -144,6 +147,8 @@ pub(crate) struct Shared<K, S> {
     hints: Padded<LaneHints>,
     /// Where any-key grants look without the lane's lock (see [`Offers`]).
     offers: Padded<Offers>,
+    /// Words that may hold spare units for any-key grants (see [`stock`]).
+    stock: Padded<stock::Stock>,
     /// How many `Pool` handles exist (see [`handles`]).
     handles: AtomicUsize,
     /// The pool's own `Arc`, as a pointer, for the shards' holds (see
@@ -304,7 +309,9 @@ impl<K, S> Shared<K, S> {
                 arrivals: AtomicU64::new(0),
                 any_waiting: AtomicBool::new(false),
                 any_used: AtomicBool::new(false),
+                any_contended: AtomicBool::new(false),
             }),
+            stock: Padded(stock::Stock::new()),
             offers: Padded(Offers {
                 mask: AtomicU64::new(0),
                 next: AtomicUsize::new(0),

@@ -15,6 +15,8 @@ use super::wake::MIN_WAKERS;
 use super::*;
 use crate::error::AcquireTimeoutError;
 
+mod stock;
+
 impl<K, S> Shared<K, S> {
     /// What a lease's drop does with its core lease: into its key's word,
     /// or under the locks. True if the shard gave up its count.

@@ -27,7 +27,9 @@
 //! group is linked in the ring (so no any-key acquisition waits: the core
 //! unlinks every group before one queues), no limit is set, no watcher
 //! watches the shard and the pool is open. An any-key acquisition collects
-//! the words of each shard it looks at, so it sees every key's room; and
+//! the words of each shard it looks at, so it sees every key's room
+//! (unless the pool [stocks](super::stock): then the stock shows the
+//! words' room, and only the pass under the lane collects them); and
 //! once one collected words of a block, shards lend no more words of their
 //! blocks (128 lent words would make each of those looks cost a
 //! microsecond). A
@@ -131,6 +133,12 @@ const SPINS: u32 = 0;
 const MAX_SEQ: u64 = SEQ_MASK - 1;
 /// The ids a lend gives a word at most.
 const CHUNK: u64 = 1 << 12;
+
+/// Whether a word in `state` has units to give (not slow).
+#[inline]
+pub(super) fn has_spare(state: u64) -> bool {
+    state & SLOW == 0 && state & SPARE_MASK != 0
+}
 
 fn spare(state: u64) -> u64 {
     (state & SPARE_MASK) >> SPARE_SHIFT
@@ -322,10 +330,16 @@ impl<K> Words<K> {
 /// Puts a unit back into `word` unless it is slow; false if it is.
 #[inline(always)]
 fn put_back<K>(word: &Word<K>) -> bool {
+    put_back_state(word).is_some()
+}
+
+/// [`put_back`], with the word's state before (`None`: slow).
+#[inline(always)]
+fn put_back_state<K>(word: &Word<K>) -> Option<u64> {
     let mut state = word.state.load(Ordering::Relaxed);
     loop {
         if state & SLOW != 0 {
-            return false;
+            return None;
         }
         // Release: the lease's uses of the unit come before the next
         // grant of it.
@@ -335,7 +349,7 @@ fn put_back<K>(word: &Word<K>) -> bool {
             Ordering::Release,
             Ordering::Relaxed,
         ) {
-            Ok(_) => return true,
+            Ok(old) => return Some(old),
             Err(now) => state = now,
         }
     }
@@ -483,6 +497,21 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         self.take_unit(shard, w, word, Some(solo), |_| true)
     }
 
+    /// An any-key lease from word `w` of `shard` (one of its first words),
+    /// with the word's state.
+    #[inline(always)]
+    pub(super) fn take_word(
+        &self,
+        shard: usize,
+        w: usize,
+    ) -> (Option<workpool_core::Lease<K>>, &AtomicU64) {
+        let word = &*self.shards[shard].words.words[w & (WORDS - 1)];
+        (
+            self.take_unit(shard, w, word, None, |_| true).ok(),
+            &word.state,
+        )
+    }
+
     /// A lease from word `w` of `shard`, if `fits` accepts its key; with
     /// `solo`, only while the shard's solo mark stays that.
     #[inline(always)]
@@ -577,7 +606,15 @@ impl<K, S> Shared<K, S> {
         // key's slot is this key's (module docs).
         match scan(assigned, &words.dir.slots, lease.slot() as u64 + 1) {
             // `scan` finds first words only: the mask keeps it in range.
-            Some(w) => put_back(&words.words[w & (WORDS - 1)]),
+            Some(w) => match put_back_state(&words.words[w & (WORDS - 1)]) {
+                Some(old) => {
+                    if old & SPARE_MASK == 0 && self.stocking() {
+                        self.stock(lease.shard(), w & (WORDS - 1));
+                    }
+                    true
+                }
+                None => false,
+            },
             None if assigned & INDEXED != 0 => words.release_indexed(lease.slot()),
             None => false,
         }

@@ -463,5 +463,6 @@ fn a_hand_off_lease_and_a_release_keep_the_pool_alive() {
 mod budgets;
 mod handoff;
 mod shards;
+mod stock;
 mod weights;
 mod words;

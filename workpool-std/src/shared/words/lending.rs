@@ -224,6 +224,9 @@ impl<K, S> Shared<K, S> {
         }
         self.mark_solo(part, w, slot);
         self.give_chunk(part, w, seq, lent.units);
+        if lent.units > 0 && w < WORDS && self.stocking() {
+            self.stock(shard, w);
+        }
     }
 
     /// Marks word `w`, lent to the key in `slot`, as the shard's *solo*
@@ -257,6 +260,9 @@ impl<K, S> Shared<K, S> {
             // Release, as a lease's release: the units' grants come after.
             word.state
                 .fetch_add(lent.units << SPARE_SHIFT, Ordering::Release);
+            if w < WORDS && self.stocking() {
+                self.stock(part.core.index() as usize, w);
+            }
         }
     }
 

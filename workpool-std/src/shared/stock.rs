@@ -1,0 +1,232 @@
+//! The any-key stock: under contention, any-key grants take units from
+//! every key's lent word without a lock.
+//!
+//! Any-key grants follow the core's rotation exactly (shard by shard, in
+//! turns; see `Pool::acquire`) as long as no two of them meet at a shard's
+//! lock. The first any-key grant that finds a shard's lock held (in
+//! [`Shared::try_any_locked`]) makes the pool *stock*, for the rest of its
+//! life (`LaneHints::any_contended`):
+//!
+//! - a locked any-key grant lends the room left to its key's word (as a
+//!   key's own locked grant does), and no longer collects the shard's
+//!   words first: the stock shows their room;
+//! - a word's units are marked in the [`Stock`]'s bits, one per first word
+//!   of each shard: a release that puts a unit into an empty word sets its
+//!   bit, as does a lend of some units;
+//! - an any-key grant takes a unit from the first stocked word from its
+//!   thread's cursor on, with the word's compare-exchange (the one a key's
+//!   own fast grant uses), and moves the cursor past it; a grant that
+//!   empties a word, or finds it empty or slow, clears its bit (and sets
+//!   it again if a unit came back meanwhile, so a bit is never missing
+//!   while its word holds units). When the cursor comes round, the grant
+//!   first lets the shards whose cores hold room (their bits in
+//!   [`Offers`](super::lane::Offers)) grant, under their locks, so that
+//!   keys whose room is not lent still get their turn each round.
+//!
+//! Why a stocked grant may take any key's unit: a lent word holds units
+//! only while nobody waits who could use them (module docs of
+//! [`words`](super::words)): no waiter of its key, no any-key waiter (an
+//! any-key waiter's pass under the lane collects every word first, and the
+//! grant reads `LaneHints::any_waiting` before it looks), no limit unless
+//! the units come out of the shard's budget, and an open pool (close
+//! collects). So a grant from it is one the shard's lock could make too;
+//! what changes is only which key it takes: the rotation becomes one round
+//! per thread over the words with units, in the order of their bits.
+//!
+//! Why it is worth it: at capacity, one unit turns over at a time, and a
+//! thread that releases a unit takes it again from the same word, on a line
+//! its own core just wrote. The locked pass wrote a shard's lock, its
+//! `Offers` bit and its group's slot on every grant and every release
+//! (ARCHITECTURE, "The any-key stock").
+
+use std::hash::{BuildHasher, Hash};
+
+use super::words::{has_spare, WORDS};
+use super::Shared;
+use crate::sync::{AtomicU64, Ordering};
+
+/// The most shards a pool has.
+const MAX_SHARDS: usize = 64;
+
+/// Words of the stock's bits (one bit per first word of each shard).
+const CHUNKS: usize = (MAX_SHARDS * WORDS).div_ceil(64);
+
+/// Bit `shard * WORDS + w` (bit `% 64` of word `/ 64`) set while word `w`
+/// of `shard` may hold spare units: set after units go in, cleared by a
+/// grant that finds the word empty (see the module docs).
+pub(super) struct Stock {
+    bits: [AtomicU64; CHUNKS],
+}
+
+impl Stock {
+    pub(super) fn new() -> Self {
+        Self {
+            bits: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// Whether bit `at` is set, for tests.
+    #[cfg(all(test, not(loom)))]
+    pub(super) fn is_stocked(&self, at: usize) -> bool {
+        self.bits[at / 64].load(Ordering::Relaxed) & (1 << (at % 64)) != 0
+    }
+}
+
+/// The shard and word of bit `at`.
+#[inline]
+// Under loom a shard has one word.
+#[allow(clippy::modulo_one)]
+fn place(at: usize) -> (usize, usize) {
+    (at / WORDS, at % WORDS)
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    /// The bit this thread's next stocked grant looks at first.
+    static CURSOR: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+#[inline]
+fn cursor() -> usize {
+    #[cfg(not(loom))]
+    {
+        CURSOR.with(std::cell::Cell::get)
+    }
+    // Loom's threads would need loom's own thread-locals: its models start
+    // each grant at the first bit.
+    #[cfg(loom)]
+    {
+        0
+    }
+}
+
+#[inline]
+fn set_cursor(at: usize) {
+    #[cfg(not(loom))]
+    CURSOR.with(|cursor| cursor.set(at));
+    #[cfg(loom)]
+    let _ = at;
+}
+
+impl<K, S> Shared<K, S> {
+    /// Whether the pool stocks (see the module docs).
+    #[inline]
+    pub(super) fn stocking(&self) -> bool {
+        self.hints.any_contended.load(Ordering::Relaxed)
+    }
+
+    /// Makes the pool stock, once an any-key grant found a shard's lock
+    /// held.
+    #[cold]
+    pub(super) fn start_stocking(&self) {
+        self.hints.any_contended.store(true, Ordering::Relaxed);
+    }
+
+    /// [`start_stocking`](Self::start_stocking), for tests.
+    pub(crate) fn start_stocking_now(&self) {
+        self.start_stocking();
+    }
+
+    /// Sets the bit of word `w` of `shard` after units went into it.
+    #[inline]
+    pub(super) fn stock(&self, shard: usize, w: usize) {
+        let at = shard * WORDS + w;
+        // Release: a grant that reads the bit (acquire) then reads the
+        // word's units, or later ones.
+        self.stock.bits[at / 64].fetch_or(1 << (at % 64), Ordering::Release);
+    }
+
+    /// Clears bit `at` after a grant found (or left) its word without
+    /// units, and sets it again if units came back meanwhile: a release
+    /// that put a unit in before the clear either set the bit before it
+    /// (then the clear reads that write, and the word's units are seen
+    /// below) or sets it after it.
+    #[cold]
+    fn unstock(&self, at: usize, state: &AtomicU64) {
+        let chunk = &self.stock.bits[at / 64];
+        let bit = 1u64 << (at % 64);
+        // Acquire: a release whose setting of the bit this clears put its
+        // unit in first, and the load below sees it.
+        chunk.fetch_and(!bit, Ordering::Acquire);
+        if has_spare(state.load(Ordering::Acquire)) {
+            chunk.fetch_or(bit, Ordering::Release);
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
+    /// An any-key lease from a stocked word, without a lock, while the
+    /// pool stocks: from this thread's cursor to the last bit, then, unless
+    /// a shard's core offers room (that shard's turn comes first, under
+    /// its lock), from the first bit. The caller has checked that nobody
+    /// waits for any key and the pool is open.
+    #[inline]
+    pub(super) fn take_stocked(&self) -> Option<workpool_core::Lease<K>> {
+        if !self.stocking() {
+            return None;
+        }
+        let end = self.shards.len() * WORDS;
+        let from = cursor();
+        let from = if from < end { from } else { 0 };
+        if let Some(lease) = self.take_stocked_in(from, end) {
+            return Some(lease);
+        }
+        // The round is over.
+        set_cursor(0);
+        if from == 0 || self.offers.mask.load(Ordering::Relaxed) != 0 {
+            return None;
+        }
+        self.take_stocked_in(0, from)
+    }
+
+    /// A lease from the stock alone, when nobody waits for any key and the
+    /// pool is open (for tests).
+    pub(crate) fn try_stocked_alone(&self) -> Option<workpool_core::Lease<K>> {
+        if self.hints.any_waiting.load(Ordering::Relaxed) || self.is_closed() {
+            return None;
+        }
+        self.take_stocked_last()
+    }
+
+    /// [`take_stocked`](Self::take_stocked) over every bit, after the
+    /// shards' cores gave nothing.
+    #[inline]
+    pub(super) fn take_stocked_last(&self) -> Option<workpool_core::Lease<K>> {
+        if !self.stocking() {
+            return None;
+        }
+        self.take_stocked_in(0, self.shards.len() * WORDS)
+    }
+
+    /// A lease from the first stocked word among bits `lo..hi`, clearing
+    /// the bits of the words found without units.
+    #[inline]
+    fn take_stocked_in(&self, lo: usize, hi: usize) -> Option<workpool_core::Lease<K>> {
+        let mut at = lo;
+        while at < hi {
+            let chunk = at / 64;
+            let next = (chunk + 1) * 64;
+            // Acquire: the units whose release set a bit.
+            let mut bits = self.stock.bits[chunk].load(Ordering::Acquire) & (u64::MAX << (at % 64));
+            if hi < next {
+                bits &= (1 << (hi % 64)) - 1;
+            }
+            while bits != 0 {
+                let found = chunk * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let (shard, w) = place(found);
+                let (lease, state) = self.take_word(shard, w);
+                if let Some(lease) = lease {
+                    if !has_spare(state.load(Ordering::Relaxed)) {
+                        self.unstock(found, state);
+                    }
+                    set_cursor(found + 1);
+                    return Some(lease);
+                }
+                self.unstock(found, state);
+            }
+            at = next;
+        }
+        None
+    }
+}

@@ -10,15 +10,21 @@
 //! - a locked any-key grant lends the room left to its key's word (as a
 //!   key's own locked grant does), and no longer collects the shard's
 //!   words first: the stock shows their room;
-//! - a word's units are marked in the [`Stock`]'s bits, one per first word
-//!   of each shard: a release that puts a unit into an empty word sets its
-//!   bit, as does a lend of some units;
+//! - words with units are marked in the [`Stock`]'s bits, one per first
+//!   word of each shard. A word's own [`STOCKED`] bit says that its bit is
+//!   set (or about to be): the release or lend that puts units into a word
+//!   without it sets both, with the word's own compare-exchange and then a
+//!   `fetch_or` on the stock's line; later releases find the mark and
+//!   write nothing else, so a key's own traffic leaves the stock's line
+//!   alone;
 //! - an any-key grant takes a unit from the first stocked word from its
 //!   thread's cursor on, with the word's compare-exchange (the one a key's
-//!   own fast grant uses), and moves the cursor past it; a grant that
-//!   empties a word, or finds it empty or slow, clears its bit (and sets
-//!   it again if a unit came back meanwhile, so a bit is never missing
-//!   while its word holds units). When the cursor comes round, the grant
+//!   own fast grant uses), and moves the cursor past it. The grant that
+//!   takes a word's last unit clears its mark in the same compare-exchange,
+//!   then its bit, and sets the bit again if a release marked the word
+//!   meanwhile; a grant that finds a word empty (a key's own grants took
+//!   its units) or slow clears the mark and the bit the same way. So a
+//!   marked word's bit is never left clear. When the cursor comes round, the grant
 //!   first lets the shards whose cores hold room (their bits in
 //!   [`Offers`](super::lane::Offers)) grant, under their locks, so that
 //!   keys whose room is not lent still get their turn each round.
@@ -41,7 +47,7 @@
 
 use std::hash::{BuildHasher, Hash};
 
-use super::words::{has_spare, WORDS};
+use super::words::{has_spare, STOCKED, WORDS};
 use super::Shared;
 use crate::sync::{AtomicU64, Ordering};
 
@@ -136,20 +142,42 @@ impl<K, S> Shared<K, S> {
         self.stock.bits[at / 64].fetch_or(1 << (at % 64), Ordering::Release);
     }
 
-    /// Clears bit `at` after a grant found (or left) its word without
-    /// units, and sets it again if units came back meanwhile: a release
-    /// that put a unit in before the clear either set the bit before it
-    /// (then the clear reads that write, and the word's units are seen
-    /// below) or sets it after it.
+    /// Clears bit `at` once its word's [`STOCKED`] mark was cleared (by
+    /// the grant that took its last unit, or by
+    /// [`clear_stale`](Self::clear_stale)), and sets it again if a release
+    /// marked the word meanwhile. That release set the mark and then sets
+    /// the bit: if it set the bit before this clear, the clear reads that
+    /// write (acquire) and the load below sees the mark; if after, the bit
+    /// stays set. So a marked word's bit is never left clear.
     #[cold]
     fn unstock(&self, at: usize, state: &AtomicU64) {
         let chunk = &self.stock.bits[at / 64];
         let bit = 1u64 << (at % 64);
-        // Acquire: a release whose setting of the bit this clears put its
-        // unit in first, and the load below sees it.
         chunk.fetch_and(!bit, Ordering::Acquire);
-        if has_spare(state.load(Ordering::Acquire)) {
+        if state.load(Ordering::Acquire) & STOCKED != 0 {
             chunk.fetch_or(bit, Ordering::Release);
+        }
+    }
+
+    /// After a grant found the word of bit `at` without units (a key's own
+    /// grants took them, or it was collected): clears its mark while it
+    /// still has none, then its bit.
+    #[cold]
+    fn clear_stale(&self, at: usize, state: &AtomicU64) {
+        let mut now = state.load(Ordering::Relaxed);
+        while now & STOCKED != 0 && !has_spare(now) {
+            match state.compare_exchange_weak(
+                now,
+                now & !STOCKED,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(seen) => now = seen,
+            }
+        }
+        if !has_spare(now) {
+            self.unstock(at, state);
         }
     }
 }
@@ -215,15 +243,19 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 let found = chunk * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
                 let (shard, w) = place(found);
-                let (lease, state) = self.take_word(shard, w);
+                let (lease, emptied, state) = self.take_word(shard, w);
                 if let Some(lease) = lease {
-                    if !has_spare(state.load(Ordering::Relaxed)) {
+                    if emptied {
                         self.unstock(found, state);
                     }
                     set_cursor(found + 1);
                     return Some(lease);
                 }
-                self.unstock(found, state);
+                // Not for want of units (another grant was reading the
+                // word's key): the bit stays.
+                if !has_spare(state.load(Ordering::Relaxed)) {
+                    self.clear_stale(found, state);
+                }
             }
             at = next;
         }

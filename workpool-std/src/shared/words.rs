@@ -37,8 +37,10 @@
 //!
 //! # The word
 //!
-//! One `u64`: bit 63 *slow*; bits 43..63 the spare units; bits 0..43
-//! `seq`, which counts grants and lends. A word's value never repeats: a
+//! One `u64`: bit 63 *slow*; bit 62 *reading* (below); bits 43..62 the
+//! spare units; bit 42 *stocked* (the word's bit in the pool's
+//! [stock](super::stock) is set, or about to be); bits 0..42 `seq`, which
+//! counts grants and lends. A word's value never repeats: a
 //! grant and a lend raise `seq`, a release raises the spare units, and a
 //! collect sets *slow*, which only a lend (raising `seq`) clears. So a
 //! compare-exchange that succeeds proves nothing happened to the word since
@@ -120,7 +122,11 @@ const READING: u64 = 1 << 62;
 const SPARE_SHIFT: u32 = 43;
 const ONE_SPARE: u64 = 1 << SPARE_SHIFT;
 const SPARE_MASK: u64 = ((1 << 19) - 1) << SPARE_SHIFT;
-const SEQ_MASK: u64 = ONE_SPARE - 1;
+/// Set by the release or lend that sets the word's bit in the pool's
+/// [stock](super::stock) (so later ones need not write the stock's line),
+/// cleared by the any-key grant that clears it.
+pub(super) const STOCKED: u64 = 1 << 42;
+const SEQ_MASK: u64 = STOCKED - 1;
 /// The most units a word holds: a key with a larger target gets no word.
 const MAX_UNITS: u64 = (1 << 19) - 1;
 /// How often a grant finds another grant reading the key before it takes
@@ -330,12 +336,13 @@ impl<K> Words<K> {
 /// Puts a unit back into `word` unless it is slow; false if it is.
 #[inline(always)]
 fn put_back<K>(word: &Word<K>) -> bool {
-    put_back_state(word).is_some()
+    put_back_state(word, 0).is_some()
 }
 
-/// [`put_back`], with the word's state before (`None`: slow).
+/// [`put_back`], setting `mark` (0 or [`STOCKED`]) too, with the word's
+/// state before (`None`: slow).
 #[inline(always)]
-fn put_back_state<K>(word: &Word<K>) -> Option<u64> {
+fn put_back_state<K>(word: &Word<K>, mark: u64) -> Option<u64> {
     let mut state = word.state.load(Ordering::Relaxed);
     loop {
         if state & SLOW != 0 {
@@ -345,7 +352,7 @@ fn put_back_state<K>(word: &Word<K>) -> Option<u64> {
         // grant of it.
         match word.state.compare_exchange_weak(
             state,
-            state + ONE_SPARE,
+            (state + ONE_SPARE) | mark,
             Ordering::Release,
             Ordering::Relaxed,
         ) {
@@ -474,7 +481,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             None if assigned & INDEXED != 0 => words.find_word_indexed(hash).ok_or(())?,
             None => return Err(()),
         };
-        self.take_unit(shard, w, word, None, |stored| key.equivalent(stored))
+        self.take_unit(shard, w, word, None, None, |stored| key.equivalent(stored))
     }
 
     /// An any-key lease from `shard`'s *solo* word without the lock: the
@@ -494,26 +501,30 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         // Only a first word is ever marked solo.
         let w = (solo as usize).wrapping_sub(1);
         let word = words.words.get(w).ok_or(())?;
-        self.take_unit(shard, w, word, Some(solo), |_| true)
+        self.take_unit(shard, w, word, Some(solo), None, |_| true)
     }
 
-    /// An any-key lease from word `w` of `shard` (one of its first words),
-    /// with the word's state.
+    /// An any-key lease from word `w` of `shard` (one of its first words)
+    /// for the [stock](super::stock), with whether it took the word's
+    /// last unit and cleared [`STOCKED`] with it, and the word's state.
     #[inline(always)]
     pub(super) fn take_word(
         &self,
         shard: usize,
         w: usize,
-    ) -> (Option<workpool_core::Lease<K>>, &AtomicU64) {
+    ) -> (Option<workpool_core::Lease<K>>, bool, &AtomicU64) {
         let word = &*self.shards[shard].words.words[w & (WORDS - 1)];
-        (
-            self.take_unit(shard, w, word, None, |_| true).ok(),
-            &word.state,
-        )
+        let mut emptied = false;
+        let lease = self
+            .take_unit(shard, w, word, None, Some(&mut emptied), |_| true)
+            .ok();
+        (lease, emptied, &word.state)
     }
 
     /// A lease from word `w` of `shard`, if `fits` accepts its key; with
-    /// `solo`, only while the shard's solo mark stays that.
+    /// `solo`, only while the shard's solo mark stays that. With `emptied`,
+    /// a grant of the word's last unit clears [`STOCKED`] too, and says so
+    /// there.
     #[inline(always)]
     fn take_unit(
         &self,
@@ -521,6 +532,7 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         w: usize,
         word: &Word<K>,
         solo: Option<u64>,
+        mut emptied: Option<&mut bool>,
         fits: impl FnOnce(&K) -> bool,
     ) -> Result<workpool_core::Lease<K>, ()> {
         let words = &self.shards[shard].words;
@@ -553,13 +565,23 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             if seq >= lim {
                 return Err(());
             }
+            let mut next = (state - ONE_SPARE + 1) | READING;
+            let last = emptied.is_some() && next & SPARE_MASK == 0;
+            if last {
+                next &= !STOCKED;
+            }
             match word.state.compare_exchange_weak(
                 state,
-                (state - ONE_SPARE + 1) | READING,
+                next,
                 Ordering::Acquire,
                 Ordering::Acquire,
             ) {
-                Ok(_) => break off.wrapping_add(seq),
+                Ok(_) => {
+                    if let Some(emptied) = emptied.as_deref_mut() {
+                        *emptied = last;
+                    }
+                    break off.wrapping_add(seq);
+                }
                 Err(now) => state = now,
             }
         };
@@ -606,15 +628,22 @@ impl<K, S> Shared<K, S> {
         // key's slot is this key's (module docs).
         match scan(assigned, &words.dir.slots, lease.slot() as u64 + 1) {
             // `scan` finds first words only: the mask keeps it in range.
-            Some(w) => match put_back_state(&words.words[w & (WORDS - 1)]) {
-                Some(old) => {
-                    if old & SPARE_MASK == 0 && self.stocking() {
-                        self.stock(lease.shard(), w & (WORDS - 1));
-                    }
-                    true
+            Some(w) => {
+                let w = w & (WORDS - 1);
+                if !self.stocking() {
+                    return put_back(&words.words[w]);
                 }
-                None => false,
-            },
+                match put_back_state(&words.words[w], STOCKED) {
+                    Some(old) => {
+                        // The release that marks the word sets its bit.
+                        if old & STOCKED == 0 {
+                            self.stock(lease.shard(), w);
+                        }
+                        true
+                    }
+                    None => false,
+                }
+            }
             None if assigned & INDEXED != 0 => words.release_indexed(lease.slot()),
             None => false,
         }

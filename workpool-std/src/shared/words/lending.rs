@@ -11,7 +11,7 @@ use workpool_core::parts::Shard;
 use super::more::More;
 use super::{
     spare, tag, Assign, Meta, ASSIGN_UP_TO, CHUNK, INDEXED, MAX_SEQ, MAX_UNITS, MORE, MORE_UP_TO,
-    READING, SEQ_MASK, SLOW, SPARE_SHIFT, WORDS,
+    READING, SEQ_MASK, SLOW, SPARE_SHIFT, STOCKED, WORDS,
 };
 use crate::shared::{After, IdBlock, Part, Shared, ID_BLOCK};
 use crate::sync::Ordering;
@@ -223,8 +223,9 @@ impl<K, S> Shared<K, S> {
             }
         }
         self.mark_solo(part, w, slot);
-        self.give_chunk(part, w, seq, lent.units);
-        if lent.units > 0 && w < WORDS && self.stocking() {
+        let stocked = lent.units > 0 && w < WORDS && self.stocking();
+        self.give_chunk(part, w, seq, lent.units, stocked);
+        if stocked {
             self.stock(shard, w);
         }
     }
@@ -260,15 +261,18 @@ impl<K, S> Shared<K, S> {
             // Release, as a lease's release: the units' grants come after.
             word.state
                 .fetch_add(lent.units << SPARE_SHIFT, Ordering::Release);
-            if w < WORDS && self.stocking() {
+            if w < WORDS
+                && self.stocking()
+                && word.state.fetch_or(STOCKED, Ordering::Release) & STOCKED == 0
+            {
                 self.stock(part.core.index() as usize, w);
             }
         }
     }
 
     /// Gives word `w` (slow) its ids and `units`, and publishes it with
-    /// `seq`.
-    fn give_chunk(&self, part: &mut Part<Shard<K>>, w: usize, seq: u64, units: u64) {
+    /// `seq` (and [`STOCKED`] if `stocked`: the caller sets its bit next).
+    fn give_chunk(&self, part: &mut Part<Shard<K>>, w: usize, seq: u64, units: u64, stocked: bool) {
         let word = self.shards[part.core.index() as usize].words.word(w);
         // A chunk of ids from the bottom of the shard's block.
         if part.ids.next == part.ids.end {
@@ -291,7 +295,7 @@ impl<K, S> Shared<K, S> {
         // holds a unit): its `READING` stays.
         // While the word is slow only that grant's clearing of `READING`
         // can change it, so the update runs at most twice.
-        let lent = seq | (units << SPARE_SHIFT);
+        let lent = seq | (units << SPARE_SHIFT) | if stocked { STOCKED } else { 0 };
         let published = word
             .state
             .fetch_update(Ordering::Release, Ordering::Relaxed, |state| {

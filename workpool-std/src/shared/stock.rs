@@ -88,7 +88,8 @@ fn place(at: usize) -> (usize, usize) {
 
 #[cfg(not(loom))]
 std::thread_local! {
-    /// The bit this thread's next stocked grant looks at first.
+    /// The bit this thread's next stocked grant looks at first (one
+    /// cursor for all the pools a thread uses: only where a look starts).
     static CURSOR: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 

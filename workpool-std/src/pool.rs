@@ -33,7 +33,7 @@ mod weights;
 /// (shard by shard, each shard's keys in a turn), so every key with room
 /// is served once per round and with demand everywhere leases come out in
 /// proportion to the targets (see [`acquire`](Pool::acquire) for the exact
-/// rotation).
+/// rotation, and the looser one under contention).
 ///
 /// A weighted acquisition ([`acquire_key_many`](Self::acquire_key_many))
 /// keeps its place the same way: a large request at the head of its key's

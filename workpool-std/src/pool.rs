@@ -476,9 +476,9 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
         self.shared.shard_of(key)
     }
 
-    /// Makes the pool stock (see `Pool::acquire`, "Which key"), as the
-    /// first two any-key grants that meet at a shard's lock would. For
-    /// tests; not a stable API.
+    /// Makes the pool stock (see `Pool::acquire`, "Which key"), as any-key
+    /// grants that keep meeting at shards' locks would. For tests; not a
+    /// stable API.
     #[doc(hidden)]
     pub fn start_stocking(&self) {
         self.shared.start_stocking_now();
@@ -572,9 +572,9 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Pool<K, S> {
     /// acquisition is served in arrival order by the first unit freed that
     /// it can use, whatever its key.
     ///
-    /// Under contention the rotation is looser. Once two any-key grants
-    /// meet at one shard's lock, the pool *stocks* for the rest of its
-    /// life: a key's room is lent to a lock-free word of its shard (up to
+    /// Under contention the rotation is looser. Once any-key grants have
+    /// met at shards' locks 64 times (two grants racing once do not count
+    /// for much), the pool *stocks* for the rest of its life: a key's room is lent to a lock-free word of its shard (up to
     /// eight keys a shard), and while nobody waits an any-key grant takes a
     /// unit from the next word with units after the one this thread took
     /// from last (in the order of shards and words, not of the turns

@@ -82,17 +82,18 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             }
             let mut part = match super::try_lock(&self.shards[shard].lock) {
                 Some(part) => part,
-                None if !self.stocking() => {
-                    // Two any-key grants met here: the pool stocks from now
-                    // on, and this one looks again.
-                    self.start_stocking();
-                    continue;
+                None => {
+                    // Two any-key grants met here: counted, so that the pool
+                    // stocks once they keep meeting.
+                    if !self.stocking() {
+                        self.count_meet();
+                    }
+                    if mask & !(1 << rank) != 0 {
+                        mask &= !(1 << rank);
+                        continue;
+                    }
+                    self.lock_shard(shard)
                 }
-                None if mask & !(1 << rank) != 0 => {
-                    mask &= !(1 << rank);
-                    continue;
-                }
-                None => self.lock_shard(shard),
             };
             // Lent room is room too: the shard's words give it back first,
             // unless the pool stocks (then the stock shows it).

@@ -28,9 +28,13 @@ pub(super) struct LaneHints {
     /// then on shards lend none of them (an any-key acquisition collects
     /// every lent word of the shards it looks at).
     pub(super) any_used: AtomicBool,
-    /// Set by the first any-key grant that finds a shard's lock held, and
-    /// never cleared: from then on the pool [stocks](super::stock).
+    /// Set once any-key grants found shards' locks held
+    /// [`STOCK_AFTER`](super::stock::STOCK_AFTER) times, and never
+    /// cleared: from then on the pool [stocks](super::stock).
     pub(super) any_contended: AtomicBool,
+    /// How many times any-key grants found a shard's lock held, until the
+    /// pool stocks.
+    pub(super) any_meets: AtomicU64,
 }
 
 /// Where any-key grants look first, without the lane's lock: one bit per

@@ -310,6 +310,7 @@ impl<K, S> Shared<K, S> {
                 any_waiting: AtomicBool::new(false),
                 any_used: AtomicBool::new(false),
                 any_contended: AtomicBool::new(false),
+                any_meets: AtomicU64::new(0),
             }),
             stock: Padded(stock::Stock::new()),
             offers: Padded(Offers {

@@ -2,8 +2,8 @@
 //! every key's lent word without a lock.
 //!
 //! Any-key grants follow the core's rotation exactly (shard by shard, in
-//! turns; see `Pool::acquire`) as long as no two of them meet at a shard's
-//! lock. The first any-key grant that finds a shard's lock held (in
+//! turns; see `Pool::acquire`) until they keep meeting at shards' locks:
+//! the [`STOCK_AFTER`]th any-key grant that finds a shard's lock held (in
 //! [`Shared::try_any_locked`]) makes the pool *stock*, for the rest of its
 //! life (`LaneHints::any_contended`):
 //!
@@ -50,6 +50,12 @@ use std::hash::{BuildHasher, Hash};
 use super::words::{has_spare, STOCKED, WORDS};
 use super::Shared;
 use crate::sync::{AtomicU64, Ordering};
+
+/// How many times any-key grants find a shard's lock held before the pool
+/// stocks: sustained contention, not one overlap (a race between two
+/// grants keeps the core's rotation, which the loom models of solo words
+/// check).
+pub(super) const STOCK_AFTER: u64 = 64;
 
 /// The most shards a pool has.
 const MAX_SHARDS: usize = 64;
@@ -122,8 +128,16 @@ impl<K, S> Shared<K, S> {
         self.hints.any_contended.load(Ordering::Relaxed)
     }
 
-    /// Makes the pool stock, once an any-key grant found a shard's lock
-    /// held.
+    /// Counts an any-key grant that found a shard's lock held, and makes
+    /// the pool stock at the [`STOCK_AFTER`]th.
+    #[cold]
+    pub(super) fn count_meet(&self) {
+        if self.hints.any_meets.fetch_add(1, Ordering::Relaxed) + 1 >= STOCK_AFTER {
+            self.start_stocking();
+        }
+    }
+
+    /// Makes the pool stock.
     #[cold]
     pub(super) fn start_stocking(&self) {
         self.hints.any_contended.store(true, Ordering::Relaxed);

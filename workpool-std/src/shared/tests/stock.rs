@@ -60,24 +60,29 @@ fn keys_in_two_shards(shared: &Shared<u32, crate::DefaultHashBuilder>) -> (u32, 
     (a, b)
 }
 
-/// An any-key grant that finds a shard's lock held makes the pool stock,
-/// and takes from the next shard that offers room.
+/// Any-key grants that keep finding a shard's lock held make the pool
+/// stock: not the first [`STOCK_AFTER`] - 1 of them, the next one. Each
+/// passes over the held shard and takes from the next that offers room.
 #[test]
-fn an_any_key_grant_that_meets_another_at_a_lock_starts_the_stock() {
+fn any_key_grants_that_keep_meeting_at_a_lock_start_the_stock() {
+    use crate::shared::stock::STOCK_AFTER;
     let shared = new_shared();
     let (a, b) = keys_in_two_shards(&shared);
     shared.set(a, 1);
     shared.set(b, 1);
-    assert!(!shared.stocking());
-    let held = shared.lock_shard(shared.shard_of(&a));
-    let lease = std::thread::scope(|scope| {
-        scope
-            .spawn(|| shared.try_any_unlaned().map(|lease| *lease.key()))
-            .join()
-            .unwrap()
-    });
-    drop(held);
-    assert_eq!(lease, Some(b), "passed over the held shard");
+    for meet in 1..=STOCK_AFTER {
+        assert!(!shared.stocking(), "stocking before meet {meet}");
+        let held = shared.lock_shard(shared.shard_of(&a));
+        // The rotation looks at `a`'s shard first.
+        let rank = held.rank.expect("a's shard offered room");
+        shared.offers.next.store(rank, Ordering::Relaxed);
+        let lease =
+            std::thread::scope(|scope| scope.spawn(|| shared.try_any_unlaned()).join().unwrap());
+        drop(held);
+        let lease = lease.expect("from b's shard");
+        assert_eq!(*lease.key(), b, "passed over the held shard");
+        assert!(!shared.release(lease));
+    }
     assert!(shared.stocking());
 }
 

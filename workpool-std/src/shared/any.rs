@@ -203,19 +203,13 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             part.solo_skip -= 1;
             return;
         }
-        let hash = self.hasher.hash_one(lease.key());
-        self.lend_slot(
-            shard,
-            part,
-            lease.slot(),
-            Some((hash, lease.key(), K::clone)),
-        );
+        self.lend_to_stock(shard, part, lease);
     }
 
-    /// After a locked any-key grant while the pool
-    /// [stocks](super::stock): lends the room left to the key's word
-    /// (assigning one if need be, which hashes the key), where the stock
-    /// shows it.
+    /// After a locked any-key grant (while the pool
+    /// [stocks](super::stock), or from a solo key): lends the room left to
+    /// the key's word (assigning one if need be, which hashes the key),
+    /// where the stock or the solo mark shows it.
     #[cold]
     #[inline(never)]
     fn lend_to_stock(

@@ -39,6 +39,10 @@
 //! what changes is only which key it takes: the rotation becomes one round
 //! per thread over the words with units, in the order of their bits.
 //!
+//! A word whose chunk of ids ran out keeps its units and its bit; the
+//! grant that finds it so lends it again under the shard's lock, with a
+//! new chunk (`renew_spent`).
+//!
 //! Why it is worth it: at capacity, one unit turns over at a time, and a
 //! thread that releases a unit takes it again from the same word, on a line
 //! its own core just wrote. The locked pass wrote a shard's lock, its
@@ -198,6 +202,25 @@ impl<K, S> Shared<K, S> {
 }
 
 impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
+    /// Lends word `w` of `shard` again after its chunk of ids ran out with
+    /// units in it (under the shard's lock: collected, then lent with a new
+    /// chunk and stocked), as a key's own locked grant does for its word.
+    /// Without this, those units would wait in the word for the lane's
+    /// pass, while the key's releases put more in.
+    #[cold]
+    #[inline(never)]
+    fn renew_spent(&self, shard: usize, w: usize) {
+        let mut part = self.lock_shard(shard);
+        if let Some(slot) = part.meta(w).slot() {
+            if self.shards[shard].words.is_spent(w) {
+                self.collect(shard, &mut part, w);
+                self.lend_slot(shard, &mut part, slot, None);
+                self.sync_offer(&mut part);
+            }
+        }
+        self.finish(None, Some(part), super::After::new());
+    }
+
     /// An any-key lease from a stocked word, without a lock, while the
     /// pool stocks: from this thread's cursor to the last bit, then, unless
     /// a shard's core offers room (that shard's turn comes first, under
@@ -241,6 +264,36 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
         self.take_stocked_in(0, self.shards.len() * WORDS)
     }
 
+    /// A lease from the word of bit `found`: with its last unit, the grant
+    /// clears the word's mark and bit; a word found without units has both
+    /// cleared; a spent word is lent again and tried once more.
+    #[inline(always)]
+    fn take_bit(&self, found: usize) -> Option<workpool_core::Lease<K>> {
+        let (shard, w) = place(found);
+        let mut renewed = false;
+        loop {
+            let (lease, emptied, state) = self.take_word(shard, w);
+            if let Some(lease) = lease {
+                if emptied {
+                    self.unstock(found, state);
+                }
+                set_cursor(found + 1);
+                return Some(lease);
+            }
+            if !has_spare(state.load(Ordering::Relaxed)) {
+                self.clear_stale(found, state);
+                return None;
+            }
+            // Units, but another grant was reading the word's key (the bit
+            // stays), or no id left to give them with.
+            if renewed || !self.shards[shard].words.is_spent(w) {
+                return None;
+            }
+            self.renew_spent(shard, w);
+            renewed = true;
+        }
+    }
+
     /// A lease from the first stocked word among bits `lo..hi`, clearing
     /// the bits of the words found without units.
     #[inline]
@@ -257,19 +310,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
             while bits != 0 {
                 let found = chunk * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                let (shard, w) = place(found);
-                let (lease, emptied, state) = self.take_word(shard, w);
-                if let Some(lease) = lease {
-                    if emptied {
-                        self.unstock(found, state);
-                    }
-                    set_cursor(found + 1);
+                if let Some(lease) = self.take_bit(found) {
                     return Some(lease);
-                }
-                // Not for want of units (another grant was reading the
-                // word's key): the bit stays.
-                if !has_spare(state.load(Ordering::Relaxed)) {
-                    self.clear_stale(found, state);
                 }
             }
             at = next;

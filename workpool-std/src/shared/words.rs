@@ -139,6 +139,8 @@ const SPINS: u32 = 0;
 const MAX_SEQ: u64 = SEQ_MASK - 1;
 /// The ids a lend gives a word at most.
 const CHUNK: u64 = 1 << 12;
+#[cfg(all(test, not(loom)))]
+pub(super) const CHUNK_FOR_TESTS: u64 = CHUNK;
 
 /// Whether a word in `state` has units to give (not slow).
 #[inline]
@@ -213,6 +215,13 @@ pub(super) struct Meta {
     /// Where the word's entries in the tables of the shard's block of more
     /// words are, once it has both a key and an entry.
     entries: Option<Entries>,
+}
+
+impl Meta {
+    /// The core slot of the key the word is assigned to, if any.
+    pub(super) fn slot(&self) -> Option<usize> {
+        self.minter.map(|minter| minter.slot())
+    }
 }
 
 impl<K> Word<K> {
@@ -301,6 +310,14 @@ impl<K> Words<K> {
     #[cfg(all(test, not(loom)))]
     pub(super) fn solo_mark(&self) -> u64 {
         self.dir.solo.load(Ordering::Relaxed)
+    }
+
+    /// Whether first word `w` is lent with units but no id left to give
+    /// them with (its chunk ran out: only a new lend gives it more).
+    pub(super) fn is_spent(&self, w: usize) -> bool {
+        let word = &self.words[w & (WORDS - 1)];
+        let state = word.state.load(Ordering::Acquire);
+        has_spare(state) && state & SEQ_MASK >= word.id_lim.load(Ordering::Acquire)
     }
 
     /// The word assigned to the key in core slot `slot`, if any.

@@ -117,3 +117,26 @@ fn keys_without_a_lent_word_get_a_turn_each_round() {
     }
     assert_eq!(shared.counts(&a).active + shared.counts(&b).active, 0);
 }
+
+/// A stocked word whose chunk of ids runs out is lent again by the grant
+/// that finds it so: stocked grants go on past the chunk's end, with ids
+/// that keep growing, and every unit comes back.
+#[test]
+#[cfg_attr(miri, ignore = "thousands of grants; the paths run in the tests above")]
+fn a_stocked_word_whose_ids_run_out_is_lent_again() {
+    let shared = new_shared();
+    shared.start_stocking();
+    shared.set(7u32, 2);
+    let first = shared.try_acquire(Want::<u32>::Any).unwrap(); // locked, lends 1
+    let mut last = first.id();
+    for _ in 0..2 * super::super::words::CHUNK_FOR_TESTS {
+        let lease = shared
+            .take_stocked_last()
+            .expect("the stock keeps its unit");
+        assert!(lease.id() > last, "ids grow within a key");
+        last = lease.id();
+        assert!(!shared.release(lease));
+    }
+    assert!(!shared.release(first));
+    assert_eq!(shared.counts(&7).active, 0);
+}

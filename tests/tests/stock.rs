@@ -1,0 +1,168 @@
+//! The any-key stock under contention: a pool that stocks (any-key grants
+//! from every key's lent word, see `docs/ARCHITECTURE.md`, "The any-key
+//! stock") never lets a key hold more than its target, hands out unique
+//! ids, loses no unit and leaves nobody waiting, while threads mix any-key
+//! and keyed grants, `counts` collects the words, a limit that does not
+//! bind comes and goes, and tokio tasks wait for any key.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use workpool_std::{Counts, Lease, Pool};
+use workpool_tests::{with_hang_guard, HANG_GUARD};
+
+const KEYS: u64 = 16;
+const TARGET: u64 = 2;
+const ROUNDS: u64 = 20_000;
+
+/// Holders of each key right now, as the test counts them.
+struct Holders([AtomicU64; KEYS as usize]);
+
+impl Holders {
+    fn new() -> Self {
+        Self(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+
+    /// Counts `lease` in, checks its key stays within its target, and
+    /// records its id.
+    fn enter(&self, lease: &Lease<u64>, ids: &Mutex<Vec<u64>>) {
+        let key = *lease.key();
+        assert!(key < KEYS);
+        let now = self.0[key as usize].fetch_add(1, Ordering::SeqCst) + 1;
+        assert!(
+            now <= TARGET,
+            "key {key} has {now} holders, target {TARGET}"
+        );
+        ids.lock().unwrap().push(lease.id());
+    }
+
+    fn leave(&self, lease: Lease<u64>) {
+        self.0[*lease.key() as usize].fetch_sub(1, Ordering::SeqCst);
+        drop(lease);
+    }
+}
+
+/// A small deterministic generator (xorshift).
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn stocked_grants_keep_targets_ids_and_units() {
+    with_hang_guard("stock", HANG_GUARD, || {
+        let pool: Pool<u64> = Pool::new();
+        for key in 0..KEYS {
+            pool.set(key, TARGET);
+        }
+        pool.start_stocking();
+        let holders = Arc::new(Holders::new());
+        let ids = Arc::new(Mutex::new(Vec::new()));
+        let granted = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+
+        // Tokio tasks wait for any key (so the lane's pass collects the
+        // words now and then) while the threads below take and release.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let tasks: Vec<_> = (0..24)
+            .map(|_| {
+                let (pool, holders, ids, granted) = (
+                    pool.clone(),
+                    Arc::clone(&holders),
+                    Arc::clone(&ids),
+                    Arc::clone(&granted),
+                );
+                runtime.spawn(async move {
+                    for _ in 0..ROUNDS / 20 {
+                        let lease = pool.acquire().await.unwrap();
+                        holders.enter(&lease, &ids);
+                        granted.fetch_add(1, Ordering::SeqCst);
+                        tokio::task::yield_now().await;
+                        holders.leave(lease);
+                    }
+                })
+            })
+            .collect();
+
+        thread::scope(|s| {
+            for t in 0..3u64 {
+                let (pool, holders, ids, granted) = (&pool, &holders, &ids, &granted);
+                s.spawn(move || {
+                    let mut rng = Rng(0x5eed_0000 + t);
+                    let mut held = Vec::new();
+                    for _ in 0..ROUNDS {
+                        let lease = match rng.below(8) {
+                            0 => pool.try_acquire_key(&rng.below(KEYS)).ok(),
+                            _ => pool.try_acquire().ok(),
+                        };
+                        if let Some(lease) = lease {
+                            holders.enter(&lease, ids);
+                            granted.fetch_add(1, Ordering::SeqCst);
+                            held.push(lease);
+                        }
+                        // Hold up to three at once, releasing in a mixed
+                        // order.
+                        if held.len() > 3 || (!held.is_empty() && rng.below(2) == 0) {
+                            let at = rng.below(held.len() as u64) as usize;
+                            holders.leave(held.swap_remove(at));
+                        }
+                    }
+                    for lease in held {
+                        holders.leave(lease);
+                    }
+                });
+            }
+            // Collects words (`counts`) and makes a limit that does not
+            // bind come and go (lends out of budgets), while others work.
+            s.spawn(|| {
+                let mut rng = Rng(0xc0ffee);
+                while !stop.load(Ordering::SeqCst) {
+                    let counts = pool.counts(&rng.below(KEYS));
+                    assert!(counts.active <= TARGET, "{counts:?}");
+                    match rng.below(16) {
+                        0 => pool.set_limit(Some(KEYS * TARGET * 4)),
+                        1 => pool.set_limit(None),
+                        _ => {}
+                    }
+                    thread::yield_now();
+                }
+                pool.set_limit(None);
+            });
+            runtime.block_on(async {
+                for task in tasks {
+                    task.await.unwrap();
+                }
+            });
+            stop.store(true, Ordering::SeqCst);
+        });
+        drop(runtime);
+
+        for key in 0..KEYS {
+            assert_eq!(
+                pool.counts(&key),
+                Counts {
+                    target: TARGET,
+                    active: 0
+                },
+                "key {key}"
+            );
+        }
+        assert_eq!(pool.waiters(), 0);
+        let granted = granted.load(Ordering::SeqCst) as u64;
+        assert_eq!(pool.stats().granted, granted, "every grant counted once");
+        let ids = ids.lock().unwrap();
+        let unique: HashSet<_> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "lease ids are unique");
+    });
+}

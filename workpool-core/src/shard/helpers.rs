@@ -136,6 +136,7 @@ impl<K> Shard<K> {
     /// Links group `g` into the shard's ring, if it is not linked, and
     /// lists the shard in the lane's rotation if it is not listed (which
     /// needs the lane: without it, the shard must be listed already).
+    #[inline]
     pub(super) fn link(&mut self, lane: Option<&mut Lane>, g: u32) {
         if !self.groups.at(g).in_ring() {
             self.ring.insert(&mut self.groups, g);

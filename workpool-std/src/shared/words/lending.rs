@@ -59,7 +59,7 @@ impl<K, S> Shared<K, S> {
     /// have no word, and would pay the look-ups for nothing).
     #[inline]
     fn more_allowed(&self, part: &Part<Shard<K>>) -> bool {
-        !self.hints.any_used.load(Ordering::Relaxed) && part.core.len() <= MORE_UP_TO
+        part.core.len() <= MORE_UP_TO && !self.hints.any_used.load(Ordering::Relaxed)
     }
 
     /// A free word for the key in `slot` with hash `hash` (under the

@@ -188,6 +188,13 @@ impl<K, S> Shared<K, S> {
         let Some(lent) = part.core.lend(slot, MAX_UNITS) else {
             return;
         };
+        // A word keeps the minter of its assignment: it must be this key's
+        // (a word of a forgotten key is freed before its slot serves
+        // another), or its grants would mint leases the core rejects.
+        debug_assert!(
+            part.meta(w).minter.is_none_or(|m| m == lent.minter),
+            "a word lent under another key's minter"
+        );
         if part.meta(w).minter.is_none() {
             // Assign: the word is slow and free, no unit of it is out.
             let (hash, key, clone) = assign.expect("only an assignment finds a free word");

@@ -166,3 +166,78 @@ fn stocked_grants_keep_targets_ids_and_units() {
         assert_eq!(unique.len(), ids.len(), "lease ids are unique");
     });
 }
+
+/// A stocking pool while a controller re-targets keys at random, 0
+/// included (keys are forgotten and set again, their words freed and
+/// reassigned), and moves a limit and the budgets' share: every lease
+/// still goes back without an error, ids stay unique, and at the end
+/// nothing is held or waiting.
+#[test]
+fn stocked_grants_survive_retargeting_to_zero_and_back() {
+    with_hang_guard("stock retargeting", HANG_GUARD, || {
+        let pool: Pool<u64> = Pool::new();
+        for key in 0..KEYS {
+            pool.set(key, TARGET);
+        }
+        pool.start_stocking();
+        let ids = Mutex::new(Vec::new());
+        let granted = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        thread::scope(|s| {
+            let workers: Vec<_> = (0..3u64)
+                .map(|t| {
+                    let (pool, ids, granted) = (&pool, &ids, &granted);
+                    s.spawn(move || {
+                        let mut rng = Rng(0xab5e_0000 + t);
+                        let mut held: Vec<Lease<u64>> = Vec::new();
+                        for _ in 0..ROUNDS {
+                            let lease = match rng.below(8) {
+                                0 => pool.try_acquire_key(&rng.below(KEYS)).ok(),
+                                _ => pool.try_acquire().ok(),
+                            };
+                            if let Some(lease) = lease {
+                                ids.lock().unwrap().push(lease.id());
+                                granted.fetch_add(1, Ordering::SeqCst);
+                                held.push(lease);
+                            }
+                            if held.len() > 3 || (!held.is_empty() && rng.below(2) == 0) {
+                                let at = rng.below(held.len() as u64) as usize;
+                                drop(held.swap_remove(at));
+                            }
+                        }
+                    })
+                })
+                .collect();
+            s.spawn(|| {
+                let mut rng = Rng(0x7a26_e7ed);
+                while !stop.load(Ordering::SeqCst) {
+                    pool.set(rng.below(KEYS), rng.below(TARGET + 2));
+                    match rng.below(32) {
+                        0 => pool.set_limit(Some(KEYS * 2)),
+                        1 => pool.set_limit(None),
+                        2 => pool.set_budget_share(if rng.below(2) == 0 { 1 } else { 18 }),
+                        _ => {}
+                    }
+                    thread::yield_now();
+                }
+                pool.set_limit(None);
+                for key in 0..KEYS {
+                    pool.set(key, TARGET);
+                }
+            });
+            for worker in workers {
+                worker.join().unwrap();
+            }
+            stop.store(true, Ordering::SeqCst);
+        });
+        for key in 0..KEYS {
+            assert_eq!(pool.counts(&key).active, 0, "key {key}");
+        }
+        assert_eq!(pool.waiters(), 0);
+        let granted = granted.load(Ordering::SeqCst) as u64;
+        assert_eq!(pool.stats().granted, granted, "every grant counted once");
+        let ids = ids.lock().unwrap();
+        let unique: HashSet<_> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "lease ids are unique");
+    });
+}

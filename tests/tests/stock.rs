@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use workpool_std::{Counts, Lease, Pool};
+use workpool_tests::chaos::Rng;
 use workpool_tests::{with_hang_guard, HANG_GUARD};
 
 const KEYS: u64 = 16;
@@ -44,16 +45,25 @@ impl Holders {
     }
 }
 
-/// A small deterministic generator (xorshift).
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
+/// What must hold once everything is back: every key at `TARGET` with
+/// nothing held, nobody waiting, each grant counted once, ids unique.
+fn check_the_end(pool: &Pool<u64>, granted: &AtomicUsize, ids: &Mutex<Vec<u64>>) {
+    for key in 0..KEYS {
+        assert_eq!(
+            pool.counts(&key),
+            Counts {
+                target: TARGET,
+                active: 0
+            },
+            "key {key}"
+        );
     }
+    assert_eq!(pool.waiters(), 0);
+    let granted = granted.load(Ordering::SeqCst) as u64;
+    assert_eq!(pool.stats().granted, granted, "every grant counted once");
+    let ids = ids.lock().unwrap();
+    let unique: HashSet<_> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "lease ids are unique");
 }
 
 #[test]
@@ -99,7 +109,7 @@ fn stocked_grants_keep_targets_ids_and_units() {
             for t in 0..3u64 {
                 let (pool, holders, ids, granted) = (&pool, &holders, &ids, &granted);
                 s.spawn(move || {
-                    let mut rng = Rng(0x5eed_0000 + t);
+                    let mut rng = Rng::new(0x5eed_0000 + t);
                     let mut held = Vec::new();
                     for _ in 0..ROUNDS {
                         let lease = match rng.below(8) {
@@ -126,7 +136,7 @@ fn stocked_grants_keep_targets_ids_and_units() {
             // Collects words (`counts`) and makes a limit that does not
             // bind come and go (lends out of budgets), while others work.
             s.spawn(|| {
-                let mut rng = Rng(0xc0ffee);
+                let mut rng = Rng::new(0xc0ffee);
                 while !stop.load(Ordering::SeqCst) {
                     let counts = pool.counts(&rng.below(KEYS));
                     assert!(counts.active <= TARGET, "{counts:?}");
@@ -147,23 +157,7 @@ fn stocked_grants_keep_targets_ids_and_units() {
             stop.store(true, Ordering::SeqCst);
         });
         drop(runtime);
-
-        for key in 0..KEYS {
-            assert_eq!(
-                pool.counts(&key),
-                Counts {
-                    target: TARGET,
-                    active: 0
-                },
-                "key {key}"
-            );
-        }
-        assert_eq!(pool.waiters(), 0);
-        let granted = granted.load(Ordering::SeqCst) as u64;
-        assert_eq!(pool.stats().granted, granted, "every grant counted once");
-        let ids = ids.lock().unwrap();
-        let unique: HashSet<_> = ids.iter().collect();
-        assert_eq!(unique.len(), ids.len(), "lease ids are unique");
+        check_the_end(&pool, &granted, &ids);
     });
 }
 
@@ -188,7 +182,7 @@ fn stocked_grants_survive_retargeting_to_zero_and_back() {
                 .map(|t| {
                     let (pool, ids, granted) = (&pool, &ids, &granted);
                     s.spawn(move || {
-                        let mut rng = Rng(0xab5e_0000 + t);
+                        let mut rng = Rng::new(0xab5e_0000 + t);
                         let mut held: Vec<Lease<u64>> = Vec::new();
                         for _ in 0..ROUNDS {
                             let lease = match rng.below(8) {
@@ -209,7 +203,7 @@ fn stocked_grants_survive_retargeting_to_zero_and_back() {
                 })
                 .collect();
             s.spawn(|| {
-                let mut rng = Rng(0x7a26_e7ed);
+                let mut rng = Rng::new(0x7a26_e7ed);
                 while !stop.load(Ordering::SeqCst) {
                     pool.set(rng.below(KEYS), rng.below(TARGET + 2));
                     match rng.below(32) {
@@ -230,14 +224,6 @@ fn stocked_grants_survive_retargeting_to_zero_and_back() {
             }
             stop.store(true, Ordering::SeqCst);
         });
-        for key in 0..KEYS {
-            assert_eq!(pool.counts(&key).active, 0, "key {key}");
-        }
-        assert_eq!(pool.waiters(), 0);
-        let granted = granted.load(Ordering::SeqCst) as u64;
-        assert_eq!(pool.stats().granted, granted, "every grant counted once");
-        let ids = ids.lock().unwrap();
-        let unique: HashSet<_> = ids.iter().collect();
-        assert_eq!(unique.len(), ids.len(), "lease ids are unique");
+        check_the_end(&pool, &granted, &ids);
     });
 }

@@ -144,6 +144,18 @@ impl<K, S> Shared<K, S> {
             if part.watches.is_waiting() {
                 part.check_watches(lane.core.over_limit(), &mut after);
             }
+            // And the keys it forgot are collected and their words freed:
+            // a key set before the shard is locked again could take a
+            // forgotten key's slot (the core reaps it to reuse it), and
+            // the forgotten key's word, still naming that slot, would be
+            // lent to the new key under the old key's minter; its leases
+            // would be rejected as stale at their release.
+            if part.core.has_forgotten() {
+                while let Some(key) = part.core.poll_forgotten() {
+                    after.push_key(key);
+                }
+                self.free_dead_words(&mut part, &mut after);
+            }
             touched |= 1 << part.core.index();
             drop(part);
         }

@@ -340,6 +340,50 @@ mod tests {
         assert!(matches!(shard.claim(w), Ok(Claim::Granted(_))));
     }
 
+    /// A raised target gives a key room beside a waiter the limit holds
+    /// back while the shard still holds a budget (the adapter takes it
+    /// back only after letting the shard go). An any-key grant from the
+    /// shard alone meanwhile unlinks the key (its room is the waiter's);
+    /// once the lane's loop serves the waiter, the room left must be
+    /// linked again, or no any-key grant sees it (the std stress run hit
+    /// "room off the ring" in a grant from a budget).
+    #[test]
+    fn room_left_after_serving_a_held_back_waiter_is_linked() {
+        let (mut lane, mut shard, mut ids) = limited(4, 1);
+        let one = shard
+            .try_acquire_key(Some(&mut lane), 1, &"a", &mut ids)
+            .unwrap()
+            .unwrap();
+        let arrivals = lane.arrivals();
+        let w = shard
+            .enqueue_key(Some(&mut lane), 1, &"a", arrivals, &mut ids)
+            .unwrap()
+            .unwrap();
+        // The key is full, so its waiter is not held back: a budget is lent.
+        assert!(shard.lend_budget(&mut lane, 3));
+        assert_eq!(lane.unclaimed(), Some(0));
+        // Three more units for "a": the waiter is held back by the limit.
+        shard.set(Some(&mut lane), 1, "a", 4, &mut ids).unwrap();
+        assert!(lane.needs_budgets_back());
+        // The shard is let go: an any-key grant from its budget finds no
+        // room for a newcomer (it is the waiter's) and unlinks "a".
+        assert!(shard.try_take_any(&mut ids).is_none());
+        // The adapter takes the budget back and runs the loop.
+        shard.return_budget(&mut lane);
+        run_loop(&mut lane, &mut shard, &mut ids);
+        assert!(matches!(shard.claim(w), Ok(Claim::Granted(_))));
+        assert_eq!(lane.unclaimed(), Some(2));
+        // "a" has two units of room and nobody waits: a grant from a new
+        // budget takes one (debug builds asserted "room off the ring")...
+        assert!(shard.lend_budget(&mut lane, 1));
+        let two = take(&mut shard, &mut ids);
+        shard.return_budget(&mut lane);
+        // ...and an any-key grant the other.
+        let any = lane.try_take(&mut shard, &mut ids);
+        assert!(any.is_some(), "room off the ring: no any-key grant");
+        drop((one, two, any));
+    }
+
     #[test]
     fn nothing_is_lent_while_someone_waits_for_the_pool() {
         let (mut lane, mut shard, mut ids) = limited(1, 1);

@@ -396,6 +396,12 @@ impl<K> Shard<K> {
         let grant = self.grant(g, units, ids);
         lane.count_grant(units);
         self.grant_to_key_waiter(head, g, grant);
+        // Room left is linked, as `serve` links it under a limit: an
+        // any-key grant from the shard alone (out of a budget) may have
+        // unlinked the group while its room was this waiter's.
+        if self.groups.at(g).has_room() {
+            self.link(Some(&mut *lane), g);
+        }
         self.rebalance(lane, g);
     }
 

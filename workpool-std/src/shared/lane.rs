@@ -274,12 +274,24 @@ impl<K, S> Shared<K, S> {
         self.closed.store(true, Ordering::Release);
         let mut lane = self.lock_lane();
         lane.core.close();
+        let mut after = After::new();
         for shard in 0..self.shards.len() {
             let mut part = self.lock_settled(shard);
             part.core.close(&mut lane.core);
+            // The keys it forgot (tracked only for their waiters) are
+            // collected, and their words freed, before the shard is let
+            // go: a key set meanwhile (by a waker run below, say) would
+            // take a forgotten key's slot, and the core would drop that
+            // key under the lock to reuse it.
+            if part.core.has_forgotten() {
+                while let Some(key) = part.core.poll_forgotten() {
+                    after.push_key(key);
+                }
+                self.free_dead_words(&mut part, &mut after);
+            }
             self.sync_offer(&mut part);
         }
-        self.finish(Some(lane), None, After::new());
+        self.finish(Some(lane), None, after);
         for shard in 0..self.shards.len() {
             let part = self.lock_shard(shard);
             // A closed pool's idle shard needs its count no more (see

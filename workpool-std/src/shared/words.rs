@@ -469,10 +469,22 @@ impl<K, S> Drop for Untake<'_, K, S> {
             .expect("a word with a unit out stays assigned")
             .slot();
         let (core, mut ids) = part.split_ids(&self.shared.ids);
-        core.unlend(None, slot, 1, 0, &mut ids)
-            .expect("a collected word's key needs no lane");
-        let after = After::new();
-        self.shared.finish(None, Some(part), after);
+        if core.unlend(None, slot, 1, 0, &mut ids).is_ok() {
+            return self.shared.finish(None, Some(part), After::new());
+        }
+        // The pool changed since the word was collected: under a limit
+        // (without a budget that takes the unit), with waiters for the
+        // key, or in a shard not listed, the unit goes back as a release
+        // would, with the lane. Still counted as active, it keeps its key
+        // (and slot) tracked meanwhile.
+        drop(part);
+        let mut lane = self.shared.lock_lane();
+        let mut part = self.shared.lock_shard(self.shard);
+        let (core, mut ids) = part.split_ids(&self.shared.ids);
+        let taken = core.unlend(Some(&mut lane.core), slot, 1, 0, &mut ids);
+        debug_assert!(taken.is_ok(), "a call with the lane needs no lane");
+        self.shared.sync_offer(&mut part);
+        self.shared.finish_lane_op(lane, Some(part), After::new());
     }
 }
 

@@ -144,18 +144,9 @@ impl<K, S> Shared<K, S> {
             if part.watches.is_waiting() {
                 part.check_watches(lane.core.over_limit(), &mut after);
             }
-            // And the keys it forgot are collected and their words freed:
-            // a key set before the shard is locked again could take a
-            // forgotten key's slot (the core reaps it to reuse it), and
-            // the forgotten key's word, still naming that slot, would be
-            // lent to the new key under the old key's minter; its leases
-            // would be rejected as stale at their release.
-            if part.core.has_forgotten() {
-                while let Some(key) = part.core.poll_forgotten() {
-                    after.push_key(key);
-                }
-                self.free_dead_words(&mut part, &mut after);
-            }
+            // And the keys it forgot, before a key set meanwhile could
+            // take one's slot (see `collect_forgotten`).
+            self.collect_forgotten(&mut part, &mut after);
             touched |= 1 << part.core.index();
             drop(part);
         }
@@ -278,17 +269,10 @@ impl<K, S> Shared<K, S> {
         for shard in 0..self.shards.len() {
             let mut part = self.lock_settled(shard);
             part.core.close(&mut lane.core);
-            // The keys it forgot (tracked only for their waiters) are
-            // collected, and their words freed, before the shard is let
-            // go: a key set meanwhile (by a waker run below, say) would
-            // take a forgotten key's slot, and the core would drop that
-            // key under the lock to reuse it.
-            if part.core.has_forgotten() {
-                while let Some(key) = part.core.poll_forgotten() {
-                    after.push_key(key);
-                }
-                self.free_dead_words(&mut part, &mut after);
-            }
+            // The keys it forgot (tracked only for their waiters), before
+            // a key set meanwhile (by a waker run below, say) could take
+            // one's slot (see `collect_forgotten`).
+            self.collect_forgotten(&mut part, &mut after);
             self.sync_offer(&mut part);
         }
         self.finish(Some(lane), None, after);
@@ -405,11 +389,8 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 after.push_key(unused);
             }
             // Collected as they come: a later key could reuse the slot of one
-            // forgotten here, and drop it under the lock.
-            while let Some(key) = part.core.poll_forgotten() {
-                after.push_key(key);
-            }
-            self.free_dead_words(part, &mut after);
+            // forgotten here (see `collect_forgotten`).
+            self.collect_forgotten(part, &mut after);
         }
         while let Some(shard) = lane.core.distribute_next() {
             let part = parts[shard].get_or_insert_with(|| self.lock_shard(shard));

@@ -234,6 +234,23 @@ impl<K, S> Shared<K, S> {
         }
     }
 
+    /// Collects the keys the shard forgot (dropped with `after`, once no
+    /// lock is held) and frees their words. Every path that may forget a
+    /// key calls it before it lets the shard go: a key set after that could
+    /// take a forgotten key's slot (the core reaps a retired slot to reuse
+    /// it, and would drop its key under the lock), and the forgotten key's
+    /// word, still naming the slot, would be lent to the new key under the
+    /// old key's minter (leases the core rejects as stale at release).
+    #[inline]
+    pub(super) fn collect_forgotten(&self, part: &mut Part<Shard<K>>, after: &mut After<K>) {
+        if part.core.has_forgotten() {
+            while let Some(key) = part.core.poll_forgotten() {
+                after.push_key(key);
+            }
+            self.free_dead_words(part, after);
+        }
+    }
+
     /// Collects forgotten keys and the wakers of decided waiters, unlocks,
     /// wakes; and again while a full batch left some behind.
     #[cold]
@@ -254,13 +271,8 @@ impl<K, S> Shared<K, S> {
         loop {
             let mut more_shard = false;
             if let Some(part) = shard.as_mut() {
-                if part.core.has_forgotten() {
-                    while let Some(key) = part.core.poll_forgotten() {
-                        after.push_key(key);
-                    }
-                    // A word dies only with its key.
-                    self.free_dead_words(part, &mut after);
-                }
+                // A word dies only with its key.
+                self.collect_forgotten(part, &mut after);
                 // Key waiters: their outcomes are claimed and published
                 // here, under the lock that decided them (see `handoff`).
                 let cells = &self.shards[part.core.index() as usize].cells;

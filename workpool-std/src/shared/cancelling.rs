@@ -70,6 +70,9 @@ impl<K, S> Shared<K, S> {
                 debug_assert!(cancelled.is_ok(), "only a waiter's owner removes it");
                 part.timed_out += u64::from(timed_out);
                 part.take_waker(waiter, &mut after);
+                // A head that held room back may have left it to the ring:
+                // the shard offers any-key room again.
+                self.sync_offer(&mut part);
                 let unref = self.let_go(shard, &part);
                 self.finish(None, Some(part), after);
                 return unref;

@@ -252,6 +252,9 @@ impl<K: Hash + Eq + Clone, S: BuildHasher> Shared<K, S> {
                 let released = core.release(None, lease, &mut ids);
                 match released {
                     Ok(Ok(key)) => {
+                        // The key's group may be linked again, as in
+                        // `release_slow`: its shard offers any-key room.
+                        self.sync_offer(&mut part);
                         let unref = self.let_go(shard, &part);
                         let mut after = After::new();
                         after.push_key(key);

@@ -176,3 +176,40 @@ pub fn quiet_deliberate_panics() {
         }));
     });
 }
+
+/// How a stress worker's acquisition came back empty: the three errors of
+/// the pool's `try_*`, `*_timeout` and async calls in one type, so that a
+/// worker can match on one outcome whatever call it made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Miss {
+    /// The pool (or the key) is closed.
+    Closed,
+    /// A `try_*` call found no room.
+    NoCapacity,
+    /// A timed call ran out of time.
+    Timeout,
+}
+
+impl From<workpool_std::Closed> for Miss {
+    fn from(_: workpool_std::Closed) -> Self {
+        Self::Closed
+    }
+}
+
+impl From<workpool_std::AcquireTimeoutError> for Miss {
+    fn from(err: workpool_std::AcquireTimeoutError) -> Self {
+        match err {
+            workpool_std::AcquireTimeoutError::Closed => Self::Closed,
+            workpool_std::AcquireTimeoutError::Timeout => Self::Timeout,
+        }
+    }
+}
+
+impl From<workpool_std::TryAcquireError> for Miss {
+    fn from(err: workpool_std::TryAcquireError) -> Self {
+        match err {
+            workpool_std::TryAcquireError::Closed => Self::Closed,
+            workpool_std::TryAcquireError::NoCapacity => Self::NoCapacity,
+        }
+    }
+}

@@ -15,9 +15,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use futures_lite::FutureExt;
-use workpool_std::{AcquireTimeoutError, Closed, Counts, Lease, Pool, TryAcquireError};
+use workpool_std::{Closed, Counts, Lease, Pool};
 use workpool_tests::chaos::{
-    deliberate_panic, is_deliberate, quiet_deliberate_panics, Cancellable, Cancelled, Lever, Rng,
+    deliberate_panic, is_deliberate, quiet_deliberate_panics, Cancellable, Cancelled, Lever, Miss,
+    Rng,
 };
 use workpool_tests::{with_hang_guard, HANG_GUARD};
 
@@ -346,37 +347,6 @@ impl Drop for Held {
     fn drop(&mut self) {
         // Before the lease field is dropped, so before the release.
         self.stress.live[self.key].fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// How a thread's acquisition came back empty.
-enum Miss {
-    Closed,
-    NoCapacity,
-    Timeout,
-}
-
-impl From<Closed> for Miss {
-    fn from(_: Closed) -> Self {
-        Self::Closed
-    }
-}
-
-impl From<AcquireTimeoutError> for Miss {
-    fn from(err: AcquireTimeoutError) -> Self {
-        match err {
-            AcquireTimeoutError::Closed => Self::Closed,
-            AcquireTimeoutError::Timeout => Self::Timeout,
-        }
-    }
-}
-
-impl From<TryAcquireError> for Miss {
-    fn from(err: TryAcquireError) -> Self {
-        match err {
-            TryAcquireError::Closed => Self::Closed,
-            TryAcquireError::NoCapacity => Self::NoCapacity,
-        }
     }
 }
 

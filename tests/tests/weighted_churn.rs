@@ -37,8 +37,8 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use workpool_std::{AcquireTimeoutError, Closed, Lease, Pool, TryAcquireError};
-use workpool_tests::chaos::Rng;
+use workpool_std::{Lease, Pool};
+use workpool_tests::chaos::{Miss, Rng};
 use workpool_tests::{with_hang_guard, HANG_GUARD};
 
 /// The pool's key: a number whose drop (run by the pool after it lets
@@ -184,35 +184,6 @@ struct Asked {
 struct Held {
     lease: Lease<Key>,
     i: usize,
-}
-
-#[derive(Debug)]
-enum Miss {
-    Closed,
-    NoCapacity,
-    Timeout,
-}
-
-impl From<Closed> for Miss {
-    fn from(_: Closed) -> Self {
-        Self::Closed
-    }
-}
-impl From<TryAcquireError> for Miss {
-    fn from(e: TryAcquireError) -> Self {
-        match e {
-            TryAcquireError::Closed => Self::Closed,
-            TryAcquireError::NoCapacity => Self::NoCapacity,
-        }
-    }
-}
-impl From<AcquireTimeoutError> for Miss {
-    fn from(e: AcquireTimeoutError) -> Self {
-        match e {
-            AcquireTimeoutError::Closed => Self::Closed,
-            AcquireTimeoutError::Timeout => Self::Timeout,
-        }
-    }
 }
 
 impl Stress {

@@ -161,6 +161,22 @@ impl<K, S> Shared<K, S> {
         self.wake_shards(touched);
     }
 
+    /// Gives back a unit a word's grant took and could not use (see
+    /// `Untake`), when the shard alone no longer may: the pool changed
+    /// since the word was collected (a limit without a budget that takes
+    /// the unit, waiters for the key, or the shard unlisted). The unit goes
+    /// back as a release would, with the lane; still counted as active
+    /// meanwhile, it keeps its key (and `slot`) tracked.
+    pub(super) fn unlend_with_lane(&self, shard: usize, slot: usize) {
+        let mut lane = self.lock_lane();
+        let mut part = self.lock_shard(shard);
+        let (core, mut ids) = part.split_ids(&self.ids);
+        let taken = core.unlend(Some(&mut lane.core), slot, 1, 0, &mut ids);
+        debug_assert!(taken.is_ok(), "a call with the lane needs no lane");
+        self.sync_offer(&mut part);
+        self.finish_lane_op(lane, Some(part), After::new());
+    }
+
     /// The lane's loop that hands out the pool's room; returns the shards
     /// it served waiters in, as a bit mask (at most 64 shards).
     fn distribute(&self, lane: &mut LaneGuard<'_>) -> u64 {

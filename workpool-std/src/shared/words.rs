@@ -472,19 +472,9 @@ impl<K, S> Drop for Untake<'_, K, S> {
         if core.unlend(None, slot, 1, 0, &mut ids).is_ok() {
             return self.shared.finish(None, Some(part), After::new());
         }
-        // The pool changed since the word was collected: under a limit
-        // (without a budget that takes the unit), with waiters for the
-        // key, or in a shard not listed, the unit goes back as a release
-        // would, with the lane. Still counted as active, it keeps its key
-        // (and slot) tracked meanwhile.
+        // The pool changed since the collect: the lane takes it back.
         drop(part);
-        let mut lane = self.shared.lock_lane();
-        let mut part = self.shared.lock_shard(self.shard);
-        let (core, mut ids) = part.split_ids(&self.shared.ids);
-        let taken = core.unlend(Some(&mut lane.core), slot, 1, 0, &mut ids);
-        debug_assert!(taken.is_ok(), "a call with the lane needs no lane");
-        self.shared.sync_offer(&mut part);
-        self.shared.finish_lane_op(lane, Some(part), After::new());
+        self.shared.unlend_with_lane(self.shard, slot);
     }
 }
 

@@ -190,8 +190,8 @@ impl<K, S> Shared<K, S> {
             // slot a new key took: lent, it would mint leases of the old
             // key, which the core rejects as stale at their release. Every
             // path that forgets a key frees its word before the shard is
-            // let go (`finish_slow`, `finish_lane_op`, `set_all`), so this
-            // is a guard, not a path: the word waits for the next forget's
+            // let go (`collect_forgotten` and its callers), so this is a
+            // guard, not a path: the word waits for the next forget's
             // clean-up, and the key takes the locked path meanwhile.
             debug_assert!(false, "a forgotten key's word found by its slot");
             return;

@@ -213,3 +213,51 @@ impl From<workpool_std::TryAcquireError> for Miss {
         }
     }
 }
+
+/// What a stress run saw go wrong, kept for the end of the run: the first
+/// [`Violations::KEPT`] of them (one broken invariant tends to repeat), so
+/// that a failing run reports the first cases instead of flooding.
+#[derive(Debug, Default)]
+pub struct Violations(Mutex<Vec<String>>);
+
+impl Violations {
+    /// How many violations are kept.
+    pub const KEPT: usize = 20;
+
+    /// Records one, unless [`KEPT`](Self::KEPT) are kept already.
+    pub fn push(&self, what: String) {
+        let mut all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if all.len() < Self::KEPT {
+            all.push(what);
+        }
+    }
+
+    /// Panics with every kept violation, and `context`, if there is any.
+    pub fn assert_none(&self, context: &str) {
+        let all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        assert!(all.is_empty(), "{context}: {all:#?}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Violations;
+
+    #[test]
+    fn violations_keep_the_first_ones() {
+        let seen = Violations::default();
+        seen.assert_none("nothing yet");
+        for i in 0..Violations::KEPT + 5 {
+            seen.push(format!("v{i}"));
+        }
+        let kept = seen.0.lock().unwrap().clone();
+        assert_eq!(kept.len(), Violations::KEPT);
+        assert_eq!(kept[0], "v0");
+        let report = std::panic::catch_unwind(|| seen.assert_none("run 7"))
+            .expect_err("violations were kept");
+        let text = report
+            .downcast_ref::<String>()
+            .expect("a formatted message");
+        assert!(text.starts_with("run 7: ") && text.contains("\"v19\""));
+    }
+}

@@ -18,7 +18,7 @@ use futures_lite::FutureExt;
 use workpool_std::{Closed, Counts, Lease, Pool};
 use workpool_tests::chaos::{
     deliberate_panic, is_deliberate, quiet_deliberate_panics, Cancellable, Cancelled, Lever, Miss,
-    Rng,
+    Rng, Violations,
 };
 use workpool_tests::{with_hang_guard, HANG_GUARD};
 
@@ -217,7 +217,7 @@ struct Stress {
     /// Set once the targets are fixed; holds the epoch they were fixed at.
     fixed_at: Mutex<Option<Vec<usize>>>,
     stop: AtomicBool,
-    violations: Mutex<Vec<String>>,
+    violations: Violations,
 }
 
 impl Stress {
@@ -233,7 +233,7 @@ impl Stress {
             figures: Figures::default(),
             fixed_at: Mutex::new(None),
             stop: AtomicBool::new(false),
-            violations: Mutex::default(),
+            violations: Violations::default(),
         }
     }
 
@@ -242,10 +242,7 @@ impl Stress {
     }
 
     fn violation(&self, what: String) {
-        let mut all = self.violations.lock().unwrap();
-        if all.len() < 20 {
-            all.push(what);
-        }
+        self.violations.push(what);
     }
 
     fn ask(&self, key: Option<usize>) -> Asked {
@@ -682,8 +679,7 @@ fn long_run_under_retargeting_cancellation_and_panics() {
             load(&f.granted_limited)
         );
 
-        let violations = stress.violations.lock().unwrap();
-        assert!(violations.is_empty(), "violations: {violations:#?}");
+        stress.violations.assert_none("violations");
         assert_eq!(stress.ids.len(), granted, "one distinct id per grant");
         for who in [&f.granted_threads, &f.granted_tokio, &f.granted_smol] {
             assert!(load(who) > 0, "every kind of worker got leases");

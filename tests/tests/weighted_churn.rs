@@ -38,7 +38,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use workpool_std::{Lease, Pool};
-use workpool_tests::chaos::{Miss, Rng};
+use workpool_tests::chaos::{Miss, Rng, Violations};
 use workpool_tests::{with_hang_guard, HANG_GUARD};
 
 /// The pool's key: a number whose drop (run by the pool after it lets
@@ -168,7 +168,7 @@ struct Stress {
     /// How many keys the workers pick from (two of shard 0 in crowded
     /// rounds).
     spread: u64,
-    violations: Mutex<Vec<String>>,
+    violations: Violations,
 }
 
 /// What a worker noted before asking.
@@ -230,7 +230,7 @@ impl Stress {
             plain: seed % 7 == 3,
             max_units: if seed % 3 == 0 { MAX_TARGET } else { MAX_UNITS },
             spread: if seed % 5 == 4 { 2 } else { n as u64 },
-            violations: Mutex::default(),
+            violations: Violations::default(),
         }
     }
 
@@ -239,10 +239,7 @@ impl Stress {
     }
 
     fn violation(&self, what: String) {
-        let mut all = self.violations.lock().unwrap();
-        if all.len() < 20 {
-            all.push(what);
-        }
+        self.violations.push(what);
     }
 
     fn index(&self, key: u64) -> usize {
@@ -928,8 +925,7 @@ fn round(seed: u64, length: Duration, close: bool) -> u64 {
             "seed {seed}: a drained() watcher of key {i}: {wakes} wakes, ready {ready}"
         );
     }
-    let violations = stress.violations.lock().unwrap().clone();
-    assert!(violations.is_empty(), "seed {seed}: {violations:#?}");
+    stress.violations.assert_none(&format!("seed {seed}"));
     let pool = &stress.pool;
     assert_eq!(pool.is_closed(), close);
     assert_eq!(stress.total.load(Ordering::SeqCst), 0);

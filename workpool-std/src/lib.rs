@@ -84,8 +84,9 @@
 //! # Ok::<(), workpool_std::Closed>(())
 //! # }).unwrap();
 //! ```
-// `unsafe` is denied everywhere but in the two modules of the lease's hold on
-// the pool's memory (`lease` and `shared::keepalive`), each block with its
+// `unsafe` is denied everywhere but in the modules that allow it by name (the
+// lease's hold on the pool's memory in `lease` and `shared::keepalive`, the
+// hand-off cells, the words, and the locks in `lock`), each block with its
 // `// SAFETY:` argument.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -95,6 +96,9 @@ mod error;
 pub mod futures;
 #[allow(unsafe_code)]
 mod lease;
+#[cfg(not(loom))]
+#[allow(unsafe_code)]
+mod lock;
 mod poll;
 mod pool;
 mod shared;

@@ -1,6 +1,8 @@
 //! The synchronisation types the crate uses, in one place, so that the loom
 //! model checker can swap them (`RUSTFLAGS="--cfg loom"`).
 
+#[cfg(not(loom))]
+pub(crate) use crate::lock::{Mutex, MutexGuard};
 #[cfg(loom)]
 pub(crate) use loom::cell::UnsafeCell;
 #[cfg(loom)]
@@ -14,9 +16,9 @@ pub(crate) use std::sync::atomic::Ordering;
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 /// The `Arc` that `std::task::Wake` needs, whatever the model.
 pub(crate) use std::sync::Arc as StdArc;
-pub(crate) use std::sync::PoisonError;
 #[cfg(not(loom))]
-pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use std::sync::Arc;
+pub(crate) use std::sync::PoisonError;
 #[cfg(not(loom))]
 pub(crate) use std::thread_local;
 

@@ -251,6 +251,7 @@ const SOURCES: &[(&str, &str)] = &[
         "lease.rs",
         include_str!("../../../workpool-std/src/lease.rs"),
     ),
+    ("lock.rs", include_str!("../../../workpool-std/src/lock.rs")),
     ("poll.rs", include_str!("../../../workpool-std/src/poll.rs")),
     ("pool.rs", include_str!("../../../workpool-std/src/pool.rs")),
     (

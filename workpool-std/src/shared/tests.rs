@@ -767,28 +767,33 @@ fn more_words_serve_the_keys_of_a_shard_of_many_keys() {
 }
 
 /// The layout ARCHITECTURE's "The shard's cache lines" describes: the
-/// lock's word and the part's id block on one 64-byte line, the core's
-/// counters on the next, the waiter slab's hot words on the one after.
+/// part's id block, waker slots and offer flag on the shard's first 64-byte
+/// line, the core's counters on the next, the waiter slab's hot words on
+/// the one after; the lock's word after the part, off those lines ("The
+/// shards' lock").
 #[test]
 fn a_shards_hot_fields_sit_on_the_lines_after_its_lock() {
     use std::mem::offset_of;
     let shared = new_shared::<u64>();
-    let cell = &shared.shards[0].lock;
-    let lock = std::ptr::from_ref(cell).addr();
-    let part = cell.lock().unwrap();
+    let cell = &shared.shards[0];
+    let lock = std::ptr::from_ref(&cell.lock).addr();
+    let part = cell.lock.lock().unwrap();
     let line = |field: usize| (std::ptr::from_ref(&*part).addr() + field - lock) / 64;
-    assert_eq!(lock % 64, 0, "the lock starts a line");
+    assert_eq!(lock % 64, 0, "the part starts a line");
     type P = Part<workpool_core::parts::Shard<u64>>;
     for field in [
         offset_of!(P, ids),
         offset_of!(P, wakers),
         offset_of!(P, offered),
     ] {
-        assert_eq!(line(field), 0, "beside the lock's word");
+        assert_eq!(line(field), 0, "on the first line");
     }
     assert_eq!(
         line(offset_of!(P, core)),
         1,
         "the core's counters start the next line"
     );
+    let word = cell.lock.word_addr();
+    let end = std::ptr::from_ref(&*part).addr() + std::mem::size_of::<P>();
+    assert!(word >= end, "the lock's word after the part");
 }

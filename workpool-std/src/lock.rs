@@ -41,14 +41,25 @@
 //! which unlocks; the pool ignored `std`'s poison already (`lock_shard`
 //! took the guard out of the `PoisonError`).
 
-use std::cell::UnsafeCell;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{PoisonError, TryLockError};
+#[cfg(not(loom))]
 use std::time::Duration;
 
+#[cfg(not(loom))]
 use event_listener::{listener, Event, Listener};
+
+use crate::sync::{AtomicU8, Ordering};
+
+// Under loom (`RUSTFLAGS="--cfg loom"`), the value is loom's cell, which
+// checks that accesses through the lock never overlap, and a sleep is a
+// yield (loom has no clock); the pool's models keep loom's own mutex, and
+// this lock has a model of its own (`tests::loom_models` below).
+#[cfg(loom)]
+use loom::cell::UnsafeCell;
+#[cfg(not(loom))]
+use std::cell::UnsafeCell;
 
 const FREE: u8 = 0;
 const LOCKED: u8 = 1;
@@ -56,10 +67,15 @@ const CONTENDED: u8 = 2;
 
 /// How long a sleeper sleeps without a notification before it tries
 /// again: the most a missed notification can cost (see the module docs).
+#[cfg(not(loom))]
 const NAP: Duration = Duration::from_millis(1);
 
 /// How many times a blocked lock spins before it sleeps (as `std`'s).
+#[cfg(not(loom))]
 const SPINS: u32 = 100;
+/// One spin under loom, so that its models stay small.
+#[cfg(loom)]
+const SPINS: u32 = 1;
 
 /// A mutual-exclusion lock with the part of `std::sync::Mutex`'s interface
 /// that the pool uses; [`lock`](Self::lock) never fails.
@@ -77,6 +93,7 @@ pub(crate) struct Mutex<T> {
     value: UnsafeCell<T>,
     state: AtomicU8,
     /// Where blocked threads sleep; it allocates on the first sleep only.
+    #[cfg(not(loom))]
     sleepers: Event,
 }
 
@@ -93,6 +110,7 @@ impl<T> Mutex<T> {
             _before: 0,
             value: UnsafeCell::new(value),
             state: AtomicU8::new(FREE),
+            #[cfg(not(loom))]
             sleepers: Event::new(),
         }
     }
@@ -108,7 +126,7 @@ impl<T> Mutex<T> {
         {
             self.lock_contended();
         }
-        Ok(MutexGuard { lock: self })
+        Ok(MutexGuard::new(self))
     }
 
     /// Takes the lock if nobody holds it. `WouldBlock` otherwise, as
@@ -118,7 +136,7 @@ impl<T> Mutex<T> {
             .state
             .compare_exchange(FREE, LOCKED, Ordering::Acquire, Ordering::Relaxed)
         {
-            Ok(_) => Ok(MutexGuard { lock: self }),
+            Ok(_) => Ok(MutexGuard::new(self)),
             Err(_) => Err(TryLockError::WouldBlock),
         }
     }
@@ -132,7 +150,7 @@ impl<T> Mutex<T> {
                 FREE => {
                     if self
                         .state
-                        .compare_exchange_weak(FREE, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                        .compare_exchange(FREE, LOCKED, Ordering::Acquire, Ordering::Relaxed)
                         .is_ok()
                     {
                         return;
@@ -140,7 +158,10 @@ impl<T> Mutex<T> {
                 }
                 LOCKED if spins < SPINS => {
                     spins += 1;
+                    #[cfg(not(loom))]
                     std::hint::spin_loop();
+                    #[cfg(loom)]
+                    loom::thread::yield_now();
                 }
                 _ => break,
             }
@@ -149,18 +170,27 @@ impl<T> Mutex<T> {
         // The lock taken this way stays `CONTENDED`: its unlock notifies,
         // in case others sleep too.
         while self.state.swap(CONTENDED, Ordering::Acquire) != FREE {
-            listener!(self.sleepers => sleeping);
-            // An unlock between the swap above and the listener's start
-            // notified nobody: look again before sleeping.
-            if self.state.swap(CONTENDED, Ordering::Acquire) == FREE {
-                return;
+            #[cfg(not(loom))]
+            {
+                listener!(self.sleepers => sleeping);
+                // An unlock between the swap above and the listener's start
+                // notified nobody: look again before sleeping.
+                if self.state.swap(CONTENDED, Ordering::Acquire) == FREE {
+                    return;
+                }
+                sleeping.wait_timeout(NAP);
             }
-            sleeping.wait_timeout(NAP);
+            // Loom's stand-in for the sleep: wait for the word to say free
+            // (loom explores every order of the holder's unlock and this).
+            #[cfg(loom)]
+            while self.state.load(Ordering::Relaxed) != FREE {
+                loom::thread::yield_now();
+            }
         }
     }
 
     /// The address of the lock's word, for the layout test.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn word_addr(&self) -> usize {
         std::ptr::from_ref(&self.state).addr()
     }
@@ -178,6 +208,7 @@ impl<T> Mutex<T> {
     #[inline(never)]
     fn unlock_contended(&self) {
         self.state.swap(FREE, Ordering::Release);
+        #[cfg(not(loom))]
         self.sleepers.notify(1);
     }
 }
@@ -196,6 +227,31 @@ impl<T: fmt::Debug> fmt::Debug for Mutex<T> {
 /// Access to a [`Mutex`]'s value; unlocks when dropped.
 pub(crate) struct MutexGuard<'a, T> {
     lock: &'a Mutex<T>,
+    /// Loom's record of this access to the value, ended before the unlock.
+    #[cfg(loom)]
+    access: Option<loom::cell::MutPtr<T>>,
+}
+
+impl<'a, T> MutexGuard<'a, T> {
+    /// The guard of a lock this thread has just taken.
+    #[inline]
+    fn new(lock: &'a Mutex<T>) -> Self {
+        Self {
+            lock,
+            #[cfg(loom)]
+            access: Some(lock.value.get_mut()),
+        }
+    }
+
+    #[inline]
+    fn value(&self) -> *mut T {
+        #[cfg(not(loom))]
+        return self.lock.value.get();
+        #[cfg(loom)]
+        // SAFETY: the access is loom's record of this guard's, live until
+        // the unlock; loom checks that no other overlaps it.
+        return unsafe { self.access.as_ref().expect("held").deref() };
+    }
 }
 
 impl<T> Deref for MutexGuard<'_, T> {
@@ -205,7 +261,7 @@ impl<T> Deref for MutexGuard<'_, T> {
     fn deref(&self) -> &T {
         // SAFETY: the guard exists only while its thread holds the lock, so
         // no other reference to the value exists.
-        unsafe { &*self.lock.value.get() }
+        unsafe { &*self.value() }
     }
 }
 
@@ -214,18 +270,20 @@ impl<T> DerefMut for MutexGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `deref`, and `&mut self` makes this the only
         // reference through the guard.
-        unsafe { &mut *self.lock.value.get() }
+        unsafe { &mut *self.value() }
     }
 }
 
 impl<T> Drop for MutexGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
+        #[cfg(loom)]
+        drop(self.access.take());
         self.lock.unlock();
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::{Mutex, CONTENDED, FREE, LOCKED, NAP};
     use std::sync::atomic::Ordering;
@@ -310,5 +368,63 @@ mod tests {
         assert!(format!("{lock:?}").contains("<locked>"));
         drop(guard);
         assert!(format!("{lock:?}").contains('5'));
+    }
+}
+
+/// Loom models of the lock's exclusion and ordering: whatever the
+/// interleaving, two accesses through it never overlap, and an access
+/// sees the writes of the one before it (loom's cell checks both), through
+/// the fast unlock's store and the contended unlock's swap. The models take
+/// the lock without waiting (`try_lock`, or `lock` once the word is seen
+/// free): loom has no clock for the sleep's nap, and a model in which a
+/// thread waits forever on a word it may keep reading stale explores
+/// without end. The sleep and the nap are the unit tests' (above).
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::{Mutex, CONTENDED};
+    use crate::sync::Ordering;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    /// Two threads take the lock if free and add one; the main thread then
+    /// sees every addition made.
+    fn add_if_free(contended: bool) {
+        loom::model(move || {
+            let lock = Arc::new(Mutex::new(0u32));
+            let other = {
+                let lock = Arc::clone(&lock);
+                thread::spawn(move || match lock.try_lock() {
+                    Ok(mut guard) => {
+                        if contended {
+                            // As a sleeper's notice would: the unlock swaps.
+                            lock.state.store(CONTENDED, Ordering::Relaxed);
+                        }
+                        *guard += 1;
+                        1
+                    }
+                    Err(_) => 0,
+                })
+            };
+            let mine = match lock.try_lock() {
+                Ok(mut guard) => {
+                    *guard += 1;
+                    1
+                }
+                Err(_) => 0,
+            };
+            let theirs = other.join().unwrap();
+            assert!(mine + theirs >= 1, "one of two takes a free lock");
+            assert_eq!(*lock.lock().unwrap(), mine + theirs);
+        });
+    }
+
+    #[test]
+    fn accesses_never_overlap_and_see_the_last_one() {
+        add_if_free(false);
+    }
+
+    #[test]
+    fn the_contended_unlock_orders_too() {
+        add_if_free(true);
     }
 }

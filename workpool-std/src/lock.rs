@@ -7,7 +7,7 @@
 //! leave the store buffer. Its word also comes first, on the line of the
 //! value's first fields. At 100,000 keys (S2: a key's `try` + release, one
 //! shard lock and unlock each, no contention) this lock took the cycle from
-//! 87–101 ns to 74–79 in `compare` (ARCHITECTURE, "The shards' lock"). Both
+//! 87–101 ns to 74–87 in `compare` (ARCHITECTURE, "The shards' lock"). Both
 //! changes were needed there: the store alone, with the word first, did not
 //! move that row.
 //!

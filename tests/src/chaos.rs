@@ -239,6 +239,16 @@ impl Violations {
     }
 }
 
+/// How long a stress run lasts: `WORKPOOL_STRESS_SECS` (a positive number
+/// of seconds, fractions allowed), `default` otherwise.
+pub fn stress_duration(default: std::time::Duration) -> std::time::Duration {
+    std::env::var("WORKPOOL_STRESS_SECS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(default, std::time::Duration::from_secs_f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::Violations;

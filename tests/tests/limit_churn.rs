@@ -89,11 +89,7 @@ fn a_unit_taken_back_in_an_unlisted_shard_goes_through_the_lane() {
 #[test]
 fn keys_forgotten_under_a_limit_leave_no_word_to_their_slots() {
     use std::time::{Duration, Instant};
-    let secs = std::env::var("WORKPOOL_STRESS_SECS")
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .unwrap_or(2.0);
-    let end = Instant::now() + Duration::from_secs_f64(secs);
+    let end = Instant::now() + workpool_tests::chaos::stress_duration(Duration::from_secs(2));
     let pool: Pool<u64> = Pool::new();
     let hot: Vec<u64> = (1..).filter(|k| pool.shard_of(k) == 0).take(6).collect();
     let cold: Vec<u64> = (1..).filter(|k| pool.shard_of(k) == 1).take(2).collect();

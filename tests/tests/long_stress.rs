@@ -37,11 +37,7 @@ const PANIC_EVERY: u64 = 50;
 /// How long the long run lasts: `WORKPOOL_STRESS_SECS` (a number of
 /// seconds), 8 by default.
 fn stress_duration() -> Duration {
-    std::env::var("WORKPOOL_STRESS_SECS")
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map_or(Duration::from_secs(8), Duration::from_secs_f64)
+    workpool_tests::chaos::stress_duration(Duration::from_secs(8))
 }
 
 /// Every target each key was set to, in order, so that a worker can tell

@@ -101,11 +101,7 @@ fn threads() -> u64 {
 const TASKS: u64 = 4;
 
 fn stress_duration() -> Duration {
-    std::env::var("WORKPOOL_STRESS_SECS")
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map_or(Duration::from_secs(2), Duration::from_secs_f64)
+    workpool_tests::chaos::stress_duration(Duration::from_secs(2))
 }
 
 /// Every target each key had, in order: a change is logged before its
